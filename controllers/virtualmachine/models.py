@@ -1,0 +1,338 @@
+"""The VDC VirtualMachine kind (vdcos.io/v1alpha1): spec and status models.
+
+These models are the single source of the CRD schema (`crds/vdcos.io_virtualmachines.yaml`).
+Rules a structural schema can state (enums, bounds, patterns, "exactly one of") are declared on
+the fields and end up in the CRD; cross-field rules are also checked here, so a handler that
+parses a spec gets a `pydantic.ValidationError` naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import ConfigDict, JsonValue, Field, model_validator
+
+from controllers.common.apimodel import SpecModel, StatusModel
+from controllers.common.conditions import ConditionModel
+from controllers.common.quantities import SIZE_PATTERN, to_bytes
+
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+PowerState = Literal["PoweredOn", "PoweredOff", "Suspended"]
+RestartPriority = Literal["Disabled", "Lowest", "Low", "Medium", "High", "Highest"]
+DiskBus = Literal["virtio", "sata", "scsi"]
+Firmware = Literal["BIOS", "EFI"]
+
+#: The name of the cloud-init volume the builder adds; a disk may not use it.
+CLOUD_INIT_VOLUME = "cloudinit"
+#: KubeVirt's memory hot-plug needs at least this much guest memory, 2Mi-aligned.
+HOT_ADD_MIN_MEMORY_BYTES = 2**30
+HOT_ADD_MEMORY_ALIGNMENT_BYTES = 2 * 2**20
+
+
+def _exactly_one(fields: list[str]) -> dict[str, JsonValue]:
+    """A structural "exactly one of these fields" rule for json_schema_extra."""
+    return {"oneOf": [{"required": [name]} for name in fields]}
+
+
+class CPU(SpecModel):
+    """Virtual CPUs, as vSphere counts them: a total and how many cores share a socket."""
+
+    count: int = Field(
+        ge=1, le=256, description="Number of virtual CPUs (sockets x cores per socket)."
+    )
+    cores_per_socket: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Cores per virtual socket; count must be a multiple of it. Defaults to 1.",
+    )
+    hot_add: bool = Field(
+        False,
+        description=(
+            "Allow raising count while the VM runs (added as sockets, up to 4x the count it "
+            "started with). Needs a live-migratable VM. Lowering count always needs a restart."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _count_fills_sockets(self) -> Self:
+        if self.count % self.cores_per_socket:
+            raise ValueError(
+                f"cpu.count ({self.count}) must be a multiple of cpu.coresPerSocket "
+                f"({self.cores_per_socket})"
+            )
+        return self
+
+    @property
+    def sockets(self) -> int:
+        return self.count // self.cores_per_socket
+
+
+class Memory(SpecModel):
+    """Guest memory."""
+
+    size: str = Field(
+        pattern=SIZE_PATTERN,
+        description='Memory visible to the guest, as a quantity, e.g. "4Gi" or "512Mi".',
+    )
+    hot_add: bool = Field(
+        False,
+        description=(
+            "Allow raising size while the VM runs (up to 4x the size it started with). Needs "
+            "size of at least 1Gi in whole 2Mi steps and a live-migratable VM."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _hot_add_shape(self) -> Self:
+        size = to_bytes(self.size)
+        if size <= 0:
+            raise ValueError(f"memory.size must be positive, got {self.size!r}")
+        if self.hot_add and (
+            size < HOT_ADD_MIN_MEMORY_BYTES or size % HOT_ADD_MEMORY_ALIGNMENT_BYTES
+        ):
+            raise ValueError(
+                f"memory.hotAdd needs memory.size of at least 1Gi in whole 2Mi steps, "
+                f"got {self.size!r}"
+            )
+        return self
+
+
+class BlankSource(SpecModel):
+    """An empty disk."""
+
+
+class HTTPSource(SpecModel):
+    """A disk image downloaded over HTTP(S) (qcow2, raw, optionally gz/xz compressed)."""
+
+    url: str = Field(pattern=r"^https?://", description="URL of the image.")
+
+
+class RegistrySource(SpecModel):
+    """A disk image in a container registry (a containerDisk image)."""
+
+    url: str = Field(
+        pattern=r"^(docker|oci-archive)://",
+        description='Image URL, e.g. "docker://quay.io/containerdisks/fedora:40".',
+    )
+
+
+class PVCSource(SpecModel):
+    """A copy of an existing PersistentVolumeClaim."""
+
+    namespace: str | None = Field(
+        None,
+        pattern=DNS_LABEL_PATTERN,
+        description="Namespace of the claim; defaults to the VM's namespace.",
+    )
+    name: str = Field(pattern=DNS_SUBDOMAIN_PATTERN, description="Name of the claim.")
+
+
+class DataSourceSource(SpecModel):
+    """A copy of a CDI DataSource (a golden image published in the cluster)."""
+
+    namespace: str | None = Field(
+        None,
+        pattern=DNS_LABEL_PATTERN,
+        description="Namespace of the DataSource; defaults to the VM's namespace.",
+    )
+    name: str = Field(pattern=DNS_SUBDOMAIN_PATTERN, description="Name of the DataSource.")
+
+
+class DiskSource(SpecModel):
+    """Where the disk's initial content comes from. Exactly one field must be set."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_exactly_one(["blank", "http", "registry", "pvc", "dataSource"])
+    )
+
+    blank: BlankSource | None = Field(None, description="An empty disk.")
+    http: HTTPSource | None = Field(None, description="Import an image from an HTTP(S) URL.")
+    registry: RegistrySource | None = Field(
+        None, description="Import an image from a container registry."
+    )
+    pvc: PVCSource | None = Field(None, description="Clone an existing PersistentVolumeClaim.")
+    data_source: DataSourceSource | None = Field(
+        None, description="Clone a CDI DataSource (golden image)."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> Self:
+        chosen = [name for name, value in self if value is not None]
+        if len(chosen) != 1:
+            raise ValueError(
+                "disk source must set exactly one of blank, http, registry, pvc, dataSource; "
+                f"got {len(chosen)}"
+            )
+        return self
+
+
+class Disk(SpecModel):
+    """A virtual disk, backed by a DataVolume whose storage follows a StoragePolicy."""
+
+    name: str = Field(
+        max_length=63,
+        pattern=DNS_LABEL_PATTERN,
+        description="Name of the disk, unique within the VM (a DNS label).",
+    )
+    size: str = Field(
+        pattern=SIZE_PATTERN,
+        description='Capacity of the disk, as a quantity, e.g. "20Gi". Required.',
+    )
+    storage_policy_name: str | None = Field(
+        None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description=(
+            "Name of the StoragePolicy the disk is placed with; defaults to the StoragePolicy "
+            "marked default."
+        ),
+    )
+    bus: DiskBus = Field("virtio", description="Disk bus: virtio (default), sata or scsi.")
+    boot_order: int | None = Field(
+        None,
+        ge=1,
+        description="Boot order, lowest first; disks without one are not booted from.",
+    )
+    source: DiskSource | None = Field(
+        None, description="Initial content of the disk; an empty disk when unset."
+    )
+
+    @model_validator(mode="after")
+    def _not_reserved(self) -> Self:
+        if self.name == CLOUD_INIT_VOLUME:
+            raise ValueError(f"disk name {CLOUD_INIT_VOLUME!r} is reserved for cloud-init")
+        if to_bytes(self.size) <= 0:
+            raise ValueError(f"disk {self.name!r}: size must be positive, got {self.size!r}")
+        return self
+
+
+class PodNetwork(SpecModel):
+    """The cluster's pod network, reached through NAT (masquerade) so the VM can migrate."""
+
+
+class Network(SpecModel):
+    """A virtual NIC. Exactly one of podNetwork or portGroupName must be set."""
+
+    model_config = ConfigDict(json_schema_extra=_exactly_one(["podNetwork", "portGroupName"]))
+
+    name: str = Field(
+        max_length=63,
+        pattern=DNS_LABEL_PATTERN,
+        description="Name of the NIC, unique within the VM (a DNS label).",
+    )
+    pod_network: PodNetwork | None = Field(
+        None, description="Connect to the pod network (at most one NIC may)."
+    )
+    port_group_name: str | None = Field(
+        None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description="Connect to this DistributedPortGroup (a bridge on every host).",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_attachment(self) -> Self:
+        if (self.pod_network is None) == (self.port_group_name is None):
+            raise ValueError(
+                f"network {self.name!r} must set exactly one of podNetwork or portGroupName"
+            )
+        return self
+
+
+class CloudInit(SpecModel):
+    """cloud-init NoCloud configuration."""
+
+    user_data_secret_name: str = Field(
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description="Secret in the VM's namespace whose `userdata` key holds the user data.",
+    )
+
+
+def _unique_by_name(kind: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{kind} name {name!r} is used twice")
+        seen.add(name)
+
+
+_LIST_MAP = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+
+
+class VirtualMachineSpec(SpecModel):
+    """Desired state of a virtual machine."""
+
+    cluster_name: str | None = Field(
+        None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description=(
+            "ComputeCluster whose hosts run the VM; any host when unset. A missing cluster is "
+            "reported in the ReferencesResolved condition until it appears."
+        ),
+    )
+    power_state: PowerState = Field(
+        "PoweredOn",
+        description="PoweredOn (default), PoweredOff, or Suspended (paused in memory).",
+    )
+    cpu: CPU = Field(description="Virtual CPUs.")
+    memory: Memory = Field(description="Guest memory.")
+    disks: list[Disk] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Virtual disks; names are unique.",
+        json_schema_extra=_LIST_MAP,
+    )
+    networks: list[Network] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Virtual NICs; names are unique. One pod-network NIC when empty.",
+        json_schema_extra=_LIST_MAP,
+    )
+    cloud_init: CloudInit | None = Field(None, description="cloud-init user data.")
+    firmware: Firmware = Field("BIOS", description="Boot firmware: BIOS (default) or EFI.")
+    restart_priority: RestartPriority = Field(
+        "Medium",
+        description=(
+            "HA restart priority after a host failure: Disabled (never restarted by HA), "
+            "Lowest, Low, Medium (default), High, Highest."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        _unique_by_name("disk", [disk.name for disk in self.disks])
+        _unique_by_name("network", [network.name for network in self.networks])
+        pod_networks = [n.name for n in self.networks if n.pod_network is not None]
+        if len(pod_networks) > 1:
+            raise ValueError(f"only one network may use podNetwork, got {pod_networks}")
+        boot_orders = [disk.boot_order for disk in self.disks if disk.boot_order is not None]
+        if len(boot_orders) != len(set(boot_orders)):
+            raise ValueError("disks must not share a bootOrder")
+        return self
+
+
+class VirtualMachineStatus(StatusModel):
+    """Observed state of a virtual machine."""
+
+    power_state: PowerState | None = Field(
+        None, description="Observed power state: PoweredOn, PoweredOff or Suspended."
+    )
+    host: str | None = Field(None, description="Node (host) the VM runs on.")
+    ip_addresses: list[str] = Field(
+        default_factory=list, description="IP addresses reported for the VM's NICs."
+    )
+    kubevirt_status: str | None = Field(
+        None, description="printableStatus of the KubeVirt VirtualMachine, for troubleshooting."
+    )
+    conditions: list[ConditionModel] = Field(
+        default_factory=list,
+        description=(
+            "Ready summarises ReferencesResolved, DisksReady and PowerStateReached; Running, "
+            "LiveMigratable and RestartRequired are informational."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    observed_generation: int | None = Field(
+        None, ge=0, description="The metadata.generation this status was computed from."
+    )

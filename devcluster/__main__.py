@@ -1,0 +1,5 @@
+import sys
+
+from devcluster.serve import main
+
+sys.exit(main())

@@ -1,0 +1,34 @@
+"""The kubeconfig file that points kubectl and clients at the embedded API server."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import yaml
+
+
+def kubeconfig_text(server: str, token: str, ca_pem: bytes, name: str = "vdcos") -> str:
+    cluster = {"server": server,
+               "certificate-authority-data": base64.b64encode(ca_pem).decode()}
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": cluster}],
+        "users": [{"name": f"{name}-admin", "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-admin",
+                                                 "namespace": "default"}}],
+        "current-context": name,
+        "preferences": {},
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def write_kubeconfig(path: Path, server: str, token: str, ca_pem: bytes) -> None:
+    """Write atomically and private to the user: the token is a cluster-admin credential."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(kubeconfig_text(server, token, ca_pem))
+    os.chmod(temporary, 0o600)
+    temporary.replace(path)
