@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes crds/ from the pydantic models. Run after changing a models.py:
 
-    python hack/gen-crds.py          # regenerate
-    python hack/gen-crds.py --check  # exit 1 when crds/ is stale (what CI checks)
+python hack/gen-crds.py          # regenerate
+python hack/gen-crds.py --check  # exit 1 when crds/ is stale (what CI checks)
 """
 
 from __future__ import annotations

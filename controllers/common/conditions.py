@@ -52,14 +52,16 @@ class ConditionModel(StatusModel):
         pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
     )
     message: str = Field(
-        "", description="Human-readable details about the last transition.", max_length=32768
+        default="",
+        description="Human-readable details about the last transition.",
+        max_length=32768,
     )
     last_transition_time: str = Field(
         description="When the status last changed (RFC 3339).",
         json_schema_extra={"format": "date-time"},
     )
     observed_generation: int | None = Field(
-        None, ge=0, description="The metadata.generation the condition was computed from."
+        default=None, ge=0, description="The metadata.generation the condition was computed from."
     )
 
 
@@ -220,9 +222,9 @@ def summarize_ready(
             observed_generation=observed_generation,
             now=now,
         )
-    message = f"{blocking['type']}: {blocking['message']}" if blocking["message"] else blocking[
-        "type"
-    ]
+    message = (
+        f"{blocking['type']}: {blocking['message']}" if blocking["message"] else blocking["type"]
+    )
     return _mark(
         conditions,
         READY,

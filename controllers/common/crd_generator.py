@@ -64,6 +64,21 @@ _VALUE_VALIDATION_KEYS = frozenset(
     }
 )
 _JUNCTORS = ("oneOf", "anyOf", "allOf")
+# Handled separately (properties, items, additionalProperties) or meaningless to Kubernetes.
+_DROPPED_KEYS = frozenset(
+    {
+        "title",
+        "$defs",
+        "properties",
+        "items",
+        "additionalProperties",
+        "discriminator",
+        "examples",
+        "readOnly",
+        "writeOnly",
+        "deprecated",
+    }
+)
 
 
 class StructuralSchemaError(ValueError):
@@ -180,9 +195,7 @@ def to_structural(
 
     result: dict[str, Any] = {}
     for key, value in node.items():
-        if key in _KEPT_KEYS:
-            result[key] = value
-        elif key.startswith("x-kubernetes-"):
+        if key in _KEPT_KEYS or key.startswith("x-kubernetes-"):
             result[key] = value
         elif key == "const":
             result["enum"] = [value]
@@ -194,9 +207,7 @@ def to_structural(
             result[key] = [_value_validation(branch, f"{path}.{key}") for branch in value]
         elif key == "not":
             result[key] = _value_validation(value, f"{path}.not")
-        elif key in ("title", "$defs", "properties", "items", "additionalProperties"):
-            continue
-        elif key in ("discriminator", "examples", "readOnly", "writeOnly", "deprecated"):
+        elif key in _DROPPED_KEYS:
             continue
         else:
             raise StructuralSchemaError(f"{path}: unsupported schema keyword {key!r}")
@@ -217,13 +228,18 @@ def to_structural(
         del result["default"]
     if nullable:
         result["nullable"] = True
-    if "type" not in result and not (
-        result.get("x-kubernetes-int-or-string") or result.get("x-kubernetes-preserve-unknown-fields")
-    ):
+    untyped_allowed = result.get("x-kubernetes-int-or-string") or result.get(
+        "x-kubernetes-preserve-unknown-fields"
+    )
+    if "type" not in result and not untyped_allowed:
         raise StructuralSchemaError(f"{path or '<root>'}: no type (structural schemas need one)")
-    if result.get("type") == "object" and "properties" not in result and (
-        "additionalProperties" not in result
-        and not result.get("x-kubernetes-preserve-unknown-fields")
+    if (
+        result.get("type") == "object"
+        and "properties" not in result
+        and (
+            "additionalProperties" not in result
+            and not result.get("x-kubernetes-preserve-unknown-fields")
+        )
     ):
         result["properties"] = {}
     return result

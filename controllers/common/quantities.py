@@ -40,9 +40,7 @@ QUANTITY_PATTERN: Final[str] = rf"^[+-]?{_NUMBER}{_SUFFIX}?$"
 #: A non-negative quantity; what the VDC API accepts for sizes ("4Gi", "512Mi").
 SIZE_PATTERN: Final[str] = rf"^\+?{_NUMBER}{_SUFFIX}?$"
 
-_QUANTITY_RE: Final = re.compile(
-    rf"^(?P<sign>[+-]?)(?P<number>{_NUMBER})(?P<suffix>{_SUFFIX})?$"
-)
+_QUANTITY_RE: Final = re.compile(rf"^(?P<sign>[+-]?)(?P<number>{_NUMBER})(?P<suffix>{_SUFFIX})?$")
 
 
 class QuantityError(ValueError):

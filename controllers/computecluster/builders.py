@@ -67,8 +67,10 @@ def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool
             return False
         if requirement.operator == "In" and labels.get(requirement.key) not in requirement.values:
             return False
-        if requirement.operator == "NotIn" and present and (
-            labels[requirement.key] in requirement.values
+        if (
+            requirement.operator == "NotIn"
+            and present
+            and (labels[requirement.key] in requirement.values)
         ):
             return False
     return True

@@ -61,21 +61,20 @@ class LabelSelector(SpecModel):
 class DRS(SpecModel):
     """Distributed Resource Scheduler: balances VMs across the cluster's hosts."""
 
-    enabled: bool = Field(False, description="Whether DRS balances this cluster.")
+    enabled: bool = Field(default=False, description="Whether DRS balances this cluster.")
     automation_level: AutomationLevel = Field(
-        "FullyAutomated",
+        default="FullyAutomated",
         description=(
             "Manual: recommend only. PartiallyAutomated: place new VMs, recommend migrations. "
             "FullyAutomated (default): place and migrate."
         ),
     )
     migration_threshold: int = Field(
-        3,
+        default=3,
         ge=1,
         le=5,
         description=(
-            "1 (conservative: only mandatory moves) to 5 (aggressive: any improvement); "
-            "default 3."
+            "1 (conservative: only mandatory moves) to 5 (aggressive: any improvement); default 3."
         ),
     )
 
@@ -83,13 +82,13 @@ class DRS(SpecModel):
 class HA(SpecModel):
     """High availability: restart the VMs of a failed host on the others."""
 
-    enabled: bool = Field(False, description="Whether HA protects this cluster's VMs.")
+    enabled: bool = Field(default=False, description="Whether HA protects this cluster's VMs.")
     host_monitoring: HostMonitoring = Field(
-        "Enabled",
+        default="Enabled",
         description="Enabled (default): host failures trigger restarts. Disabled: they do not.",
     )
     host_failures_to_tolerate: int = Field(
-        1,
+        default=1,
         ge=0,
         le=31,
         description=(
@@ -97,7 +96,7 @@ class HA(SpecModel):
         ),
     )
     default_restart_priority: RestartPriority = Field(
-        "Medium",
+        default="Medium",
         description="Restart priority of VMs that do not set one (vSphere's cluster default).",
     )
 
@@ -117,14 +116,15 @@ class Rule(SpecModel):
         )
     )
     enforcement: RuleEnforcement = Field(
-        "Required",
+        default="Required",
         description="Required (vSphere 'must'): never violated. Preferred ('should'): best effort.",
     )
     virtual_machine_selector: LabelSelector = Field(
         description="Labels of the VirtualMachines the rule applies to."
     )
     host_selector: LabelSelector | None = Field(
-        None, description="Hosts of a VirtualMachinesToHosts rule (a subset of the cluster)."
+        default=None,
+        description="Hosts of a VirtualMachinesToHosts rule (a subset of the cluster).",
     )
 
     @model_validator(mode="after")
@@ -143,8 +143,8 @@ class ComputeClusterSpec(SpecModel):
     host_selector: LabelSelector = Field(
         description="Labels of the Nodes (hosts) in the cluster; {} selects every node."
     )
-    drs: DRS = Field(default_factory=DRS, description="DRS settings (balancing).")
-    ha: HA = Field(default_factory=HA, description="HA settings (restart after host failure).")
+    drs: DRS = Field(default=DRS(), description="DRS settings (balancing).")
+    ha: HA = Field(default=HA(), description="HA settings (restart after host failure).")
     rules: list[Rule] = Field(
         default_factory=list,
         description="DRS affinity and anti-affinity rules; names are unique.",
@@ -162,15 +162,15 @@ class ComputeClusterSpec(SpecModel):
 class Resources(StatusModel):
     """CPU and memory, as quantities."""
 
-    cpu: str = Field("0", description='CPU, e.g. "16" or "3500m".')
-    memory: str = Field("0", description='Memory, e.g. "64Gi".')
+    cpu: str = Field(default="0", description='CPU, e.g. "16" or "3500m".')
+    memory: str = Field(default="0", description='Memory, e.g. "64Gi".')
 
 
 class ResourcePercent(StatusModel):
     """Allocation as whole percents of capacity."""
 
-    cpu: int = Field(0, ge=0, description="Percent of CPU capacity allocated.")
-    memory: int = Field(0, ge=0, description="Percent of memory capacity allocated.")
+    cpu: int = Field(default=0, ge=0, description="Percent of CPU capacity allocated.")
+    memory: int = Field(default=0, ge=0, description="Percent of memory capacity allocated.")
 
 
 class HostStatus(StatusModel):
@@ -178,7 +178,7 @@ class HostStatus(StatusModel):
 
     name: str = Field(description="Node name.")
     ready: bool = Field(description="Whether the node's Ready condition is True.")
-    schedulable: bool = Field(True, description="False when the node is cordoned.")
+    schedulable: bool = Field(default=True, description="False when the node is cordoned.")
     capacity: Resources = Field(description="Allocatable CPU and memory of the node.")
     allocated: Resources = Field(description="CPU and memory requested by pods on the node.")
 
@@ -191,12 +191,14 @@ class ComputeClusterStatus(StatusModel):
         description="The hosts the hostSelector picks.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
-    host_count: int | None = Field(None, ge=0, description="Number of hosts.")
-    ready_host_count: int | None = Field(None, ge=0, description="Number of Ready hosts.")
-    capacity: Resources | None = Field(None, description="Total allocatable CPU and memory.")
-    allocated: Resources | None = Field(None, description="Total CPU and memory requested.")
+    host_count: int | None = Field(default=None, ge=0, description="Number of hosts.")
+    ready_host_count: int | None = Field(default=None, ge=0, description="Number of Ready hosts.")
+    capacity: Resources | None = Field(
+        default=None, description="Total allocatable CPU and memory."
+    )
+    allocated: Resources | None = Field(default=None, description="Total CPU and memory requested.")
     allocated_percent: ResourcePercent | None = Field(
-        None, description="Allocated as percents of capacity."
+        default=None, description="Allocated as percents of capacity."
     )
     conditions: list[ConditionModel] = Field(
         default_factory=list,
@@ -204,5 +206,5 @@ class ComputeClusterStatus(StatusModel):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     observed_generation: int | None = Field(
-        None, ge=0, description="The metadata.generation this status was computed from."
+        default=None, ge=0, description="The metadata.generation this status was computed from."
     )

@@ -33,19 +33,19 @@ class StoragePolicySpec(SpecModel):
     )
 
     provisioning: Provisioning = Field(
-        "Thin",
+        default="Thin",
         description=(
             "Thin (default): space allocated on write. Thick and EagerZeroedThick: the whole "
             "disk is preallocated when it is created (CDI preallocation)."
         ),
     )
     storage_class_name: str | None = Field(
-        None,
+        default=None,
         pattern=DNS_SUBDOMAIN_PATTERN,
         description="Adopt this existing StorageClass. Mutually exclusive with provisioner.",
     )
     provisioner: str | None = Field(
-        None,
+        default=None,
         min_length=1,
         max_length=253,
         description=(
@@ -58,28 +58,28 @@ class StoragePolicySpec(SpecModel):
         description="Provisioner parameters of the created StorageClass (with provisioner only).",
     )
     reclaim_policy: ReclaimPolicy = Field(
-        "Delete",
+        default="Delete",
         description="What happens to a volume when its disk goes: Delete (default) or Retain.",
     )
     volume_binding_mode: VolumeBindingMode = Field(
-        "Immediate",
+        default="Immediate",
         description="When volumes are provisioned: Immediate (default) or WaitForFirstConsumer.",
     )
     allow_volume_expansion: bool = Field(
-        True, description="Whether disks of this policy may grow (default true)."
+        default=True, description="Whether disks of this policy may grow (default true)."
     )
     access_mode: AccessMode = Field(
-        "ReadWriteMany",
+        default="ReadWriteMany",
         description=(
             "ReadWriteMany (default) lets disks follow their VM in a live migration; "
             "ReadWriteOnce disks pin the VM to its host."
         ),
     )
     volume_mode: VolumeMode = Field(
-        "Filesystem", description="Filesystem (default) or Block volumes."
+        default="Filesystem", description="Filesystem (default) or Block volumes."
     )
     default: bool = Field(
-        False, description="Use this policy for disks that name no storagePolicyName."
+        default=False, description="Use this policy for disks that name no storagePolicyName."
     )
 
     @model_validator(mode="after")
@@ -95,14 +95,16 @@ class StoragePolicyStatus(StatusModel):
     """Observed state of a storage policy."""
 
     storage_class_name: str | None = Field(
-        None, description="The StorageClass that disks of this policy use."
+        default=None, description="The StorageClass that disks of this policy use."
     )
-    disk_count: int | None = Field(None, ge=0, description="Number of disks using the policy.")
+    disk_count: int | None = Field(
+        default=None, ge=0, description="Number of disks using the policy."
+    )
     conditions: list[ConditionModel] = Field(
         default_factory=list,
         description="Ready is True when the StorageClass exists.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     observed_generation: int | None = Field(
-        None, ge=0, description="The metadata.generation this status was computed from."
+        default=None, ge=0, description="The metadata.generation this status was computed from."
     )

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import ConfigDict, JsonValue, Field, model_validator
+from pydantic import ConfigDict, Field, JsonValue, model_validator
+from pydantic.config import JsonDict
 
 from controllers.common.apimodel import SpecModel, StatusModel
 from controllers.common.conditions import ConditionModel
@@ -43,13 +44,13 @@ class CPU(SpecModel):
         ge=1, le=256, description="Number of virtual CPUs (sockets x cores per socket)."
     )
     cores_per_socket: int = Field(
-        1,
+        default=1,
         ge=1,
         le=64,
         description="Cores per virtual socket; count must be a multiple of it. Defaults to 1.",
     )
     hot_add: bool = Field(
-        False,
+        default=False,
         description=(
             "Allow raising count while the VM runs (added as sockets, up to 4x the count it "
             "started with). Needs a live-migratable VM. Lowering count always needs a restart."
@@ -78,7 +79,7 @@ class Memory(SpecModel):
         description='Memory visible to the guest, as a quantity, e.g. "4Gi" or "512Mi".',
     )
     hot_add: bool = Field(
-        False,
+        default=False,
         description=(
             "Allow raising size while the VM runs (up to 4x the size it started with). Needs "
             "size of at least 1Gi in whole 2Mi steps and a live-migratable VM."
@@ -123,7 +124,7 @@ class PVCSource(SpecModel):
     """A copy of an existing PersistentVolumeClaim."""
 
     namespace: str | None = Field(
-        None,
+        default=None,
         pattern=DNS_LABEL_PATTERN,
         description="Namespace of the claim; defaults to the VM's namespace.",
     )
@@ -134,7 +135,7 @@ class DataSourceSource(SpecModel):
     """A copy of a CDI DataSource (a golden image published in the cluster)."""
 
     namespace: str | None = Field(
-        None,
+        default=None,
         pattern=DNS_LABEL_PATTERN,
         description="Namespace of the DataSource; defaults to the VM's namespace.",
     )
@@ -148,14 +149,18 @@ class DiskSource(SpecModel):
         json_schema_extra=_exactly_one(["blank", "http", "registry", "pvc", "dataSource"])
     )
 
-    blank: BlankSource | None = Field(None, description="An empty disk.")
-    http: HTTPSource | None = Field(None, description="Import an image from an HTTP(S) URL.")
-    registry: RegistrySource | None = Field(
-        None, description="Import an image from a container registry."
+    blank: BlankSource | None = Field(default=None, description="An empty disk.")
+    http: HTTPSource | None = Field(
+        default=None, description="Import an image from an HTTP(S) URL."
     )
-    pvc: PVCSource | None = Field(None, description="Clone an existing PersistentVolumeClaim.")
+    registry: RegistrySource | None = Field(
+        default=None, description="Import an image from a container registry."
+    )
+    pvc: PVCSource | None = Field(
+        default=None, description="Clone an existing PersistentVolumeClaim."
+    )
     data_source: DataSourceSource | None = Field(
-        None, description="Clone a CDI DataSource (golden image)."
+        default=None, description="Clone a CDI DataSource (golden image)."
     )
 
     @model_validator(mode="after")
@@ -182,21 +187,21 @@ class Disk(SpecModel):
         description='Capacity of the disk, as a quantity, e.g. "20Gi". Required.',
     )
     storage_policy_name: str | None = Field(
-        None,
+        default=None,
         pattern=DNS_SUBDOMAIN_PATTERN,
         description=(
             "Name of the StoragePolicy the disk is placed with; defaults to the StoragePolicy "
             "marked default."
         ),
     )
-    bus: DiskBus = Field("virtio", description="Disk bus: virtio (default), sata or scsi.")
+    bus: DiskBus = Field(default="virtio", description="Disk bus: virtio (default), sata or scsi.")
     boot_order: int | None = Field(
-        None,
+        default=None,
         ge=1,
         description="Boot order, lowest first; disks without one are not booted from.",
     )
     source: DiskSource | None = Field(
-        None, description="Initial content of the disk; an empty disk when unset."
+        default=None, description="Initial content of the disk; an empty disk when unset."
     )
 
     @model_validator(mode="after")
@@ -223,10 +228,10 @@ class Network(SpecModel):
         description="Name of the NIC, unique within the VM (a DNS label).",
     )
     pod_network: PodNetwork | None = Field(
-        None, description="Connect to the pod network (at most one NIC may)."
+        default=None, description="Connect to the pod network (at most one NIC may)."
     )
     port_group_name: str | None = Field(
-        None,
+        default=None,
         pattern=DNS_SUBDOMAIN_PATTERN,
         description="Connect to this DistributedPortGroup (a bridge on every host).",
     )
@@ -257,14 +262,14 @@ def _unique_by_name(kind: str, names: list[str]) -> None:
         seen.add(name)
 
 
-_LIST_MAP = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+_LIST_MAP: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
 
 
 class VirtualMachineSpec(SpecModel):
     """Desired state of a virtual machine."""
 
     cluster_name: str | None = Field(
-        None,
+        default=None,
         pattern=DNS_SUBDOMAIN_PATTERN,
         description=(
             "ComputeCluster whose hosts run the VM; any host when unset. A missing cluster is "
@@ -272,7 +277,7 @@ class VirtualMachineSpec(SpecModel):
         ),
     )
     power_state: PowerState = Field(
-        "PoweredOn",
+        default="PoweredOn",
         description="PoweredOn (default), PoweredOff, or Suspended (paused in memory).",
     )
     cpu: CPU = Field(description="Virtual CPUs.")
@@ -289,10 +294,10 @@ class VirtualMachineSpec(SpecModel):
         description="Virtual NICs; names are unique. One pod-network NIC when empty.",
         json_schema_extra=_LIST_MAP,
     )
-    cloud_init: CloudInit | None = Field(None, description="cloud-init user data.")
-    firmware: Firmware = Field("BIOS", description="Boot firmware: BIOS (default) or EFI.")
+    cloud_init: CloudInit | None = Field(default=None, description="cloud-init user data.")
+    firmware: Firmware = Field(default="BIOS", description="Boot firmware: BIOS (default) or EFI.")
     restart_priority: RestartPriority = Field(
-        "Medium",
+        default="Medium",
         description=(
             "HA restart priority after a host failure: Disabled (never restarted by HA), "
             "Lowest, Low, Medium (default), High, Highest."
@@ -316,14 +321,15 @@ class VirtualMachineStatus(StatusModel):
     """Observed state of a virtual machine."""
 
     power_state: PowerState | None = Field(
-        None, description="Observed power state: PoweredOn, PoweredOff or Suspended."
+        default=None, description="Observed power state: PoweredOn, PoweredOff or Suspended."
     )
-    host: str | None = Field(None, description="Node (host) the VM runs on.")
+    host: str | None = Field(default=None, description="Node (host) the VM runs on.")
     ip_addresses: list[str] = Field(
         default_factory=list, description="IP addresses reported for the VM's NICs."
     )
     kubevirt_status: str | None = Field(
-        None, description="printableStatus of the KubeVirt VirtualMachine, for troubleshooting."
+        default=None,
+        description="printableStatus of the KubeVirt VirtualMachine, for troubleshooting.",
     )
     conditions: list[ConditionModel] = Field(
         default_factory=list,
@@ -334,5 +340,5 @@ class VirtualMachineStatus(StatusModel):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     observed_generation: int | None = Field(
-        None, ge=0, description="The metadata.generation this status was computed from."
+        default=None, ge=0, description="The metadata.generation this status was computed from."
     )

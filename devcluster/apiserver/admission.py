@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import itertools
 from typing import Any
@@ -123,3 +124,17 @@ def _qos_class(spec: dict[str, Any]) -> str:
     if guaranteed:
         return "Guaranteed"
     return "Burstable" if requests_any else "BestEffort"
+
+
+def fold_secret_string_data(secret: dict[str, Any]) -> dict[str, Any]:
+    """Secret.stringData is write-only: its entries go base64-encoded into `data` on every write
+    (they win over `data` entries of the same key) and it is never stored."""
+    string_data = secret.get("stringData")
+    if not isinstance(string_data, dict):
+        return secret
+    folded = {key: value for key, value in secret.items() if key != "stringData"}
+    data = dict(secret.get("data") or {})
+    for key, value in string_data.items():
+        data[key] = base64.b64encode(str(value).encode()).decode()
+    folded["data"] = data
+    return folded

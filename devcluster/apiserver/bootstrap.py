@@ -7,6 +7,7 @@ service-account controller gives every namespace a `default` ServiceAccount.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from .builtin import NAMESPACE_KEY
@@ -46,7 +47,6 @@ class Bootstrap:
         resource = self.registry.get("", "v1", "serviceaccounts")
         assert resource is not None
         body: dict[str, Any] = {"metadata": {"name": "default", "namespace": namespace}}
-        try:
+        # The namespace may have gone or be terminating: then there is nothing to give it.
+        with contextlib.suppress(ApiError):
             self.rest.create(resource, namespace, body, _MANAGER)
-        except ApiError:
-            pass  # the namespace went away or is terminating: nothing to give it

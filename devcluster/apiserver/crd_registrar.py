@@ -60,7 +60,25 @@ def resource_types_of(crd: dict[str, Any]) -> list[ResourceType]:
     return types
 
 
-def _condition(kind: str, reason: str, message: str, previous: list[dict[str, Any]]) -> dict[str, Any]:
+def default_crd(crd: dict[str, Any]) -> dict[str, Any]:
+    """The defaults apiextensions-apiserver fills in before validating a CRD."""
+    spec = crd.setdefault("spec", {})
+    names = spec.setdefault("names", {})
+    kind = names.get("kind", "")
+    if kind:
+        names.setdefault("singular", kind.lower())
+        names.setdefault("listKind", f"{kind}List")
+    spec.setdefault("conversion", {"strategy": "None"})
+    for version in spec.get("versions") or []:
+        if isinstance(version, dict):
+            version.setdefault("served", True)
+            version.setdefault("storage", False)
+    return crd
+
+
+def _condition(
+    kind: str, reason: str, message: str, previous: list[dict[str, Any]]
+) -> dict[str, Any]:
     for old in previous:
         if old.get("type") == kind and old.get("status") == "True":
             return {**old, "reason": reason, "message": message}

@@ -101,7 +101,7 @@ def stale_resource_version(resource: str, group: str, name: str) -> ApiError:
 def invalid(kind: str, group: str, name: str, causes: list[Cause]) -> ApiError:
     """422 Invalid: `Kind.group "name" is invalid: [field: Invalid value: ..., ...]`."""
     qualified_kind = f"{kind}.{group}" if group else kind
-    texts = [f"{cause.field}: {cause.message}" if cause.field else cause.message for cause in causes]
+    texts = [f"{c.field}: {c.message}" if c.field else c.message for c in causes]
     listed = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
     return ApiError(
         422,
@@ -120,7 +120,13 @@ def method_not_allowed(message: str) -> ApiError:
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format: accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got "{content_type}"')
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json-patch+json, application/merge-patch+json, "
+        f'application/apply-patch+yaml (got "{content_type}")',
+    )
 
 
 def gone(message: str) -> ApiError:

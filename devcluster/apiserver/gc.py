@@ -20,7 +20,7 @@ import structlog
 from .builtin import NAMESPACE_KEY
 from .resources import Registry
 from .rest import DeleteOptions, Rest
-from .store import Event, Store, StorageKey
+from .store import Event, StorageKey, Store
 
 log = structlog.get_logger("devcluster.gc")
 

@@ -510,8 +510,7 @@ def _element_shape(*lists: list[Any]) -> str:
                 raise _rejected()  # ErrNoListOfLists
             if shape and current != shape:
                 raise _unconverted(
-                    "list element types are not identical: "
-                    + _go([list(items) for items in lists])
+                    "list element types are not identical: " + _go([list(items) for items in lists])
                 )
             shape = current
     if not shape:

@@ -7,6 +7,7 @@ objects or raises ApiError. `server.py` does the transport.
 from __future__ import annotations
 
 import base64
+import builtins
 import copy
 import json
 import uuid
@@ -80,7 +81,8 @@ class Rest:
         self.registry = registry
         self.cluster_ips = ClusterIPAllocator()
         self._list_rules_cache: dict[tuple[str, str, int], ListRules] = {}
-        # Extra per-kind checks (CRD validation, ...) registered by other parts.
+        # Extra per-kind defaulting and checks (CRDs, ...) registered by other parts.
+        self.defaulters: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {}
         self.validators: dict[tuple[str, str], Callable[[dict[str, Any]], list[Cause]]] = {}
 
     # ---- helpers -----------------------------------------------------------------------
@@ -226,12 +228,16 @@ class Rest:
             meta.pop("namespace", None)
         return obj
 
-    def _validate_meta(self, resource: ResourceType, obj: dict[str, Any], is_create: bool) -> None:
+    def _validate_meta(
+        self, resource: ResourceType, obj: dict[str, Any], is_create: bool,
+        old: dict[str, Any] | None = None,
+    ) -> None:
         causes = validate_object_meta(
             obj,
             namespaced=resource.namespaced,
             name_rule=name_rule_for(resource.group, resource.kind),
             is_create=is_create,
+            old=old,
         )
         if causes:
             name = obj["metadata"].get("name") or obj["metadata"].get("generateName", "")
@@ -264,6 +270,9 @@ class Rest:
             causes = validate(obj, resource.schema)
             if causes:
                 raise errors.invalid(resource.kind, resource.group, name, causes)
+        defaulter = self.defaulters.get((resource.group, resource.kind))
+        if defaulter is not None:
+            obj = defaulter(obj)
         validator = self.validators.get((resource.group, resource.kind))
         if validator is not None:
             causes = validator(obj)
@@ -335,16 +344,13 @@ class Rest:
                 meta.pop(key, None)
         if "managedFields" not in meta and "managedFields" in old["metadata"]:
             meta["managedFields"] = old["metadata"]["managedFields"]
-        if old["metadata"].get("deletionTimestamp"):
-            added = set(meta.get("finalizers") or []) - set(old["metadata"].get("finalizers") or [])
-            if added:
-                raise errors.forbidden(
-                    f"no new finalizers can be added if the object is being deleted, found new "
-                    f"finalizers {sorted(added)!r}"
-                )
-        self._validate_meta(resource, obj, is_create=False)
-        if subresource != "status":
-            obj = self._admit(resource, obj, old, options)
+        # An unconditional update (no resourceVersion sent) is checked as if it sent the
+        # current one, as kube-apiserver's store does.
+        meta.setdefault("resourceVersion", old["metadata"].get("resourceVersion"))
+        self._validate_meta(resource, obj, is_create=False, old=old)
+        # Status writes are pruned and validated too: kube-apiserver checks the whole object
+        # against the CRD schema on every endpoint.
+        obj = self._admit(resource, obj, old, options)
         if _spec_changed(old, obj):
             meta = obj["metadata"]
             meta["generation"] = int(old["metadata"].get("generation", 0)) + 1
@@ -515,7 +521,7 @@ class Rest:
     def delete_collection(
         self, resource: ResourceType, namespace: str | None, list_options: ListOptions,
         options: DeleteOptions,
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         objects, _ = self.list(resource, namespace, ListOptions(
             label_selector=list_options.label_selector,
             field_selector=list_options.field_selector))
@@ -577,11 +583,14 @@ def _same_object(old: dict[str, Any], new: dict[str, Any]) -> bool:
         k: v for k, v in new.items() if k != "metadata"
     }:
         return False
-    strip = lambda meta: {k: v for k, v in meta.items() if k not in _IGNORED_FOR_NOOP}  # noqa: E731
-    if strip(old["metadata"]) != strip(new["metadata"]):
+    if _comparable_metadata(old) != _comparable_metadata(new):
         return False
     # managedFields timestamps alone do not make a change; their ownership does.
     return _ownership(old) == _ownership(new)
+
+
+def _comparable_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj["metadata"].items() if k not in _IGNORED_FOR_NOOP}
 
 
 def _ownership(obj: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -485,7 +485,7 @@ class _Validator:
                 self.causes.append(
                     invalid_cause("", "", f"{quoted} must validate at least one schema (anyOf)")
                 )
-                self.causes.extend(min(results, key=lambda result: len(result)))
+                self.causes.extend(_fewest(results))
         one_of = schema.get("oneOf") or []
         if one_of:
             results = [self.run(value, sub, path) for sub in one_of]
@@ -495,7 +495,7 @@ class _Validator:
                 detail = f"{quoted} must validate one and only one schema (oneOf). {found}"
                 self.causes.append(invalid_cause("", "", detail))
                 if valid == 0:
-                    self.causes.extend(min(results, key=lambda result: len(result)))
+                    self.causes.extend(_fewest(results))
         all_of = schema.get("allOf") or []
         if all_of:
             results = [self.run(value, sub, path) for sub in all_of]
@@ -653,8 +653,13 @@ class _Validator:
                 self.causes.append(required_cause(_field_of(f"{path}.{name}")))
 
 
-def _is_number(value: JSON) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _fewest(results: list[list[Cause]]) -> list[Cause]:
+    """The alternative that came closest (kube keeps the one with most passing checks)."""
+    best = results[0]
+    for result in results[1:]:
+        if len(result) < len(best):
+            best = result
+    return best
 
 
 def _range_error(value: int | float, type_name: str, fmt: str, prefix: str, path: str) -> str:
@@ -1097,12 +1102,19 @@ def _check_structural(schema: Schema, path: str, level: str) -> list[Cause]:
         detail = "must not be empty if x-kubernetes-list-type is map"
         causes.append(required_cause(f"{path}.x-kubernetes-list-map-keys", detail))
     for combinator in ("allOf", "anyOf", "oneOf"):
+        if combinator == "anyOf" and int_or_string and _is_int_or_string_any_of(schema):
+            continue  # the one anyOf with types that structural schemas allow
         for index, sub in enumerate(schema.get(combinator) or []):
             if isinstance(sub, dict):
                 causes += _check_nested(sub, f"{path}.{combinator}[{index}]")
     if isinstance(schema.get("not"), dict):
         causes += _check_nested(schema["not"], f"{path}.not")
     return causes
+
+
+def _is_int_or_string_any_of(schema: Schema) -> bool:
+    """`anyOf: [{type: integer}, {type: string}]` beside x-kubernetes-int-or-string."""
+    return schema.get("anyOf") == [{"type": "integer"}, {"type": "string"}]
 
 
 def _check_nested(schema: Schema, path: str) -> list[Cause]:

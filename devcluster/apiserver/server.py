@@ -13,15 +13,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 import yaml
 from aiohttp import web
 
 from . import discovery, errors, openapi
+from .admission import fold_secret_string_data
 from .bootstrap import Bootstrap
 from .builtin import BUILTIN_RESOURCES, CRD_KEY
 from .certs import load_or_create
-from .crd_registrar import CrdRegistrar
+from .crd_registrar import CrdRegistrar, default_crd
 from .errors import ApiError
 from .gc import GarbageCollector
 from .persistence import SqlitePersistence
@@ -29,7 +31,7 @@ from .protobuf import decode_protobuf_object
 from .resources import Registry, ResourceType
 from .rest import DeleteOptions, ListOptions, Rest, WriteOptions
 from .schema import check_crd
-from .store import Expired, Store
+from .store import Event, Expired, Store
 from .tables import to_table
 
 log = structlog.get_logger("devcluster.apiserver")
@@ -81,7 +83,10 @@ class ApiServer:
         persistence = SqlitePersistence(data_dir) if data_dir is not None else None
         self.store = Store(persistence, history_size=history_size)
         self.rest = Rest(self.store, self.registry)
-        self.rest.validators[("apiextensions.k8s.io", "CustomResourceDefinition")] = check_crd
+        crd_kind = ("apiextensions.k8s.io", "CustomResourceDefinition")
+        self.rest.defaulters[crd_kind] = default_crd
+        self.rest.validators[crd_kind] = check_crd
+        self.rest.defaulters[("", "Secret")] = fold_secret_string_data
         self.crds = CrdRegistrar(self.store, self.registry)
         self.crds.register_existing()
         self.gc = GarbageCollector(self.store, self.registry, self.rest)
@@ -246,9 +251,9 @@ class ApiServer:
                 return await self._evict(request, target, body)
             if name:
                 raise errors.method_not_allowed("POST is not allowed on a named object")
-            created = self.rest.create(resource, namespace, body, write)
+            new_object = self.rest.create(resource, namespace, body, write)
             await self.store.durable()
-            return self._respond(request, resource, created, 201, write.warnings)
+            return self._respond(request, resource, new_object, 201, write.warnings)
         if method == "PUT":
             if not name:
                 raise errors.method_not_allowed("PUT is not allowed on a collection")
@@ -290,7 +295,9 @@ class ApiServer:
                            include_object=request.query.get("includeObject", "Metadata"))
         response = _json(obj, status)
         for warning in warnings or []:
-            response.headers.add("Warning", f'299 - "{warning}"')
+            # RFC 7234 warn-text is a quoted-string: inner quotes escaped, as Go's strconv.Quote
+            # does in kube-apiserver; kubectl drops a header it cannot parse.
+            response.headers.add("Warning", f"299 - {json.dumps(warning)}")
         return response
 
     def _list(self, request: web.Request, target: Target) -> web.Response:
@@ -366,16 +373,16 @@ class ApiServer:
                     if wait <= 0:
                         break
                 try:
-                    event = await asyncio.wait_for(subscription.queue.get(), wait)
+                    live: Event | None = await asyncio.wait_for(subscription.queue.get(), wait)
                 except TimeoutError:
                     if bookmarks and (deadline is None or loop.time() < deadline):
                         await _write_event(response, "BOOKMARK", _bookmark(
                             resource, str(max(last_revision, subscription.after))))
                     continue
-                if event is None:
+                if live is None:
                     break
-                last_revision = event.revision
-                seen = view(event)
+                last_revision = live.revision
+                seen = view(live)
                 if seen is not None:
                     await _write_event(response, seen[0], encode(*seen))
         except (ConnectionResetError, asyncio.CancelledError):
@@ -403,7 +410,7 @@ class ApiServer:
                                "%Y-%m-%dT%H:%M:%SZ"), "lastProbeTime": None})
         updated = {**pod, "spec": {**pod["spec"], "nodeName": node},
                    "status": {**pod.get("status", {}), "conditions": conditions}}
-        stored, _ = self.store.update(target.resource.storage_key, updated)
+        self.store.update(target.resource.storage_key, updated)
         await self.store.durable()
         return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},
                       "status": "Success", "code": 201}, 201)
@@ -432,6 +439,8 @@ def _load_or_create_token(data_dir: Path | None) -> str:
     path.chmod(0o600)
     return token
 
+
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # ---- request parsing helpers --------------------------------------------------------------
 
@@ -501,8 +510,8 @@ async def _read_body(request: web.Request) -> Any:
         raise errors.bad_request("the request body is empty")
     try:
         if "yaml" in content_type:
-            return yaml.safe_load(raw)
-        return json.loads(raw)
+            return yaml.load(raw, Loader=_YamlLoader)
+        return orjson.loads(raw)
     except (ValueError, yaml.YAMLError) as error:
         kind = "yaml" if "yaml" in content_type else "json"
         raise errors.bad_request(f"error decoding {kind} body: {error}") from error
@@ -536,12 +545,12 @@ async def _delete_options(request: web.Request) -> DeleteOptions:
 # ---- response helpers ---------------------------------------------------------------------
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
+def _dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(text=_dumps(obj), status=status, content_type="application/json")
+    return web.Response(body=_dumps(obj), status=status, content_type="application/json")
 
 
 def _json_or_404(obj: Any, path: str) -> web.Response:
@@ -558,7 +567,7 @@ def _status_response(error: ApiError) -> web.Response:
 
 
 async def _write_event(response: web.StreamResponse, kind: str, obj: dict[str, Any]) -> None:
-    await response.write((_dumps({"type": kind, "object": obj}) + "\n").encode())
+    await response.write(_dumps({"type": kind, "object": obj}) + b"\n")
 
 
 def _bookmark(resource: ResourceType, revision: str,

@@ -10,6 +10,7 @@ persistence backend, answered and announced to watchers only after its batch is 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .persistence import Change, SqlitePersistence, StorageKey
+
+__all__ = ["Event", "Expired", "ObjectKey", "StorageKey", "Store", "Subscription"]
 
 ObjectKey = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped
 
@@ -221,7 +224,7 @@ class Store:
         """Call `hook` for every committed event (garbage collector, CRD registrar, ...)."""
         self._hooks.append(hook)
 
-    def drop_collection(self, key: StorageKey) -> list[Event]:
+    def drop_collection(self, key: StorageKey) -> builtins.list[Event]:
         """Remove every object of a collection (a CRD was deleted): DELETED for each."""
         events = []
         for namespace, name in list(self._objects.get(key, {})):
@@ -232,14 +235,14 @@ class Store:
 
     def subscribe(
         self, key: StorageKey, namespace: str | None, after: int | None
-    ) -> tuple[Subscription, list[Event]]:
+    ) -> tuple[Subscription, builtins.list[Event]]:
         """A subscription to events newer than `after`, and the history to replay first.
 
         `after=None` means "from now". Raises Expired when `after` is older than what is
         retained for this collection (including anything before a restart).
         """
         start = self.revision if after is None else after
-        replay: list[Event] = []
+        replay: builtins.list[Event] = []
         if after is not None and after < self.revision:
             floor = max(self._compacted.get(key, 0), self._startup_revision)
             history = self._history.get(key, ())

@@ -152,7 +152,8 @@ def memory_overhead(
     launch_security = domain.get("launchSecurity") or {}
     if any(k in launch_security for k in ("sev", "snp")):
         overhead += _SEV_OVERHEAD
-    if devices.get("tpm") and devices["tpm"].get("enabled", True) is not False:
+    tpm = devices.get("tpm")
+    if tpm is not None and tpm.get("enabled", True) is not False:
         overhead += _TPM_OVERHEAD
     if _is_dedicated(vmi) or _wants_guaranteed_qos(vmi):
         overhead += _DEDICATED_OVERHEAD

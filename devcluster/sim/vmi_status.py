@@ -515,7 +515,7 @@ def volume_statuses(vmi: Obj, pvcs: Mapping[str, Obj]) -> list[dict[str, Any]]:
                 "volumeMode": pvc_spec.get("volumeMode", "Filesystem"),
                 "requests": dict((pvc_spec.get("resources") or {}).get("requests") or {}),
                 "capacity": dict((pvc.get("status") or {}).get("capacity") or {}),
-                "filesystemOverhead": "0.055",
+                "filesystemOverhead": "0.06",
             }
             entry["persistentVolumeClaimInfo"] = info
         result.append(entry)

@@ -1,0 +1,109 @@
+"""The emulated KubeVirt, CDI and Multus: what `kubevirt_components` gives the runner.
+
+Start order: the installer (CRDs, the `kubevirt` namespace and KubeVirt CR, virt-api's
+subresource API and admission hooks when running inside the API server's process), then
+CDI, virt-controller and virt-handler.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiohttp import web
+
+from .cdi import CdiController
+from .kube import CRDS, KUBEVIRTS, NAMESPACES, KubeError, Resource, wait_for_resource
+from .kubevirt_crds import KUBEVIRT_NAMESPACE, default_kubevirt_cr, kubevirt_crds
+from .runtime import Component, SimRuntime
+from .subresources import VirtApi, default_vmi, too_many_requests
+from .virt_controller import VirtController
+from .virt_handler import VirtHandlers
+
+if TYPE_CHECKING:
+    from devcluster.apiserver.server import ApiServer, Target
+
+log = structlog.get_logger("devcluster.sim.kubevirt")
+
+KUBEVIRT_VERSION = "v1.9.0"
+
+
+def install_virt_api(server: ApiServer) -> VirtApi:
+    """Serve subresources.kubevirt.io and hook virt-api's webhooks into the API server.
+
+    The VMI mutating webhook runs as a per-kind admission function (it edits the object
+    in place, as a mutating webhook's patch would). The eviction admitter wraps the
+    server's pods/eviction handler: the API server has no eviction hook of its own yet.
+    """
+    api = VirtApi(server)
+    for extension in api.extensions():
+        server.add_extension(extension)
+    server.rest.validators[("kubevirt.io", "VirtualMachineInstance")] = default_vmi
+    original = server._evict
+
+    async def evict(request: web.Request, target: Target, body: Any) -> web.Response:
+        refusal = api.refuse_eviction(target.namespace or "", target.name)
+        if refusal is not None:
+            await server.store.durable()
+            return too_many_requests(refusal)
+        return await original(request, target, body)
+
+    server._evict = evict  # type: ignore[method-assign]
+    return api
+
+
+class KubeVirtInstaller:
+    """virt-operator's and cdi-operator's part: CRDs and the KubeVirt CR."""
+
+    name = "kubevirt-installer"
+
+    def __init__(self, runtime: SimRuntime, server: ApiServer | None) -> None:
+        self.runtime = runtime
+        self.server = server
+
+    async def start(self) -> None:
+        kube = self.runtime.kube
+        for definition in kubevirt_crds():
+            try:
+                await kube.create(CRDS, definition)
+            except KubeError as error:
+                if error.status != 409:
+                    raise
+        for definition in kubevirt_crds():
+            spec = definition["spec"]
+            await wait_for_resource(kube, Resource(
+                spec["group"], spec["versions"][0]["name"], spec["names"]["plural"],
+                namespaced=spec["scope"] == "Namespaced"))
+        if self.server is not None:
+            install_virt_api(self.server)
+        try:
+            await kube.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
+                                           "metadata": {"name": KUBEVIRT_NAMESPACE}})
+        except KubeError as error:
+            if error.status != 409:
+                raise
+        try:
+            created = await kube.create(KUBEVIRTS, default_kubevirt_cr())
+            await kube.request("PUT", KUBEVIRTS.path(KUBEVIRT_NAMESPACE,
+                                                     created["metadata"]["name"], "status"),
+                               body={**created, "status": {
+                                   "phase": "Deployed",
+                                   "observedKubeVirtVersion": KUBEVIRT_VERSION,
+                                   "targetKubeVirtVersion": KUBEVIRT_VERSION,
+                                   "operatorVersion": KUBEVIRT_VERSION,
+                                   "defaultArchitecture": "amd64",
+                                   "conditions": [{"type": "Available", "status": "True",
+                                                   "reason": "AllComponentsReady",
+                                                   "message": "All components are ready."}]}})
+        except KubeError as error:
+            if error.status != 409:
+                raise
+
+    async def stop(self) -> None:
+        return None
+
+
+def kubevirt_components(runtime: SimRuntime, server: ApiServer | None) -> list[Component]:
+    """The KubeVirt/CDI/Multus emulation, in start order."""
+    return [KubeVirtInstaller(runtime, server), CdiController(runtime),
+            VirtController(runtime), VirtHandlers(runtime)]
