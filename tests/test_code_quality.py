@@ -1,0 +1,20 @@
+"""The code stays mypy-strict and ruff clean: the checks run as part of the suite."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.harness import REPO
+
+
+def test_ruff_finds_nothing() -> None:
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict_finds_nothing() -> None:
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
