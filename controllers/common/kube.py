@@ -211,7 +211,7 @@ class WriteCounter:
 
 
 def resource_of(path: str) -> str:
-    """"/apis/g/v/namespaces/ns/plural/name/status" -> "plural/status" (for counting)."""
+    """ "/apis/g/v/namespaces/ns/plural/name/status" -> "plural/status" (for counting)."""
     parts = [part for part in path.split("?")[0].split("/") if part]
     if parts and parts[0] == "api":
         parts = parts[2:]
@@ -355,9 +355,7 @@ class KubeClient:
         *,
         subresource: str = "",
     ) -> dict[str, Any]:
-        return await self.request(
-            "PUT", resource.path(namespace, name, subresource), body=body
-        )
+        return await self.request("PUT", resource.path(namespace, name, subresource), body=body)
 
     async def delete(self, resource: ResourceRef, namespace: str | None, name: str) -> bool:
         """Deletes in the background (children follow); False when already gone."""

@@ -439,6 +439,49 @@ class Rest:
         checked = self._checked_body(resource, namespace, result)
         return self._replace(resource, old, checked, options, subresource, True), False
 
+    # ---- scale subresource --------------------------------------------------------------
+
+    def get_scale(self, resource: ResourceType, namespace: str, name: str) -> dict[str, Any]:
+        """The autoscaling/v1 Scale of an object (deployments/scale, a CRD's scale)."""
+        return _scale_of(resource, self.get(resource, namespace, name))
+
+    def patch_scale(
+        self, resource: ResourceType, namespace: str, name: str, content_type: str,
+        patch: Any, options: WriteOptions,
+    ) -> dict[str, Any]:
+        current = self.get_scale(resource, namespace, name)
+        kind = content_type.split(";")[0].strip()
+        if kind in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+            patched = merge_patch(current, patch)  # Scale has no lists: strategic == merge
+        elif kind == "application/json-patch+json":
+            patched = json_patch(current, patch)
+        else:
+            raise errors.unsupported_media_type(content_type)
+        return self.update_scale(resource, namespace, name, patched, options)
+
+    def update_scale(
+        self, resource: ResourceType, namespace: str, name: str, body: Any,
+        options: WriteOptions,
+    ) -> dict[str, Any]:
+        """Write spec.replicas of a Scale back into its object (at the CRD's specReplicasPath)."""
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request must be a Scale object")
+        old = self.store.get(resource.storage_key, namespace, name)
+        if old is None:
+            raise errors.not_found(resource.plural, resource.group, name)
+        sent_version = (body.get("metadata") or {}).get("resourceVersion")
+        if sent_version and sent_version != old["metadata"]["resourceVersion"]:
+            raise errors.stale_resource_version(resource.plural, resource.group, name)
+        replicas = (body.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise errors.invalid("Scale", "autoscaling", name, [Cause(
+                "spec.replicas",
+                f"Invalid value: {json.dumps(replicas)}: must be greater than or equal to 0")])
+        spec_path, _, _ = _scale_paths(resource)
+        scaled = _with_path(copy.deepcopy(old), spec_path, replicas)
+        stored = self._replace(resource, old, scaled, options, "scale")
+        return _scale_of(resource, stored)
+
     # ---- delete ------------------------------------------------------------------------
 
     def delete(
@@ -559,6 +602,68 @@ class Rest:
             return (event.type, obj) if now else None
 
         return view
+
+
+def _scale_paths(resource: ResourceType) -> tuple[str, str, str]:
+    """(specReplicasPath, statusReplicasPath, labelSelectorPath) of a kind with `/scale`."""
+    if resource.builtin:
+        return ".spec.replicas", ".status.replicas", ""
+    scale = resource.extras.get("scale") or {}
+    return (scale.get("specReplicasPath") or ".spec.replicas",
+            scale.get("statusReplicasPath") or ".status.replicas",
+            scale.get("labelSelectorPath") or "")
+
+
+def _at_path(obj: Any, path: str) -> Any:
+    for part in path.strip(".").split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _with_path(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    parts = path.strip(".").split(".")
+    node = obj
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+    return obj
+
+
+def _selector_string(selector: Any) -> str:
+    """A metav1.LabelSelector in the text form Scale.status.selector carries."""
+    if not isinstance(selector, dict):
+        return ""
+    terms = [f"{key}={value}" for key, value in sorted((selector.get("matchLabels") or {}).items())]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key", ""), expression.get("operator", "")
+        values = ",".join(expression.get("values") or [])
+        terms.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})",
+                      "Exists": key, "DoesNotExist": f"!{key}"}.get(operator, ""))
+    return ",".join(term for term in terms if term)
+
+
+def _scale_of(resource: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    spec_path, status_path, selector_path = _scale_paths(resource)
+    meta = obj["metadata"]
+    status: dict[str, Any] = {"replicas": _at_path(obj, status_path) or 0}
+    if selector_path:
+        selector = _at_path(obj, selector_path)
+    else:
+        selector = _selector_string(_at_path(obj, ".spec.selector"))
+    if selector:
+        status["selector"] = selector
+    return {
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {key: meta[key] for key in ("name", "namespace", "uid", "resourceVersion",
+                                               "creationTimestamp") if key in meta},
+        "spec": {"replicas": _at_path(obj, spec_path) or 0},
+        "status": status,
+    }
 
 
 def _deletion_complete(resource: ResourceType, obj: dict[str, Any]) -> bool:

@@ -44,6 +44,9 @@ KUBERNETES_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-devclu
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 
 ExtensionHandler = Callable[[web.Request, "Target"], Awaitable[web.StreamResponse]]
+# Called with the pod before an eviction deletes it; raising ApiError denies the eviction
+# (KubeVirt's virt-api webhook answers 429 and starts a live migration instead).
+EvictionAdmitter = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class ApiServer:
         self.gc = GarbageCollector(self.store, self.registry, self.rest)
         self.bootstrap = Bootstrap(self.store, self.registry, self.rest)
         self.extensions: dict[tuple[str, str], Extension] = {}
+        self.eviction_admitters: list[EvictionAdmitter] = []
         self.bookmark_seconds = bookmark_seconds
         self.address = ""
         self._openapi_cache: dict[tuple[str, int], Any] = {}
@@ -241,8 +245,12 @@ class ApiServer:
                 if _flag(query.get("watch")):
                     return await self._watch(request, target)
                 return self._list(request, target)
+            if sub == "scale":
+                return _json(self.rest.get_scale(resource, namespace, name))
             return self._respond(request, resource, self.rest.get(resource, namespace, name))
         write = _write_options(request)
+        if sub == "scale" and method in ("PUT", "PATCH"):
+            return await self._write_scale(request, target, write)
         if method == "POST":
             body = await _read_body(request)
             if name and sub == "binding":
@@ -285,6 +293,19 @@ class ApiServer:
             await self.store.durable()
             return self._respond(request, resource, obj)
         raise errors.method_not_allowed(f"the server does not allow this method: {method}")
+
+    async def _write_scale(self, request: web.Request, target: Target,
+                           write: WriteOptions) -> web.Response:
+        """PUT/PATCH of a `/scale` subresource (`kubectl scale`): an autoscaling/v1 Scale."""
+        namespace = target.namespace or ""
+        body = await _read_body(request)
+        if request.method == "PUT":
+            scale = self.rest.update_scale(target.resource, namespace, target.name, body, write)
+        else:
+            scale = self.rest.patch_scale(target.resource, namespace, target.name,
+                                          request.headers.get("Content-Type", ""), body, write)
+        await self.store.durable()
+        return _json(scale)
 
     def _respond(
         self, request: web.Request, resource: ResourceType, obj: dict[str, Any],
@@ -419,6 +440,9 @@ class ApiServer:
         """pods/eviction: a graceful delete, as `kubectl drain` asks for it."""
         options = (body or {}).get("deleteOptions") or {} if isinstance(body, dict) else {}
         grace = options.get("gracePeriodSeconds")
+        pod = self.rest.get(target.resource, target.namespace or "", target.name)
+        for admitter in self.eviction_admitters:
+            await admitter(pod)
         self.rest.delete(target.resource, target.namespace or "", target.name,
                          DeleteOptions(grace_period_seconds=grace))
         await self.store.durable()

@@ -242,6 +242,11 @@ class Store:
         retained for this collection (including anything before a restart).
         """
         start = self.revision if after is None else after
+        if after is not None and after > self.revision:
+            # A version this store never issued: the client saw another incarnation of the
+            # server (an in-memory one that restarted). Silently waiting would drop every
+            # event up to that number; 410 makes kopf and client-go re-list instead.
+            raise Expired(f"too large resource version: {after}, current: {self.revision}")
         replay: builtins.list[Event] = []
         if after is not None and after < self.revision:
             floor = max(self._compacted.get(key, 0), self._startup_revision)

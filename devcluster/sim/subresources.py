@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from devcluster.apiserver.errors import ApiError
+from devcluster.apiserver.errors import ApiError, Cause
 from devcluster.apiserver.resources import ResourceType
 from devcluster.apiserver.rest import WriteOptions
 
@@ -44,13 +44,37 @@ def conflict(message: str) -> ApiError:
     return ApiError(409, "Conflict", message)
 
 
-def default_vmi(obj: dict[str, Any]) -> list[Any]:
-    """The VMI mutating webhook's defaults, applied in place on create and update.
+def feature_gate_causes(obj: dict[str, Any]) -> list[Cause]:
+    """The VMI admitter's rejections for features behind gates the simulated KubeVirt CR
+    leaves off (HostDisk, Sidecar, GPUsWithDRA/HostDevicesWithDRA)."""
+    spec = obj.get("spec") or {}
+    causes: list[Cause] = []
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    if "hooks.kubevirt.io/hookSidecars" in annotations:
+        causes.append(Cause("metadata.annotations.hooks.kubevirt.io/hookSidecars",
+                            "invalid entry metadata.annotations.hooks.kubevirt.io/hookSidecars: "
+                            "Sidecar feature gate is not enabled in kubevirt-config"))
+    for index, volume in enumerate(spec.get("volumes") or []):
+        if "hostDisk" in volume:
+            causes.append(Cause(f"spec.domain.volumes[{index}].hostDisk",
+                                "HostDisk feature gate is not enabled"))
+    if spec.get("resourceClaims"):
+        causes.append(Cause("spec.resourceClaims",
+                            "vmi.spec.resourceClaims is only allowed with the GPUsWithDRA or "
+                            "HostDevicesWithDRA feature gate enabled"))
+    return causes
+
+
+def default_vmi(obj: dict[str, Any]) -> list[Cause]:
+    """The VMI webhooks: defaults (mutating) applied in place, then the admitter's checks.
 
     Pod network `default` with the cluster's default (bridge) binding when no interface
     or network is given; a CPU topology (sockets = vCPUs); maxSockets/maxGuest for the
-    LiveUpdate rollout strategy. Returns no validation causes.
+    LiveUpdate rollout strategy.
     """
+    causes = feature_gate_causes(obj)
+    if causes:
+        return causes
     spec = obj.setdefault("spec", {})
     domain = spec.setdefault("domain", {})
     devices = domain.setdefault("devices", {})

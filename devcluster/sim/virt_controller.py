@@ -606,6 +606,14 @@ class VirtController:
                                "persistentVolumeClaim": {"claimName": str(claim)}})
         if claims:
             pod["spec"]["volumes"] = claims
+        # GPUs and host devices are extended resources a device plugin would advertise.
+        devices = ((vmi.get("spec") or {}).get("domain") or {}).get("devices") or {}
+        resources = pod["spec"]["containers"][0]["resources"]
+        for device in [*(devices.get("gpus") or []), *(devices.get("hostDevices") or [])]:
+            name = device.get("deviceName")
+            if name:
+                count = int(resources["limits"].get(name, "0")) + 1
+                resources["limits"][name] = resources["requests"][name] = str(count)
         return pod
 
     async def _sync_vmi(self, key: Key) -> float | None:

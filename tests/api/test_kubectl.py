@@ -126,6 +126,42 @@ def test_server_side_apply_conflict_and_force(kubectl: Kubectl, namespace: str) 
     assert size_owners == ["intruder"]
 
 
+def test_diff_and_server_dry_run_change_nothing(kubectl: Kubectl, namespace: str) -> None:
+    apply_text(kubectl, widget_yaml("planned", namespace, 3))
+    before = get_json(kubectl, "widget", "planned", "-n", namespace)
+    changed = widget_yaml("planned", namespace, 9)
+    diff = kubectl("diff", "-f", "-", stdin=changed, check=False)
+    assert diff.returncode == 1, diff.stderr  # 1: differences found
+    assert "-  size: 3" in diff.stdout and "+  size: 9" in diff.stdout
+    dry = apply_text(kubectl, changed, "--dry-run=server")
+    assert "configured (server dry run)" in dry.stdout
+    dry_ssa = apply_text(kubectl, changed, "--server-side", "--dry-run=server",
+                         "--force-conflicts")
+    assert "serverside-applied (server dry run)" in dry_ssa.stdout
+    deleted = kubectl("delete", "widget", "planned", "-n", namespace, "--dry-run=server")
+    assert deleted.stdout.startswith('widget.example.test "planned" deleted')
+    assert deleted.stdout.rstrip().endswith("(server dry run)")
+    after = get_json(kubectl, "widget", "planned", "-n", namespace)
+    assert after["spec"]["size"] == 3
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    same = kubectl("diff", "-f", "-", stdin=widget_yaml("planned", namespace, 3), check=False)
+    assert same.returncode == 0 and same.stdout == ""
+
+
+@pytest.mark.xfail(strict=True, reason="managed_fields.py does not reproduce kube's "
+                   "lastAppliedManager: moving from client-side to server-side apply conflicts "
+                   "with kubectl-client-side-apply instead of taking the fields over")
+def test_moving_from_client_side_to_server_side_apply(kubectl: Kubectl, namespace: str) -> None:
+    """kube docs: `kubectl apply --server-side` on an object managed by client-side apply
+    transfers the fields it applied, without conflicts, when they still hold their
+    last-applied values."""
+    apply_text(kubectl, widget_yaml("migrated", namespace, 3))
+    moved = apply_text(kubectl, widget_yaml("migrated", namespace, 4), "--server-side",
+                       check=False)
+    assert moved.returncode == 0, moved.stderr
+    assert get_json(kubectl, "widget", "migrated", "-n", namespace)["spec"]["size"] == 4
+
+
 # ---- get -------------------------------------------------------------------------------------
 
 
@@ -337,6 +373,26 @@ def test_strategic_patch_of_built_in_kinds(kubectl: Kubectl, namespace: str) -> 
     containers = get_json(kubectl, "deploy", "web", "-n", namespace)["spec"]["template"][
         "spec"]["containers"]
     assert [c["name"] for c in containers] == ["nginx"]
+
+
+def test_scale_a_deployment_and_a_custom_resource(kubectl: Kubectl, namespace: str) -> None:
+    kubectl("create", "deployment", "web", "-n", namespace, "--image=nginx")
+    assert "deployment.apps/web scaled" in kubectl("scale", "deployment", "web", "-n", namespace,
+                                                    "--replicas=3").stdout
+    assert get_json(kubectl, "deploy", "web", "-n", namespace)["spec"]["replicas"] == 3
+    stale = kubectl("scale", "deployment", "web", "-n", namespace, "--current-replicas=1",
+                    "--replicas=5", check=False)
+    assert stale.returncode != 0 and "Expected replicas to be 1, was 3" in stale.stderr
+    # A custom resource scales through the path its CRD names (spec.size for widgets) ...
+    apply_text(kubectl, widget_yaml("scaled", namespace, 2))
+    assert "widget.example.test/scaled scaled" in kubectl("scale", "widget", "scaled", "-n",
+                                                          namespace, "--replicas=7").stdout
+    assert get_json(kubectl, "widget", "scaled", "-n", namespace)["spec"]["size"] == 7
+    # ... and within its schema.
+    too_many = kubectl("scale", "widget", "scaled", "-n", namespace, "--replicas=500",
+                       check=False)
+    assert too_many.returncode != 0 and "spec.size" in too_many.stderr
+    assert get_json(kubectl, "widget", "scaled", "-n", namespace)["spec"]["size"] == 7
 
 
 def test_replace_with_a_stale_copy_conflicts(kubectl: Kubectl, namespace: str,

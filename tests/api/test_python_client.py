@@ -231,6 +231,29 @@ def test_custom_object_stale_and_missing_resource_version(api: client.ApiClient,
     assert got["spec"]["size"] == 9
 
 
+def test_dry_run_is_honoured_on_every_verb(api: client.ApiClient, namespace: str) -> None:
+    custom = custom_api(api)
+    phantom = custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, wire.widget("phantom", namespace), dry_run="All")
+    assert phantom["spec"]["color"] == "blue"  # defaulted as a real create would be
+    real = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                  wire.widget("real", namespace))
+    version = real["metadata"]["resourceVersion"]
+    patched = custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "real",
+                                                    {"spec": {"size": 50}}, dry_run="All")
+    assert patched["spec"]["size"] == 50
+    real["spec"]["size"] = 60
+    replaced = custom.replace_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                       "real", real, dry_run="All")
+    assert replaced["spec"]["size"] == 60
+    custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "real",
+                                           dry_run="All")
+    listed = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    assert [(item["metadata"]["name"], item["spec"]["size"],
+             item["metadata"]["resourceVersion"]) for item in listed["items"]] == [
+        ("real", 3, version)]
+
+
 def test_dynamic_client(api: client.ApiClient, namespace: str) -> None:
     dyn = dynamic_client(api)
     widgets = dyn.resources.get(api_version="example.test/v1", kind="Widget")

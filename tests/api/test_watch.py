@@ -180,3 +180,17 @@ def test_a_bad_resource_version_is_an_error_not_a_hang(cluster: DevCluster,
                           f"{configmaps(namespace)}?watch=true&resourceVersion=abc")
     assert answer.status == 400
     assert answer.body["kind"] == "Status" and "resource version" in answer.body["message"]
+
+
+def test_a_version_from_another_server_incarnation_is_410(cluster: DevCluster,
+                                                         namespace: str) -> None:
+    """A client that watched an in-memory server before it restarted comes back with a
+    resourceVersion this server never issued: it must be told to re-list, not left waiting."""
+    current = int(wire.request(cluster, "GET", configmaps(namespace)).body["metadata"][
+        "resourceVersion"])
+    with wire.watch(cluster, f"{configmaps(namespace)}?watch=true&allowWatchBookmarks=true"
+                    f"&resourceVersion={current + 1000}") as stream:
+        assert stream.status == 200
+        event = stream.next()
+        assert event is not None and event["type"] == "ERROR"
+        assert event["object"]["code"] == 410

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from typing import Any
 
 import pytest
 from kubernetes import client, watch
@@ -46,10 +47,11 @@ def test_kubectl_shows_hosts_ready(datacenter: DevCluster) -> None:
 
 def test_leases_are_renewed(datacenter: DevCluster) -> None:
     api = client.CoordinationV1Api(datacenter.api_client())
-    first = api.read_namespaced_lease("host-2", "kube-node-lease")
+    first: Any = api.read_namespaced_lease("host-2", "kube-node-lease")
     assert first.spec.holder_identity == "host-2"
-    renewed = None
-    for event in watch.Watch().stream(
+    renewed: Any = None
+    watcher: Any = watch.Watch()  # type: ignore[no-untyped-call]
+    for event in watcher.stream(
         api.list_namespaced_lease, "kube-node-lease", field_selector="metadata.name=host-2",
         resource_version=first.metadata.resource_version, timeout_seconds=15,
     ):

@@ -82,8 +82,12 @@ def test_node_selector_and_anti_affinity_place_pods(datacenter: DevCluster) -> N
 
 
 def test_claims_are_provisioned_for_their_pods(datacenter: DevCluster) -> None:
-    classes = datacenter.kubectl("get", "storageclass").stdout
-    assert "standard (default)" in classes and "WaitForFirstConsumer" in classes
+    classes = {c["metadata"]["name"]: c for c in get_json(datacenter, "storageclass")["items"]}
+    standard, shared = classes["standard"], classes["shared"]
+    assert standard["metadata"]["annotations"][
+        "storageclass.kubernetes.io/is-default-class"] == "true"
+    assert standard["volumeBindingMode"] == "WaitForFirstConsumer"
+    assert shared["volumeBindingMode"] == "Immediate"
     apply(datacenter, """
 apiVersion: v1
 kind: PersistentVolumeClaim

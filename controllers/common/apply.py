@@ -1,0 +1,122 @@
+"""Compare-then-write helpers shared by the reconcilers: owner references, status patches
+that are skipped when nothing changed, and Events.
+
+A reconcile computes the whole desired state and writes only the difference; a no-op resync
+writes nothing. Events go to the object they concern, like kubectl describe shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from controllers.common.kube import EVENTS, FIELD_MANAGER, KubeClient, ResourceRef
+
+EventType = Literal["Normal", "Warning"]
+
+
+def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
+    """The controller ownerReference to `owner` (what kopf.adopt sets): deletion cascades."""
+    metadata = owner["metadata"]
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": metadata["name"],
+        "uid": metadata["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def owned_by(obj: Mapping[str, Any] | None, owner_uid: str) -> bool:
+    """Whether `obj` has a controller ownerReference to the object with that uid."""
+    if obj is None:
+        return False
+    for reference in obj.get("metadata", {}).get("ownerReferences") or []:
+        if reference.get("uid") == owner_uid and reference.get("controller"):
+            return True
+    return False
+
+
+def _pruned(value: Any) -> Any:
+    """The value as the API server stores it: None, [] and {} members dropped."""
+    if isinstance(value, Mapping):
+        pruned = {key: _pruned(item) for key, item in value.items()}
+        return {key: item for key, item in pruned.items() if item not in (None, [], {})}
+    if isinstance(value, list):
+        return [_pruned(item) for item in value]
+    return value
+
+
+def status_changed(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
+    """Whether writing `desired` (None values clear fields) would change `current`."""
+    return bool(_pruned(dict(current or {})) != _pruned(dict(desired)))
+
+
+async def patch_status(
+    kube: KubeClient,
+    resource: ResourceRef,
+    namespace: str | None,
+    name: str,
+    current: Mapping[str, Any] | None,
+    desired: Mapping[str, Any],
+) -> bool:
+    """Merge-patches the status subresource when it differs; returns whether it wrote."""
+    if not status_changed(current, desired):
+        return False
+    await kube.patch(resource, namespace, name, {"status": dict(desired)}, subresource="status")
+    return True
+
+
+def _timestamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_event(
+    involved: Mapping[str, Any],
+    event_type: EventType,
+    reason: str,
+    message: str,
+) -> dict[str, Any]:
+    """A core/v1 Event about `involved` (apiVersion, kind, metadata.name/namespace/uid)."""
+    metadata = involved.get("metadata", {})
+    namespace = metadata.get("namespace") or "default"
+    now = _timestamp()
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{metadata.get('name', 'object')}.", "namespace": namespace},
+        "involvedObject": {
+            "apiVersion": involved.get("apiVersion"),
+            "kind": involved.get("kind"),
+            "name": metadata.get("name"),
+            "namespace": metadata.get("namespace"),
+            "uid": metadata.get("uid"),
+        },
+        "type": event_type,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": FIELD_MANAGER},
+        "reportingComponent": FIELD_MANAGER,
+        "reportingInstance": os.environ.get("POD_NAME") or socket.gethostname(),
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+
+
+async def post_event(
+    kube: KubeClient,
+    involved: Mapping[str, Any],
+    event_type: EventType,
+    reason: str,
+    message: str,
+) -> None:
+    """Posts an Event; a failure to post is not a failure of the reconcile."""
+    try:
+        await kube.create(EVENTS, build_event(involved, event_type, reason, message))
+    except Exception:
+        return

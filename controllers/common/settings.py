@@ -1,0 +1,57 @@
+"""Operator settings: what the CLI chooses (kubeconfig, timings) and kopf's own settings.
+
+kopf's settings are applied in one `@kopf.on.startup()` handler (controllers/operator.py),
+never at import time. Our prefixes live under vdcos.io so nothing of kopf's default
+domain appears on user objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+FINALIZER: Final = "vdcos.io/operator"
+PROGRESS_PREFIX: Final = "operator.vdcos.io"
+DIFFBASE_ANNOTATION: Final = "operator.vdcos.io/last-handled-configuration"
+PEERING_NAME: Final = "vdcos-operator"
+
+
+@dataclass
+class OperatorConfig:
+    """Choices of the process that runs the operator."""
+
+    #: kubeconfig to use; None: $KUBECONFIG, ~/.kube/config, then the pod's service account.
+    kubeconfig: Path | None = None
+    #: how long status changes seen on KubeVirt objects are gathered into one status write.
+    status_coalesce_seconds: float = 1.0
+    #: concurrent reconciles of VirtualMachines.
+    vm_workers: int = 16
+    #: server-side timeout of kopf's watch requests (the server ends them; kopf reconnects).
+    watch_timeout_seconds: int = 300
+    #: client-side timeout of other API requests.
+    request_timeout_seconds: float = 60.0
+
+
+#: The configuration of this process; the CLI replaces it before the operator starts.
+CONFIG = OperatorConfig()
+
+
+def configure_kopf(settings: Any, config: OperatorConfig) -> None:
+    """kopf's settings for our operator: own prefixes, watch timeouts, no per-object writes."""
+    import kopf
+
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PROGRESS_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(key=DIFFBASE_ANNOTATION)
+    settings.watching.server_timeout = config.watch_timeout_seconds
+    settings.watching.client_timeout = config.watch_timeout_seconds + 30
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = config.request_timeout_seconds
+    # Peering only where the kopf.dev CRDs are installed: several replicas then elect one.
+    settings.peering.name = PEERING_NAME
+    settings.peering.mandatory = False
+    settings.peering.clusterwide = True
+    # Our events are posted by the reconcilers with context; kopf's own are noise.
+    settings.posting.enabled = False
+    settings.queueing.worker_limit = 64
