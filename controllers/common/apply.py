@@ -8,6 +8,7 @@ writes nothing. Events go to the object they concern, like kubectl describe show
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -88,7 +89,11 @@ def build_event(
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{metadata.get('name', 'object')}.", "namespace": namespace},
+        # "<object>.<random>", as client-go's recorder names them.
+        "metadata": {
+            "name": f"{metadata.get('name', 'object')}.{secrets.token_hex(8)}",
+            "namespace": namespace,
+        },
         "involvedObject": {
             "apiVersion": involved.get("apiVersion"),
             "kind": involved.get("kind"),

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from .hotplug import plan_live_update, restart_required_condition
-from .informer import Key, WorkQueue
+from .informer import Informer, Key, WorkQueue
 from .kube import (
     DATAVOLUMES,
     KUBEVIRTS,
@@ -227,6 +227,39 @@ def started_template_spec(vm: Obj, vmi: Obj) -> dict[str, Any]:
     return spec
 
 
+def _revision(obj: Obj | None) -> int:
+    try:
+        return int(str(_meta(obj or {}).get("resourceVersion") or 0))
+    except ValueError:
+        return 0
+
+
+class WrittenCache:
+    """What this component last wrote, per object: a watch event that lags behind our own
+    write must not make the next reconcile work from (and conflict on) an older version."""
+
+    def __init__(self) -> None:
+        self._written: dict[tuple[str, Key], dict[str, Any]] = {}
+
+    def remember(self, resource: Resource, written: dict[str, Any]) -> None:
+        if _meta(written).get("name") and _meta(written).get("resourceVersion"):
+            self._written[(resource.plural, _key(written))] = written
+
+    def latest(self, resource: Resource, informer: Informer, key: Key) -> dict[str, Any] | None:
+        cached = informer.get(*key)
+        written = self._written.get((resource.plural, key))
+        if written is None:
+            return cached
+        if cached is not None and _revision(cached) >= _revision(written):
+            del self._written[(resource.plural, key)]  # the informer caught up
+            return cached
+        return written
+
+    def forget(self, resource: Resource, key: Key) -> None:
+        """The object was deleted: what we wrote before is history."""
+        self._written.pop((resource.plural, key), None)
+
+
 class Expectations:
     """Creations and deletions made but not yet seen in the informer (client-go style)."""
 
@@ -268,6 +301,7 @@ class VirtController:
         self.migrations = runtime.informer(VMIMS)
         self.kubevirts = runtime.informer(KUBEVIRTS)
         self.expectations = Expectations()
+        self.written = WrittenCache()
         # vmi uid -> keys of its pods; (namespace, vmi name) -> migration names
         self._pods_by_vmi: dict[str, set[Key]] = {}
         self._migrations_by_vmi: dict[Key, set[str]] = {}
@@ -301,17 +335,22 @@ class VirtController:
         for queue in (self.vm_queue, self.vmi_queue, self.migration_queue, self.node_queue):
             await queue.stop()
 
-    def _on_vm(self, _kind: str, vm: dict[str, Any]) -> None:
+    def _on_vm(self, kind: str, vm: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            self.written.forget(VMS, _key(vm))
         self.vm_queue.add(_key(vm))
 
     def _on_vmi(self, kind: str, vmi: dict[str, Any]) -> None:
         key = _key(vmi)
         if kind == "DELETED":
+            self.written.forget(VMIS, key)
             self.expectations.observed("delete", key)
         else:
             self.expectations.observed("create", key)
         self.vmi_queue.add(key)
-        self.vm_queue.add(key)
+        # VMI changes come in bursts (controller, handler): the VM's status follows them
+        # a moment later, in one write instead of one per step.
+        self.vm_queue.add_after(key, 0.5)
         for name in self._migrations_by_vmi.get(key, set()):
             self.migration_queue.add((key[0], name))
         evacuation = _status(vmi).get("evacuationNodeName")
@@ -413,13 +452,15 @@ class VirtController:
             return
         namespace, name = _key(obj)
         body = {**obj, "status": status}
-        await self.kube.request("PUT", resource.path(namespace, name, "status"), body=body)
+        written = await self.kube.request("PUT", resource.path(namespace, name, "status"),
+                                          body=body)
+        self.written.remember(resource, written)
 
     # ---- VM controller -----------------------------------------------------------------
 
     async def _sync_vm(self, key: Key) -> float | None:
-        vm = self.vms.get(*key)
-        vmi = self.vmis.get(*key)
+        vm = self.written.latest(VMS, self.vms, key)
+        vmi = self.written.latest(VMIS, self.vmis, key)
         if vm is None:
             return None
         now = now_utc()
@@ -443,6 +484,7 @@ class VirtController:
                     try:
                         created = await self.kube.create(VMIS, vmi_from_vm(vm))
                         self.expectations.expect("create", key)
+                        self.written.remember(VMIS, created)
                         restart_handled = True
                         vmi = created
                         await self._event(
@@ -617,7 +659,7 @@ class VirtController:
         return pod
 
     async def _sync_vmi(self, key: Key) -> float | None:
-        vmi = self.vmis.get(*key)
+        vmi = self.written.latest(VMIS, self.vmis, key)
         if vmi is None:
             return None
         now = now_utc()
@@ -657,7 +699,8 @@ class VirtController:
             wanted[MIGRATION_TARGET_NODE_LABEL] = None
         if wanted:
             namespace, name = _key(vmi)
-            await self.kube.patch(VMIS, namespace, name, {"metadata": {"labels": wanted}})
+            self.written.remember(VMIS, await self.kube.patch(
+                VMIS, namespace, name, {"metadata": {"labels": wanted}}))
 
     async def _update_workload(self, vmi: Obj, status: Obj) -> None:
         """The workload updater: a pending CPU/memory hot-plug completes by live migration,

@@ -28,12 +28,13 @@ from .informer import Key, WorkQueue
 from .kube import DATAVOLUMES, NADS, NODES, PODS, PVCS, VMIS, KubeError
 from .node_lifecycle import heartbeat_patch
 from .runtime import SimRuntime
-from .virt_controller import now_utc
+from .virt_controller import WrittenCache, now_utc
 from .vmi_status import (
     PHASE_RUNNING,
     PHASE_SCHEDULED,
     find_condition,
     paused_condition,
+    ready_condition,
     rfc3339,
     running_status,
     set_condition,
@@ -128,6 +129,7 @@ class VirtHandlers:
         self.nads = runtime.informer(NADS)
         self.queue = WorkQueue("virt-handler", self._sync_vmi, workers=4)
         self._powered: dict[str, bool] = {}
+        self.written = WrittenCache()
         self._heartbeat_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -230,7 +232,7 @@ class VirtHandlers:
         return True
 
     async def _sync_vmi(self, key: Key) -> float | None:
-        vmi = self.vmis.get(*key)
+        vmi = self.written.latest(VMIS, self.vmis, key)
         if vmi is None or _meta(vmi).get("deletionTimestamp"):
             return None
         phase = _status(vmi).get("phase")
@@ -275,11 +277,27 @@ class VirtHandlers:
         if pod is None:
             return None
         status = self._running_status(vmi, pod, now)
+        # virt-controller copies the pod's Ready once the VMI runs; reporting it with the
+        # phase saves the VMI a write.
+        status["conditions"] = set_condition(status["conditions"],
+                                             ready_condition(PHASE_RUNNING, pod, now))
         if (vmi.get("spec") or {}).get("startStrategy") == "Paused":
             status["conditions"] = set_condition(status["conditions"], paused_condition(now))
         namespace, name = _key(vmi)
-        await self.kube.request("PUT", VMIS.path(namespace, name, "status"),
-                                body={**vmi, "status": status})
+        # Only the phase must still be Scheduled: virt-controller may have touched other
+        # parts of the object meanwhile (labels, its own conditions, which it re-syncs).
+        patch: list[dict[str, Any]] = [
+            {"op": "test", "path": "/status/phase", "value": PHASE_SCHEDULED}]
+        patch += [{"op": "add", "path": f"/status/{field}", "value": value}
+                  for field, value in status.items() if _status(vmi).get(field) != value]
+        try:
+            written = await self.kube.patch(VMIS, namespace, name, patch, subresource="status",
+                                            kind="json")
+        except KubeError as error:
+            if error.status == 422:
+                return None  # no longer Scheduled: nothing to boot
+            raise
+        self.written.remember(VMIS, written)
         await self.runtime.event(dict(vmi), "Started", "VirtualMachineInstance started.",
                                  component="virt-handler")
         return None
@@ -319,8 +337,9 @@ class VirtHandlers:
             "targetNodeDomainReadyTimestamp": rfc3339(now)}
         status["conditions"] = [c for c in status.get("conditions") or []
                                 if c.get("type") != "EvictionRequested"]
-        await self.kube.request("PUT", VMIS.path(namespace, name, "status"),
-                                body={**vmi, "status": status})
+        written = await self.kube.request("PUT", VMIS.path(namespace, name, "status"),
+                                          body={**vmi, "status": status})
+        self.written.remember(VMIS, written)
         if source_pod is not None:
             await self._complete_source_pod(source_pod, now)
         await self.runtime.event(dict(vmi), "Migrated",

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.api import wire
-from tests.harness import DevCluster, kubectl_binaries
+from tests.harness import DevCluster
 
 WIDGETS = "/apis/example.test/v1/namespaces/default/widgets"
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
@@ -66,7 +66,7 @@ def test_no_token_is_401(cluster: DevCluster, unchanged: None) -> None:
 def test_wrong_token_is_401_and_kubectl_says_so(cluster: DevCluster, unchanged: None) -> None:
     assert_status(wire.request(cluster, "GET", "/api", token="not-the-token"),
                   401, "Unauthorized")
-    binary = kubectl_binaries()[-1][1]
+    binary = wire.newest_kubectl()
     denied = cluster.kubectl("get", "configmaps", "--token=not-the-token", binary=binary,
                              check=False)
     assert denied.returncode != 0
@@ -198,7 +198,7 @@ def test_unknown_field_warn_creates_with_a_warning_header(cluster: DevCluster) -
 
 
 def test_kubectl_prints_the_unknown_field_warning(cluster: DevCluster, tmp_path: Any) -> None:
-    binary = kubectl_binaries()[-1][1]
+    binary = wire.newest_kubectl()
     manifest = tmp_path / "warned.yaml"
     manifest.write_text(yaml.safe_dump(wire.widget("kubectl-warned", "default", 2, bogus=1)))
     warned = cluster.kubectl("create", "--validate=warn", "--dry-run=server", "-f",

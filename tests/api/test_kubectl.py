@@ -289,10 +289,10 @@ def test_delete_of_an_object_held_by_a_finalizer(apiserver: DevCluster, binary: 
                                      "--timeout=60s", "-n", namespace, "widget/held")
     deleter = wire.popen_kubectl(apiserver, binary, "delete", "widget", "held",
                                  "-n", namespace)
-    marked = kubectl("wait", "--for=jsonpath={.metadata.deletionTimestamp}", "--timeout=30s",
-                     "-n", namespace, "widget/held", check=False)
+    kubectl("wait", "--for=jsonpath={.metadata.deletionTimestamp}", "--timeout=30s",
+            "-n", namespace, "widget/held")
     obj = get_json(kubectl, "widget", "held", "-n", namespace)
-    assert obj["metadata"]["deletionTimestamp"], (marked.stdout, marked.stderr)
+    assert obj["metadata"]["deletionTimestamp"] and obj["metadata"]["finalizers"]
     assert deleter.poll() is None, "kubectl delete returned while the finalizer holds the object"
     assert gone_waiter.poll() is None
     kubectl("patch", "widget", "held", "-n", namespace, "--type=json",

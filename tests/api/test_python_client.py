@@ -314,10 +314,14 @@ def test_watch_of_custom_objects_follows_changes(api: client.ApiClient, namespac
     assert seen == ["ADDED", "MODIFIED"]
 
 
-def test_unauthenticated_client_gets_401(apiserver: DevCluster) -> None:
+def test_unauthenticated_client_gets_401(apiserver: DevCluster, tmp_path: Path) -> None:
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_bytes(base64.b64decode(
+        apiserver.config["clusters"][0]["cluster"]["certificate-authority-data"]))
     configuration = client.Configuration()
     configuration.host = apiserver.url
-    configuration.verify_ssl = False
+    configuration.ssl_ca_cert = str(ca_file)
+    configuration.assert_hostname = False
     with client.ApiClient(configuration) as anonymous, pytest.raises(ApiException) as denied:
         core_api(anonymous).list_namespace()
     assert denied.value.status == 401

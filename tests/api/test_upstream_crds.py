@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.api import wire
-from tests.harness import SHARED, DevCluster, kubectl_binaries
+from tests.harness import SHARED, DevCluster
 
 SCHEMAS = SHARED / "schemas"
 MULTUS_CRD = SCHEMAS / "multus" / "networks-crd.yaml"
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def cluster(apiserver: DevCluster) -> DevCluster:
-    binary = kubectl_binaries()[-1][1]
+    binary = wire.newest_kubectl()
     for manifest in [MULTUS_CRD, *NMSTATE_CRDS]:
         applied = apiserver.kubectl("apply", "-f", str(manifest), binary=binary)
         assert "created" in applied.stdout, applied.stdout
@@ -62,7 +62,7 @@ DESIRED_STATE = {"interfaces": [{
 
 
 def test_the_crds_are_served_as_their_authors_declared(cluster: DevCluster) -> None:
-    binary = kubectl_binaries()[-1][1]
+    binary = wire.newest_kubectl()
     resources = cluster.kubectl("api-resources", "--api-group=nmstate.io", "-o", "name",
                                 binary=binary).stdout.split()
     assert sorted(resources) == ["nodenetworkconfigurationenactments.nmstate.io",
@@ -77,7 +77,7 @@ def test_the_crds_are_served_as_their_authors_declared(cluster: DevCluster) -> N
 
 
 def test_network_attachment_definitions(cluster: DevCluster, tmp_path: Path) -> None:
-    binary = kubectl_binaries()[-1][1]
+    binary = wire.newest_kubectl()
     manifest = tmp_path / "nad.yaml"
     manifest.write_text(yaml.safe_dump(nad("vlan-10", BRIDGE_CONFIG)))
     assert "created" in cluster.kubectl("apply", "-f", str(manifest), binary=binary).stdout

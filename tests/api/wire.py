@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 import yaml
 
-from tests.harness import DevCluster
+from tests.harness import DevCluster, kubectl_binaries
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 WIDGET_CRD = FIXTURES / "widgets-crd.yaml"
@@ -210,6 +211,14 @@ def widget(name: str, namespace: str, size: int = 3, **spec: Any) -> dict[str, A
     return {"apiVersion": "example.test/v1", "kind": "Widget",
             "metadata": {"name": name, "namespace": namespace},
             "spec": {"size": size, **spec}}
+
+
+def newest_kubectl() -> str:
+    """The most recent kubectl on this machine (the pip one when installed)."""
+    found = kubectl_binaries()
+    if not found:
+        pytest.skip("no kubectl binary on this machine")
+    return found[-1][1]
 
 
 def free_port() -> int:

@@ -35,7 +35,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
 
 
 def wait_for(check: Callable[[], T | None], timeout: float = 30.0,
-             message: str = "condition") -> T:
+             message: str = "condition", interval: float = 0.1) -> T:
     """Poll `check` until it returns something truthy (the user's `kubectl get` loop)."""
     deadline = time.monotonic() + timeout
     last: T | None = None
@@ -43,7 +43,7 @@ def wait_for(check: Callable[[], T | None], timeout: float = 30.0,
         last = check()
         if last:
             return last
-        time.sleep(0.1)
+        time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
 
 

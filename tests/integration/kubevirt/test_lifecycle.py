@@ -151,7 +151,8 @@ def test_missing_network_attachment_definition_blocks_start(cluster: DevCluster)
     assert synchronized["message"] == ("failed to render launch manifest: failed to locate "
                                        "network attachment definition default/storage-net")
     assert vmi["status"]["phase"] == "Pending"
-    vm = get(cluster, "vm", "multi")
+    vm = wait_for(lambda: (v := get(cluster, "vm", "multi")) and
+                  condition(v, "Synchronized") and v, message="the VM mirrors Synchronized")
     assert condition(vm, "Synchronized")["message"] == synchronized["message"]
     events = cluster.kubectl("get", "events", "--field-selector",
                              "involvedObject.name=multi", "-o", "json").stdout

@@ -48,5 +48,5 @@ def test_powered_off_host_and_out_of_service_taint(cluster: DevCluster) -> None:
 
     again = wait_for(replaced, timeout=60, message="victim running again on another host")
     assert again["status"]["nodeName"] != host  # type: ignore[index]
-    vm = get(cluster, "vm", "victim")
-    assert vm["status"]["printableStatus"] == "Running"
+    wait_for(lambda: get(cluster, "vm", "victim")["status"]["printableStatus"] == "Running",
+             message="the VM reports Running again")

@@ -1,0 +1,121 @@
+"""Pure pieces shared by the handlers: the work queue, kubeconfig reading, status compare."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from pathlib import Path
+
+from controllers.common.apply import build_event, status_changed
+from controllers.common.kube import credentials_from_kubeconfig, resource_of
+from controllers.common.workqueue import WorkQueue
+from controllers.computecluster.handlers import slim_pod
+from controllers.storagepolicy.handlers import count_disks, immutable_differences, mutable_patch
+
+
+async def test_work_queue_coalesces_a_burst_into_one_reconcile() -> None:
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def reconcile(key: str) -> None:
+        seen.append(key)
+        done.set()
+
+    queue: WorkQueue[str] = WorkQueue("test", reconcile, workers=2)
+    for _ in range(5):
+        queue.enqueue("a", 0.01)
+    queue.start()
+    await asyncio.wait_for(done.wait(), 5)
+    await queue.stop()
+    assert seen == ["a"]
+
+
+async def test_work_queue_runs_again_when_asked_while_running() -> None:
+    runs: list[int] = []
+    release = asyncio.Event()
+    second = asyncio.Event()
+
+    async def reconcile(key: str) -> None:
+        runs.append(len(runs))
+        if len(runs) == 1:
+            await release.wait()
+        else:
+            second.set()
+
+    queue: WorkQueue[str] = WorkQueue("test", reconcile, workers=2)
+    queue.start()
+    queue.enqueue("a")
+    while not runs:
+        await asyncio.sleep(0)
+    queue.enqueue("a")  # while the first pass runs: one more pass afterwards, never two at once
+    queue.enqueue("a")
+    release.set()
+    await asyncio.wait_for(second.wait(), 5)
+    await queue.stop()
+    assert runs == [0, 1]
+
+
+def test_kubeconfig_with_client_certificate(tmp_path: Path) -> None:
+    encoded = base64.b64encode(b"PEM").decode()
+    (tmp_path / "config").write_text(f"""
+apiVersion: v1
+kind: Config
+current-context: kind
+contexts: [{{name: kind, context: {{cluster: c, user: u, namespace: apps}}}}]
+clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:6443/",
+  certificate-authority-data: {encoded}}}}}]
+users: [{{name: u, user: {{client-certificate-data: {encoded}, client-key-data: {encoded}}}}}]
+""")
+    credentials = credentials_from_kubeconfig(tmp_path / "config")
+    assert credentials.server == "https://127.0.0.1:6443"
+    assert credentials.ca_data == b"PEM" and credentials.private_key_data == b"PEM"
+    assert credentials.token is None and credentials.default_namespace == "apps"
+
+
+def test_writes_are_counted_per_resource() -> None:
+    assert resource_of("/apis/vdcos.io/v1alpha1/namespaces/a/virtualmachines/x/status") == (
+        "virtualmachines/status")
+    assert resource_of("/api/v1/namespaces/a/events") == "events"
+    assert resource_of("/apis/storage.k8s.io/v1/storageclasses/gold") == "storageclasses"
+
+
+def test_status_compare_ignores_what_the_server_drops() -> None:
+    assert not status_changed({"powerState": "PoweredOff"},
+                              {"powerState": "PoweredOff", "host": None, "ipAddresses": []})
+    assert status_changed({"powerState": "PoweredOff", "host": "h"},
+                          {"powerState": "PoweredOff", "host": None})
+
+
+def test_event_names_the_object_it_concerns() -> None:
+    event = build_event({"apiVersion": "vdcos.io/v1alpha1", "kind": "VirtualMachine",
+                         "metadata": {"name": "web", "namespace": "prod", "uid": "u"}},
+                        "Normal", "PoweringOff", "Powering off")
+    assert event["metadata"]["namespace"] == "prod"
+    assert event["metadata"]["name"].startswith("web.")
+    assert event["involvedObject"]["uid"] == "u" and event["reason"] == "PoweringOff"
+
+
+def test_storage_policy_counts_disks_including_the_default() -> None:
+    specs = [{"disks": [{"name": "a"}, {"name": "b", "storagePolicyName": "gold"}]},
+             {"disks": [{"name": "c", "storagePolicyName": "thin"}]}, {}]
+    assert count_disks("thin", specs, default="thin") == 2
+    assert count_disks("gold", specs, default="thin") == 1
+
+
+def test_storage_class_changes_split_into_patchable_and_immutable() -> None:
+    desired = {"metadata": {"labels": {"a": "1"}, "annotations": {"p": "Thick"}},
+               "provisioner": "x", "reclaimPolicy": "Delete", "allowVolumeExpansion": True}
+    live = {"metadata": {"labels": {"a": "1"}, "annotations": {"p": "Thin"}},
+            "provisioner": "y", "reclaimPolicy": "Delete", "allowVolumeExpansion": False}
+    assert immutable_differences(desired, live) == ["provisioner"]
+    assert mutable_patch(desired, live) == {"metadata": {"annotations": {"p": "Thick"}},
+                                            "allowVolumeExpansion": True}
+
+
+def test_pods_keep_only_what_allocation_needs() -> None:
+    pod = {"metadata": {"name": "p"}, "spec": {"nodeName": "h", "containers": [
+        {"name": "c", "image": "i", "resources": {"requests": {"cpu": "1"}}}]},
+        "status": {"phase": "Running", "podIP": "1.2.3.4"}}
+    assert slim_pod(pod) == {"spec": {"nodeName": "h", "containers": [
+        {"resources": {"requests": {"cpu": "1"}}}], "initContainers": [], "overhead": {}},
+        "status": {"phase": "Running"}}
