@@ -625,6 +625,8 @@ _MAX_UPDATE_MANAGERS = 10
 _BEFORE_FIRST_APPLY = "before-first-apply"
 _ANCIENT_CHANGES = "ancient-changes"
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+# The one manager whose applies upgrade client-side apply's fields (kube hard-codes it too).
+_KUBECTL = "kubectl"
 
 
 @dataclass
@@ -737,8 +739,12 @@ def _take_ownership(
     managed: dict[_Identity, _Managed],
     owner: _Identity | None,
     force: bool,
+    allowed_conflicts: FieldSet = frozenset(),
 ) -> tuple[dict[_Identity, _Managed], _Comparison]:
-    """Updater.update: others lose what the write changed (or it conflicts) and what it removed."""
+    """Updater.update: others lose what the write changed (or it conflicts) and what it removed.
+
+    Conflicts on `allowed_conflicts` alone do not stop the write: it is then forced (kube's
+    lastAppliedManager, which forces a kubectl apply whose every conflict is allowed)."""
     comparison = walker.compare(old, new)
     changed = comparison.modified | comparison.added
     conflicts: list[tuple[_Identity, FieldPath]] = []
@@ -752,8 +758,9 @@ def _take_ownership(
         remaining = state.fields - taken - comparison.removed
         if remaining:
             updated[identity] = _Managed(remaining, state.api_version, state.applied, state.time)
-    if conflicts and not force:
-        raise _conflict_error(conflicts, managed)
+    refused = [(identity, path) for identity, path in conflicts if path not in allowed_conflicts]
+    if refused and not force:
+        raise _conflict_error(refused, managed)
     return updated, comparison
 
 
@@ -924,7 +931,12 @@ def server_side_apply(
     if previous is not None and previous.fields:
         merged = _prune(walker, merged, managed, previous.fields)
 
-    managed, _ = _take_ownership(walker, before, merged, managed, identity, force)
+    allowed = (
+        _unchanged_since_client_side_apply(walker, before)
+        if manager == _KUBECTL and not force
+        else frozenset()
+    )
+    managed, _ = _take_ownership(walker, before, merged, managed, identity, force, allowed)
     own = managed[identity]
     own_fields = own.fields - _STRIPPED
     changed = _canonical(merged) != _canonical(before)
@@ -933,7 +945,7 @@ def server_side_apply(
     else:
         del managed[identity]
     result = merged if changed else before
-    if manager == "kubectl" and _has_last_applied(result):
+    if manager == _KUBECTL and _has_last_applied(result):
         result = _set_last_applied(result, applied)
     return _with_managed_fields(result, managed)
 
@@ -965,6 +977,25 @@ def _prune(
     removable = frozenset(p for p in present if p in last and p not in owned)
     pruned = walker.remove(merged, removable)
     return pruned if isinstance(pruned, dict) else {}
+
+
+def _unchanged_since_client_side_apply(walker: _Walker, live: dict[str, Any]) -> FieldSet:
+    """lastAppliedManager: the fields of kubectl's last-applied-configuration annotation that
+    still hold the values it recorded. A server-side apply by `kubectl` takes these over from
+    client-side apply without conflict; fields changed since (by anyone) still conflict."""
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    text = annotations.get(_LAST_APPLIED) if isinstance(annotations, dict) else None
+    if not isinstance(text, str) or not text:
+        return frozenset()
+    try:
+        last_applied = json.loads(text)
+        if not isinstance(last_applied, dict):
+            return frozenset()
+        recorded = walker.field_set(last_applied)
+        comparison = walker.compare(last_applied, live)
+    except (ValueError, ApiError):
+        return frozenset()  # kube ignores an annotation it cannot decode or type
+    return recorded - comparison.modified - comparison.added - comparison.removed
 
 
 def _has_last_applied(obj: dict[str, Any]) -> bool:

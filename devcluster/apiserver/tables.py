@@ -87,7 +87,10 @@ def human_age(created: str, now: datetime) -> str:
 
 # --- JSONPath (the subset printer columns use) ------------------------------------------------
 
-_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\*|-?\d+|'[^']*'|\"[^\"]*\")\]")
+_SEGMENT = re.compile(
+    r"\.([^.\[]+)|\[(\*|-?\d+|'[^']*'|\"[^\"]*\")\]"
+    r"|\[\?\(@((?:\.[\w-]+)+)\s*(==|!=)\s*(?:'([^']*)'|\"([^\"]*)\"|(-?\d+|true|false))\)\]"
+)
 
 
 def jsonpath_values(obj: Any, path: str) -> list[Any]:
@@ -105,10 +108,13 @@ def jsonpath_values(obj: Any, path: str) -> list[Any]:
         if match is None:
             return []
         position = match.end()
-        key, index = match.group(1), match.group(2)
+        key, index, filter_path = match.group(1), match.group(2), match.group(3)
         following: list[Any] = []
         for value in current:
-            if key is not None:
+            if filter_path is not None:
+                literal = next(g for g in match.group(5, 6, 7) if g is not None)
+                following.extend(_filtered(value, filter_path, match.group(4), literal))
+            elif key is not None:
                 if key == "*":
                     following.extend(_children(value))
                 elif isinstance(value, dict) and key in value:
@@ -124,6 +130,19 @@ def jsonpath_values(obj: Any, path: str) -> list[Any]:
                     following.append(value[number])
         current = following
     return current
+
+
+def _filtered(value: Any, path: str, operator: str, literal: str) -> list[Any]:
+    """Items of a list selected by `[?(@.path == 'literal')]`, as client-go's jsonpath."""
+    if not isinstance(value, list):
+        return []
+    selected = []
+    for item in value:
+        found = jsonpath_values(item, path)
+        equal = bool(found) and _jsonpath_text(found[0]) == literal
+        if equal if operator == "==" else (bool(found) and not equal):
+            selected.append(item)
+    return selected
 
 
 def _children(value: Any) -> list[Any]:

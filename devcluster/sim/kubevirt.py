@@ -10,18 +10,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from aiohttp import web
+
+from devcluster.apiserver.errors import ApiError
 
 from .cdi import CdiController
 from .kube import CRDS, KUBEVIRTS, NAMESPACES, KubeError, Resource, wait_for_resource
 from .kubevirt_crds import KUBEVIRT_NAMESPACE, default_kubevirt_cr, kubevirt_crds
 from .runtime import Component, SimRuntime
-from .subresources import VirtApi, default_vmi, too_many_requests
+from .subresources import VirtApi, default_vmi, eviction_denied_message
 from .virt_controller import VirtController
 from .virt_handler import VirtHandlers
 
 if TYPE_CHECKING:
-    from devcluster.apiserver.server import ApiServer, Target
+    from devcluster.apiserver.server import ApiServer
 
 log = structlog.get_logger("devcluster.sim.kubevirt")
 
@@ -32,23 +33,22 @@ def install_virt_api(server: ApiServer) -> VirtApi:
     """Serve subresources.kubevirt.io and hook virt-api's webhooks into the API server.
 
     The VMI mutating webhook runs as a per-kind admission function (it edits the object
-    in place, as a mutating webhook's patch would). The eviction admitter wraps the
-    server's pods/eviction handler: the API server has no eviction hook of its own yet.
+    in place, as a mutating webhook's patch would); the launcher-eviction webhook is an
+    eviction admitter: it refuses the eviction with 429 and starts an evacuation instead.
     """
     api = VirtApi(server)
     for extension in api.extensions():
         server.add_extension(extension)
     server.rest.validators[("kubevirt.io", "VirtualMachineInstance")] = default_vmi
-    original = server._evict
 
-    async def evict(request: web.Request, target: Target, body: Any) -> web.Response:
-        refusal = api.refuse_eviction(target.namespace or "", target.name)
+    async def refuse_launcher_eviction(pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        refusal = api.refuse_eviction(meta.get("namespace", ""), meta["name"])
         if refusal is not None:
             await server.store.durable()
-            return too_many_requests(refusal)
-        return await original(request, target, body)
+            raise ApiError(429, "TooManyRequests", eviction_denied_message(refusal))
 
-    server._evict = evict  # type: ignore[method-assign]
+    server.eviction_admitters.append(refuse_launcher_eviction)
     return api
 
 

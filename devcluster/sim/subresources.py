@@ -340,9 +340,6 @@ class VirtApi:
         return f'Eviction triggered evacuation of VMI "{namespace}/{vmi["metadata"]["name"]}"'
 
 
-def too_many_requests(message: str) -> web.Response:
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": f'admission webhook "virt-launcher-eviction-interceptor.kubevirt.io" '
-                       f"denied the request: {message}",
-            "reason": "TooManyRequests", "code": 429}
-    return web.json_response(body, status=429)
+def eviction_denied_message(message: str) -> str:
+    return (f'admission webhook "virt-launcher-eviction-interceptor.kubevirt.io" '
+            f"denied the request: {message}")

@@ -148,9 +148,6 @@ def test_diff_and_server_dry_run_change_nothing(kubectl: Kubectl, namespace: str
     assert same.returncode == 0 and same.stdout == ""
 
 
-@pytest.mark.xfail(strict=True, reason="managed_fields.py does not reproduce kube's "
-                   "lastAppliedManager: moving from client-side to server-side apply conflicts "
-                   "with kubectl-client-side-apply instead of taking the fields over")
 def test_moving_from_client_side_to_server_side_apply(kubectl: Kubectl, namespace: str) -> None:
     """kube docs: `kubectl apply --server-side` on an object managed by client-side apply
     transfers the fields it applied, without conflicts, when they still hold their

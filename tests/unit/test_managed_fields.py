@@ -325,6 +325,46 @@ def test_kubectl_apply_keeps_last_applied_annotation_in_step() -> None:
     assert last["data"] == {"k": "w"}
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _client_side_applied(data: dict[str, str]) -> dict[str, Any]:
+    """A ConfigMap as `kubectl apply` (client-side) leaves it: annotation and Update entry."""
+    obj = _config_map(data)
+    last_applied = json.dumps(_config_map(data), sort_keys=True)
+    obj["metadata"]["annotations"] = {LAST_APPLIED: last_applied}
+    return _update(None, obj, "kubectl-client-side-apply", now=T0)
+
+
+def test_server_side_apply_by_kubectl_takes_over_client_side_applied_fields() -> None:
+    live = _client_side_applied({"k": "v", "other": "x"})
+    moved = _apply(live, _config_map({"k": "changed", "other": "x"}), now=T1)
+    assert moved["data"] == {"k": "changed", "other": "x"}
+    assert _entries(moved)["kubectl"]["fieldsV1"]["f:data"] == {"f:k": {}, "f:other": {}}
+    client_side = _entries(moved)["kubectl-client-side-apply"]["fieldsV1"]
+    assert "f:data" not in client_side or "f:k" not in client_side["f:data"]
+    last = json.loads(moved["metadata"]["annotations"][LAST_APPLIED])
+    assert last["data"] == {"k": "changed", "other": "x"}  # lastAppliedUpdater
+
+
+def test_fields_changed_since_the_last_client_side_apply_still_conflict() -> None:
+    live = _client_side_applied({"k": "v"})
+    edited = copy.deepcopy(live)
+    edited["data"]["k"] = "edited"  # someone changed it after the client-side apply
+    edited = _update(live, edited, "kubectl-client-side-apply", now=T1)
+    with pytest.raises(ApiError) as caught:
+        _apply(edited, _config_map({"k": "mine"}), now=T2)
+    assert caught.value.code == 409
+    assert 'conflict with "kubectl-client-side-apply" using v1: .data.k' in caught.value.message
+
+
+def test_only_the_kubectl_manager_upgrades_client_side_apply() -> None:
+    live = _client_side_applied({"k": "v"})
+    with pytest.raises(ApiError) as caught:
+        _apply(live, _config_map({"k": "mine"}), manager="other-tool", now=T1)
+    assert caught.value.code == 409
+
+
 # ---------------------------------------------------------------------------- updates
 
 

@@ -305,3 +305,15 @@ def test_other_builtin_kinds_get_name_and_age() -> None:
     )
     assert header(table) == ["Name", "Age"]
     assert table["rows"][0]["cells"] == ["sa", "9s"]
+
+
+def test_printer_column_filter_expressions_select_list_items() -> None:
+    """`kubectl get vm` READY reads `.status.conditions[?(@.type=='Ready')].status`."""
+    from devcluster.apiserver.tables import jsonpath_values
+
+    obj = {"status": {"conditions": [{"type": "Paused", "status": "False"},
+                                     {"type": "Ready", "status": "True"}]}}
+    assert jsonpath_values(obj, ".status.conditions[?(@.type=='Ready')].status") == ["True"]
+    assert jsonpath_values(obj, '.status.conditions[?(@.type=="Paused")].status') == ["False"]
+    assert jsonpath_values(obj, ".status.conditions[?(@.type!='Paused')].type") == ["Ready"]
+    assert jsonpath_values(obj, ".status.conditions[?(@.type=='Missing')].status") == []

@@ -62,14 +62,14 @@ def _prepare(cluster: DevCluster, namespace: str) -> None:
     disk-alpine/disk-custom/disk-windows claims, the ptp-conf network and the priority
     class."""
     cluster.kubectl("create", "namespace", namespace)
-    apply(cluster, f"""
+    apply(cluster, """
 apiVersion: k8s.cni.cncf.io/v1
 kind: NetworkAttachmentDefinition
 metadata:
   name: ptp-conf
 spec:
-  config: '{{"cniVersion":"0.3.1","name":"mynet","plugins":[{{"type":"ptp",
-    "ipam":{{"type":"host-local","subnet":"10.1.1.0/24"}}}}]}}'
+  config: '{"cniVersion":"0.3.1","name":"mynet","plugins":[{"type":"ptp",
+    "ipam":{"type":"host-local","subnet":"10.1.1.0/24"}}]}'
 ---
 apiVersion: v1
 kind: PersistentVolumeClaim
@@ -78,7 +78,7 @@ metadata:
 spec:
   accessModes: [ReadWriteMany]
   storageClassName: shared
-  resources: {{requests: {{storage: 1Gi}}}}
+  resources: {requests: {storage: 1Gi}}
 ---
 apiVersion: v1
 kind: PersistentVolumeClaim
@@ -87,7 +87,7 @@ metadata:
 spec:
   accessModes: [ReadWriteMany]
   storageClassName: shared
-  resources: {{requests: {{storage: 1Gi}}}}
+  resources: {requests: {storage: 1Gi}}
 ---
 apiVersion: v1
 kind: PersistentVolumeClaim
@@ -96,7 +96,7 @@ metadata:
 spec:
   accessModes: [ReadWriteMany]
   storageClassName: shared
-  resources: {{requests: {{storage: 1Gi}}}}
+  resources: {requests: {storage: 1Gi}}
 """, namespace=namespace)
 
 
