@@ -12,6 +12,7 @@ from typing import Any
 
 from .builtin import NAMESPACE_KEY
 from .errors import ApiError
+from .rbac_defaults import ClusterRoleAggregator, ensure_default_policy
 from .resources import Registry
 from .rest import Rest, WriteOptions
 from .store import Event, Store
@@ -26,6 +27,7 @@ class Bootstrap:
         self.store = store
         self.registry = registry
         self.rest = rest
+        self.cluster_role_aggregator = ClusterRoleAggregator(store, registry, rest)
         store.on_event(self._on_event)
 
     def ensure_system_namespaces(self) -> None:
@@ -34,6 +36,9 @@ class Bootstrap:
         for name in SYSTEM_NAMESPACES:
             if self.store.get(NAMESPACE_KEY, "", name) is None:
                 self.rest.create(namespaces, "", {"metadata": {"name": name}}, _MANAGER)
+        # kube-apiserver's RBAC bootstrap: default roles, their bindings, aggregated rules.
+        ensure_default_policy(self.store, self.registry, self.rest)
+        self.cluster_role_aggregator.reconcile()
 
     def _on_event(self, event: Event) -> None:
         if event.key != NAMESPACE_KEY or event.type != "ADDED":

@@ -8,6 +8,7 @@ is deleted takes its objects with it.
 from __future__ import annotations
 
 import asyncio
+import copy
 from typing import Any
 
 from .builtin import CRD_KEY
@@ -61,7 +62,8 @@ def resource_types_of(crd: dict[str, Any]) -> list[ResourceType]:
 
 
 def default_crd(crd: dict[str, Any]) -> dict[str, Any]:
-    """The defaults apiextensions-apiserver fills in before validating a CRD."""
+    """The defaults apiextensions-apiserver fills in before validating a CRD (on a copy)."""
+    crd = copy.deepcopy(crd)
     spec = crd.setdefault("spec", {})
     names = spec.setdefault("names", {})
     kind = names.get("kind", "")

@@ -340,6 +340,8 @@ class _Walker:
         root: bool = False,
     ) -> None:
         absent = _ABSENT
+        if old is new or (type(old) is type(new) and old == new):
+            return  # shared or equal subtrees: nothing added, changed or removed below
         if not root:
             if old is absent:
                 result.added.add(path)
@@ -492,8 +494,28 @@ def _with_named_ancestors(paths: Iterable[FieldPath]) -> set[FieldPath]:
 # ------------------------------------------------------------------------- FieldsV1
 
 
+# Field sets change rarely compared with how often objects are written: most writes (status
+# updates by the same manager) leave every entry as it was. Encodings and decodings are
+# cached; stored objects are immutable, so a decoded FieldsV1 dict is keyed by identity (the
+# cache holds a reference, so the id cannot be reused while the entry lives).
+_CACHE_LIMIT = 8192
+_encoded: dict[FieldSet, dict[str, Any]] = {}
+_decoded: dict[int, tuple[dict[str, Any], FieldSet]] = {}
+
+
 def fields_v1(paths: FieldSet) -> dict[str, Any]:
-    """Encode a field set as the FieldsV1 JSON of a managedFields entry."""
+    """Encode a field set as the FieldsV1 JSON of a managedFields entry (cached; the result
+    is shared and must not be mutated)."""
+    cached = _encoded.get(paths)
+    if cached is None:
+        if len(_encoded) >= _CACHE_LIMIT:
+            _encoded.clear()
+        cached = _encoded[paths] = _fields_v1(paths)
+        _decoded[id(cached)] = (cached, paths)
+    return cached
+
+
+def _fields_v1(paths: FieldSet) -> dict[str, Any]:
     tree: dict[PathElement, Any] = {}
     members: set[FieldPath] = set(paths)
     for path in paths:
@@ -531,7 +553,18 @@ def _element_key(element: PathElement) -> str:
 
 
 def parse_fields_v1(encoded: dict[str, Any]) -> FieldSet:
-    """Decode the FieldsV1 JSON of a managedFields entry into a field set."""
+    """Decode the FieldsV1 JSON of a managedFields entry into a field set (cached)."""
+    cached = _decoded.get(id(encoded))
+    if cached is not None and cached[0] is encoded:
+        return cached[1]
+    paths = _parse_fields_v1(encoded)
+    if len(_decoded) >= _CACHE_LIMIT:
+        _decoded.clear()
+    _decoded[id(encoded)] = (encoded, paths)
+    return paths
+
+
+def _parse_fields_v1(encoded: dict[str, Any]) -> FieldSet:
     found: set[FieldPath] = set()
     _decode_tree(encoded, (), found)
     return frozenset(found)
@@ -722,6 +755,13 @@ def _strip_managed_fields(obj: dict[str, Any] | None) -> dict[str, Any]:
     return result
 
 
+def _with_live_managed_fields(obj: dict[str, Any], live: dict[str, Any] | None) -> dict[str, Any]:
+    entries = ((live or {}).get("metadata") or {}).get("managedFields")
+    if not entries:
+        return obj
+    return {**obj, "metadata": {**(obj.get("metadata") or {}), "managedFields": entries}}
+
+
 def _with_managed_fields(obj: dict[str, Any], managed: dict[_Identity, _Managed]) -> dict[str, Any]:
     result = _strip_managed_fields(obj)
     entries = _encode_managed(managed)
@@ -882,6 +922,8 @@ def record_update(
     before = _strip_managed_fields(old)
     after = _strip_managed_fields(new)
     identity = _identity(manager, "Update", api_version, subresource)
+    if managed is live_managed and before == after:
+        return _with_live_managed_fields(after, old)  # a no-op write changes no ownership
     try:
         managed = _record(walker, before, after, managed, identity, api_version, now)
     except ApiError:

@@ -6,9 +6,10 @@ paths with get/list/create/update/patch/delete operations carrying
 `fieldManager`, `fieldValidation` query parameters. Seeing `fieldValidation` on a kind's PATCH
 operation makes kubectl leave validation to the server (`fieldValidation=Strict`).
 
-Custom kinds publish their CRD schema (for `kubectl explain`). Built-in kinds publish a
-permissive object schema; their PATCH operation does not list strategic merge patch, so
-`kubectl apply` computes strategic merge patches from its compiled-in types, not from ours.
+Custom kinds publish their CRD schema (for `kubectl explain`). Built-in kinds publish the
+schema `builtin_schemas` derives from the official client's models (in v3 only); their PATCH
+operation does not list strategic merge patch and v2 leaves them out, so `kubectl apply`
+computes strategic merge patches from its compiled-in types, not from ours.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import hashlib
 import json
 from typing import Any
 
+from devcluster.apiserver.builtin_schemas import schema_for
 from devcluster.apiserver.resources import Registry, ResourceType
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"
@@ -215,10 +217,23 @@ def _strip_for_v2(schema: Any) -> Any:
 
 
 def kind_schema(resource: ResourceType, *, v2: bool = False) -> dict[str, Any]:
-    """The definition of a kind: the CRD schema with TypeMeta/ObjectMeta, or a permissive
-    object for built-in kinds whose schema the server does not carry."""
-    if resource.schema is None:
-        schema: dict[str, Any] = {
+    """The definition of a kind: the CRD schema with TypeMeta/ObjectMeta, the schema derived
+    from the official client's models for built-in kinds (`kubectl explain deployment.spec`),
+    or a permissive object for a built-in kind the client has no model of."""
+    builtin_schema = (
+        schema_for(resource.group, resource.version, resource.kind)
+        if resource.builtin and resource.schema is None
+        else None
+    )
+    schema: dict[str, Any]
+    if builtin_schema is not None:
+        # No x-kubernetes-patch-* extensions: kubectl keeps its compiled-in merge keys.
+        # Only the top level is changed below; the (large, cached) rest is shared, read-only.
+        schema = {**builtin_schema, "properties": dict(builtin_schema.get("properties") or {})}
+        if v2:
+            schema = _strip_for_v2(schema)
+    elif resource.schema is None:
+        schema = {
             "description": f"{resource.kind} (schema not published; the server validates it).",
             "type": "object",
             "x-kubernetes-preserve-unknown-fields": True,

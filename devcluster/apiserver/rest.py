@@ -19,6 +19,8 @@ from typing import Any
 from . import errors
 from .admission import ClusterIPAllocator, default_new_object
 from .builtin import NAMESPACE_KEY, PODS_KEY
+from .builtin_schemas import decode as decode_builtin
+from .builtin_schemas import decoding_error_message
 from .errors import ApiError, Cause
 from .managed_fields import (
     ListRules,
@@ -30,7 +32,7 @@ from .managed_fields import (
 from .object_meta import generate_name, name_rule_for, validate_object_meta
 from .patching import json_patch, merge_patch, strategic_merge_patch
 from .resources import Registry, ResourceType
-from .schema import apply_defaults, prune, validate
+from .schema import prune_and_default, validate
 from .selectors import parse_field_selector, parse_label_selector, supported_field_labels
 from .store import Event, Store
 
@@ -84,6 +86,9 @@ class Rest:
         # Extra per-kind defaulting and checks (CRDs, ...) registered by other parts.
         self.defaulters: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {}
         self.validators: dict[tuple[str, str], Callable[[dict[str, Any]], list[Cause]]] = {}
+        # Mutating admission on create (as webhooks registered for CREATE): they may edit
+        # the object in place and return causes to reject it.
+        self.create_mutators: dict[tuple[str, str], Callable[[dict[str, Any]], list[Cause]]] = {}
 
     # ---- helpers -----------------------------------------------------------------------
 
@@ -173,6 +178,13 @@ class Rest:
         self._validate_meta(resource, obj, is_create=True)
         if resource.namespaced:
             self._require_active_namespace(namespace)
+        mutator = self.create_mutators.get((resource.group, resource.kind))
+        if mutator is not None or resource.builtin:
+            obj = copy.deepcopy(obj)  # both edit nested fields in place
+        if mutator is not None:
+            causes = mutator(obj)
+            if causes:
+                raise errors.invalid(resource.kind, resource.group, meta["name"], causes)
         obj = self._admit(resource, obj, None, options)
         if resource.builtin:
             obj = default_new_object(resource, obj, self.cluster_ips)
@@ -199,7 +211,9 @@ class Rest:
             raise errors.bad_request(
                 f"the body of the request must be a JSON object, got {type(body).__name__}"
             )
-        obj = copy.deepcopy(body)
+        # Only the top level and metadata are changed here, so those are all that is copied:
+        # everything below is shared, never mutated (stored objects are immutable).
+        obj = dict(body)
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
         if api_version and api_version != resource.api_version:
             raise errors.bad_request(
@@ -213,10 +227,11 @@ class Rest:
         obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
         meta = obj.get("metadata")
         if meta is None:
-            meta = obj["metadata"] = {}
+            meta = {}
         if not isinstance(meta, dict):
             raise errors.invalid(resource.kind, resource.group, "", [
                 Cause("metadata", "Invalid value: metadata must be an object")])
+        meta = obj["metadata"] = dict(meta)
         if resource.namespaced:
             if meta.get("namespace") and meta["namespace"] != namespace:
                 raise errors.bad_request(
@@ -259,14 +274,16 @@ class Rest:
     ) -> dict[str, Any]:
         """Schema pruning, defaulting and validation (custom resources), extra validators."""
         name = obj["metadata"].get("name", "")
+        if resource.builtin and resource.schema is None:
+            obj = self._decode_builtin(resource, obj, options)
         if resource.schema is not None:
-            pruned, unknown = prune(obj, resource.schema)
+            pruned, unknown = prune_and_default(obj, resource.schema)
             if unknown and options.field_validation == "Strict":
                 listed = ", ".join(f'unknown field "{path.lstrip(".")}"' for path in unknown)
                 raise errors.bad_request(f"strict decoding error: {listed}")
             if unknown and options.field_validation == "Warn":
                 options.warnings.extend(f'unknown field "{path.lstrip(".")}"' for path in unknown)
-            obj = apply_defaults(pruned, resource.schema)
+            obj = pruned
             causes = validate(obj, resource.schema)
             if causes:
                 raise errors.invalid(resource.kind, resource.group, name, causes)
@@ -279,6 +296,26 @@ class Rest:
             if causes:
                 raise errors.invalid(resource.kind, resource.group, name, causes)
         return obj
+
+    @staticmethod
+    def _decode_builtin(
+        resource: ResourceType, obj: dict[str, Any], options: WriteOptions
+    ) -> dict[str, Any]:
+        """What kube-apiserver's decoding does to a built-in object: a value of the wrong type
+        is a 400, unknown fields are refused (Strict), warned about (Warn) or dropped."""
+        decoded = decode_builtin(obj, resource.group, resource.version, resource.kind)
+        if decoded is None:
+            return obj  # a kind the client has no model of: stored as it comes
+        if decoded.error:
+            raise errors.bad_request(
+                decoding_error_message(resource.kind, resource.version, decoded.error))
+        unknown = [f'unknown field "{path}"' for path in decoded.unknown]
+        if unknown and options.field_validation == "Strict":
+            raise errors.bad_request(decoding_error_message(
+                resource.kind, resource.version, "strict decoding error: " + ", ".join(unknown)))
+        if options.field_validation == "Warn":
+            options.warnings.extend(unknown)
+        return decoded.obj
 
     def _track(
         self, resource: ResourceType, old: dict[str, Any] | None, new: dict[str, Any],

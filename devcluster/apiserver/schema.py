@@ -828,8 +828,16 @@ def validate(obj: dict[str, Any], schema: dict[str, Any]) -> list[Cause]:
 # --- pruning and defaulting ------------------------------------------------------------------
 
 
+def _shallow(value: JSON) -> JSON:
+    return dict(value) if isinstance(value, dict) else value
+
+
 def _prune_into(value: JSON, schema: Schema | None, path: str, unknown: list[str]) -> JSON:
-    """Copy of `value` without the fields `schema` does not know, recording their paths."""
+    """Copy of `value` without the fields `schema` does not know, recording their paths.
+
+    Containers the schema describes are new; subtrees kept without a schema (preserved
+    unknown fields) are shared with `value`, which callers never mutate.
+    """
     if schema is not None and schema.get("x-kubernetes-preserve-unknown-fields"):
         return _prune_preserving(value, schema, path, unknown)
     if isinstance(value, dict):
@@ -842,14 +850,14 @@ def _prune_into(value: JSON, schema: Schema | None, path: str, unknown: list[str
         kept: dict[str, JSON] = {}
         for key, item in value.items():
             if embedded and key in _META_FIELDS:
-                kept[key] = copy.deepcopy(item)
+                kept[key] = _shallow(item)
             elif key in properties:
                 kept[key] = _prune_into(item, properties[key], _child(path, key), unknown)
             elif additional is not None and additional is not False:
                 sub = additional if isinstance(additional, dict) else {}
                 # additionalProperties: true keeps everything under it, like an empty structural.
                 if additional is True:
-                    kept[key] = copy.deepcopy(item)
+                    kept[key] = item
                 else:
                     kept[key] = _prune_into(item, sub, _child(path, key), unknown)
             else:
@@ -873,18 +881,18 @@ def _prune_preserving(value: JSON, schema: Schema, path: str, unknown: list[str]
         kept: dict[str, JSON] = {}
         for key, item in value.items():
             if embedded and key in _META_FIELDS:
-                kept[key] = copy.deepcopy(item)
+                kept[key] = _shallow(item)
             elif key in properties:
                 kept[key] = _prune_into(item, properties[key], _child(path, key), unknown)
             elif isinstance(additional, dict):
                 kept[key] = _prune_into(item, additional, _child(path, key), unknown)
             else:
-                kept[key] = copy.deepcopy(item)
+                kept[key] = item
         return kept
     if isinstance(value, list):
         items = schema.get("items")
         if not isinstance(items, dict):
-            return copy.deepcopy(value)
+            return value
         return [
             _prune_preserving(item, items, f"{path}[{index}]", unknown)
             for index, item in enumerate(value)
@@ -903,7 +911,13 @@ def _schema_for_key(schema: Schema | None, key: str) -> Schema | None:
 
 
 def _drop_non_nullable_nulls(value: JSON, schema: Schema | None) -> None:
-    """Remove nulls where the schema neither allows nor defaults them (in place on a copy)."""
+    """Remove nulls where the schema neither allows nor defaults them (in place on a copy).
+
+    Below a subtree without schema nothing can be dropped, so it is not walked: such
+    subtrees may be shared with the caller's object.
+    """
+    if schema is None:
+        return
     if isinstance(value, dict):
         for key in list(value):
             sub = _schema_for_key(schema, key)
@@ -973,6 +987,16 @@ def _default_into(value: JSON, schema: Schema | None) -> None:
             if _is_non_nullable_null(value[index], items) and "default" in items:
                 value[index] = _pruned_default(items)
             _default_into(value[index], items)
+
+
+def prune_and_default(
+    obj: dict[str, Any], schema: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """`prune` then `apply_defaults`, without copying twice: defaults go straight into the
+    pruned copy, whose schema-described containers are all new."""
+    pruned, unknown = prune(obj, schema)
+    _default_into(pruned, schema)
+    return pruned, unknown
 
 
 def apply_defaults(obj: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:

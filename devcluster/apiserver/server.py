@@ -20,6 +20,7 @@ from aiohttp import web
 
 from . import discovery, errors, openapi
 from .admission import fold_secret_string_data
+from .auth_apis import USER_KEY, AccessControl
 from .bootstrap import Bootstrap
 from .builtin import BUILTIN_RESOURCES, CRD_KEY
 from .certs import load_or_create
@@ -96,6 +97,9 @@ class ApiServer:
         self.bootstrap = Bootstrap(self.store, self.registry, self.rest)
         self.extensions: dict[tuple[str, str], Extension] = {}
         self.eviction_admitters: list[EvictionAdmitter] = []
+        self.access = AccessControl(self.store, self.registry, self.token, data_dir)
+        for api in self.access.served_apis():
+            self.add_extension(Extension(api.group, api.version, api.resources, api.handler))
         self.bookmark_seconds = bookmark_seconds
         self.address = ""
         self._openapi_cache: dict[tuple[str, int], Any] = {}
@@ -143,11 +147,9 @@ class ApiServer:
         self, request: web.Request,
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
-        if request.path not in OPEN_PATHS:
-            supplied = request.headers.get("Authorization", "")
-            if not secrets.compare_digest(supplied.encode(), f"Bearer {self.token}".encode()):
-                return _status_response(errors.unauthorized())
         try:
+            if request.path not in OPEN_PATHS:
+                request[USER_KEY] = self.access.authenticate(request.headers)
             return await handler(request)
         except ApiError as error:
             return _status_response(error)
@@ -166,6 +168,7 @@ class ApiServer:
         parts = [p for p in path.split("/") if p]
         if path in OPEN_PATHS:
             return web.Response(text="ok")
+        self.access.check(request[USER_KEY], request.method, path, request.query)
         if path == "/version":
             return _json(KUBERNETES_VERSION)
         if path == "/api":
@@ -186,6 +189,8 @@ class ApiServer:
         extension = self.extensions.get((group, version))
         if extension is not None:
             return await extension.handler(request, target)
+        if target.subresource == "token" and target.resource.plural == "serviceaccounts":
+            return await self.access.create_token(request, target)
         return await self._serve(request, target)
 
     def _resolve(self, parts: list[str]) -> tuple[Target, str, str]:

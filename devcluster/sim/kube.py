@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import ssl
 import tempfile
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import yaml
 
 
@@ -139,7 +139,7 @@ class Kube:
         params: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        data = None if body is None else json.dumps(body)
+        data = None if body is None else orjson.dumps(body)
         headers = {"Content-Type": content_type} if data is not None else {}
         if method != "GET":
             self.writes += 1
@@ -148,7 +148,7 @@ class Kube:
         ) as response:
             payload = await response.read()
             try:
-                decoded = json.loads(payload) if payload else {}
+                decoded = orjson.loads(payload) if payload else {}
             except ValueError:
                 decoded = {"message": payload.decode(errors="replace")}
             if response.status >= 400:
@@ -268,7 +268,7 @@ class Kube:
                 if not line:
                     return
                 if line.strip():
-                    yield json.loads(line)
+                    yield orjson.loads(line)
 
 
 async def wait_for_resource(kube: Kube, resource: Resource, attempts: int = 600) -> None:

@@ -39,7 +39,7 @@ def install_virt_api(server: ApiServer) -> VirtApi:
     api = VirtApi(server)
     for extension in api.extensions():
         server.add_extension(extension)
-    server.rest.validators[("kubevirt.io", "VirtualMachineInstance")] = default_vmi
+    server.rest.create_mutators[("kubevirt.io", "VirtualMachineInstance")] = default_vmi
 
     async def refuse_launcher_eviction(pod: dict[str, Any]) -> None:
         meta = pod["metadata"]

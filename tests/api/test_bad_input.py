@@ -162,8 +162,6 @@ def test_schema_violations_are_422_naming_the_field(cluster: DevCluster,
                   "spec.color", "Unsupported value", '"mauve"')
 
 
-@pytest.mark.xfail(strict=True, reason="built-in kinds are stored without schema validation "
-                   "(devcluster has no schemas of built-in kinds): known gap")
 def test_wrong_types_in_a_built_in_kind_are_rejected(cluster: DevCluster) -> None:
     answer = wire.request(cluster, "POST", CONFIGMAPS,
                           {"metadata": {"name": "numbers"}, "data": {"a": 1}})

@@ -1,0 +1,63 @@
+"""The deployment manifests: least privilege, probes, and the PriorityClasses VMs name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controllers.virtualmachine.builders import build_priority_classes
+
+MANIFESTS = Path(__file__).resolve().parent.parent.parent / "manifests"
+
+
+def load(name: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((MANIFESTS / name).read_text()) if d]
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = load("kustomization.yaml")[0]
+    listed = set(kustomization["resources"])
+    present = {p.name for p in MANIFESTS.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == present
+
+
+def test_cluster_role_has_no_wildcards_and_writes_only_what_the_operator_writes() -> None:
+    role = next(d for d in load("rbac.yaml") if d["kind"] == "ClusterRole")
+    writes: set[tuple[str, str, str]] = set()
+    for rule in role["rules"]:
+        for field in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[field], rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    if verb not in ("get", "list", "watch"):
+                        writes.add((group, resource, verb))
+    assert writes == {
+        ("vdcos.io", "virtualmachines/status", "patch"),
+        ("vdcos.io", "storagepolicies/status", "patch"),
+        ("vdcos.io", "computeclusters/status", "patch"),
+        ("kubevirt.io", "virtualmachines", "patch"),
+        ("subresources.kubevirt.io", "virtualmachineinstances/pause", "update"),
+        ("subresources.kubevirt.io", "virtualmachineinstances/unpause", "update"),
+        ("storage.k8s.io", "storageclasses", "create"),
+        ("storage.k8s.io", "storageclasses", "patch"),
+        ("scheduling.k8s.io", "priorityclasses", "create"),
+        ("", "events", "create"),
+        ("kopf.dev", "clusterkopfpeerings", "patch"),
+    }
+
+
+def test_deployment_probes_kopf_health_endpoint_as_the_service_account() -> None:
+    deployment = load("deployment.yaml")[0]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == load("serviceaccount.yaml")[0]["metadata"]["name"]
+    container = pod["containers"][0]
+    assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/healthz"
+
+
+def test_priority_classes_match_what_vms_name() -> None:
+    assert load("priorityclasses.yaml") == build_priority_classes()
