@@ -94,8 +94,10 @@ def _subresource_entry(resource: ResourceType, subresource: str) -> dict[str, An
         "finalize": ["update"],
         "binding": ["create"],
         "eviction": ["create"],
+        "token": ["create"],
     }.get(subresource, ["get", "update", "patch", "create"])
-    kind = {"scale": "Scale", "binding": "Binding", "eviction": "Eviction"}.get(
+    kind = {"scale": "Scale", "binding": "Binding", "eviction": "Eviction",
+            "token": "TokenRequest"}.get(
         subresource, resource.kind
     )
     entry: dict[str, Any] = {
@@ -109,4 +111,6 @@ def _subresource_entry(resource: ResourceType, subresource: str) -> dict[str, An
         entry["group"], entry["version"] = "autoscaling", "v1"
     if subresource == "eviction":
         entry["group"], entry["version"] = "policy", "v1"
+    if subresource == "token":
+        entry["group"], entry["version"] = "authentication.k8s.io", "v1"
     return entry
