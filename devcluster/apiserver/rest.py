@@ -21,6 +21,8 @@ from .admission import ClusterIPAllocator, default_new_object
 from .builtin import NAMESPACE_KEY, PODS_KEY
 from .builtin_schemas import decode as decode_builtin
 from .builtin_schemas import decoding_error_message
+from .cel_rules import has_rules as has_cel_rules
+from .cel_rules import validate_rules
 from .errors import ApiError, Cause
 from .managed_fields import (
     ListRules,
@@ -83,6 +85,7 @@ class Rest:
         self.registry = registry
         self.cluster_ips = ClusterIPAllocator()
         self._list_rules_cache: dict[tuple[str, str, int], ListRules] = {}
+        self._cel_rules_cache: dict[tuple[str, str, str, int], bool] = {}
         # Extra per-kind defaulting and checks (CRDs, ...) registered by other parts.
         self.defaulters: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {}
         self.validators: dict[tuple[str, str], Callable[[dict[str, Any]], list[Cause]]] = {}
@@ -285,6 +288,8 @@ class Rest:
                 options.warnings.extend(f'unknown field "{path.lstrip(".")}"' for path in unknown)
             obj = pruned
             causes = validate(obj, resource.schema)
+            if not causes and self._has_cel_rules(resource):
+                causes = validate_rules(obj, resource.schema, old)
             if causes:
                 raise errors.invalid(resource.kind, resource.group, name, causes)
         defaulter = self.defaulters.get((resource.group, resource.kind))
@@ -296,6 +301,16 @@ class Rest:
             if causes:
                 raise errors.invalid(resource.kind, resource.group, name, causes)
         return obj
+
+    def _has_cel_rules(self, resource: ResourceType) -> bool:
+        """Whether the kind's schema has x-kubernetes-validations (asked once per schema)."""
+        key = (resource.group, resource.version, resource.plural, self.registry.generation)
+        found = self._cel_rules_cache.get(key)
+        if found is None:
+            found = has_cel_rules(resource.schema)
+            self._cel_rules_cache = {key: found} | {
+                k: v for k, v in self._cel_rules_cache.items() if k[3] == key[3]}
+        return found
 
     @staticmethod
     def _decode_builtin(

@@ -818,7 +818,7 @@ def validate(obj: dict[str, Any], schema: dict[str, Any]) -> list[Cause]:
     """Validate a custom object against its version's openAPIV3Schema.
 
     Root `metadata` is checked only against what the schema says of it (name/generateName
-    limits): the rest of ObjectMeta is the server's job. CEL rules are not evaluated.
+    limits): the rest of ObjectMeta is the server's job. CEL rules (x-kubernetes-validations) are evaluated by cel_rules.py.
     """
     checker = _Validator()
     checker.value(obj, schema, "")

@@ -167,8 +167,50 @@ def test_wrong_types_in_a_built_in_kind_are_rejected(cluster: DevCluster) -> Non
                           {"metadata": {"name": "numbers"}, "data": {"a": 1}})
     try:
         assert answer.status == 400, answer.body
+        assert answer.body["reason"] == "BadRequest"
+        assert answer.body["message"] == (
+            'ConfigMap in version "v1" cannot be handled as a ConfigMap: json: cannot unmarshal '
+            "number into Go struct field ConfigMap.data of type string")
     finally:
         wire.request(cluster, "DELETE", f"{CONFIGMAPS}/numbers")
+
+
+DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
+
+
+def deployment(name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "c", "image": "nginx",
+                                                           "resources": {"limits": {"cpu": 1}},
+                                                           "ports": [{"containerPort": 80}]}]}},
+                     **spec}}
+
+
+def test_unknown_fields_of_a_built_in_kind_follow_field_validation(cluster: DevCluster,
+                                                                   unchanged: None) -> None:
+    typo = deployment("typo", replica=3)
+    strict = wire.request(cluster, "POST", f"{DEPLOYMENTS}?fieldValidation=Strict", typo)
+    assert_status(strict, 400, "BadRequest",
+                  'Deployment in version "v1" cannot be handled as a Deployment: strict decoding '
+                  'error: unknown field "spec.replica"')
+    warned = wire.request(cluster, "POST", f"{DEPLOYMENTS}?fieldValidation=Warn&dryRun=All", typo)
+    assert warned.status == 201, warned.body
+    assert warned.warnings() == ['299 - "unknown field \\"spec.replica\\""']
+    assert "replica" not in warned.body["spec"]  # dropped, as kube's decoder drops it
+    ignored = wire.request(cluster, "POST", f"{DEPLOYMENTS}?fieldValidation=Ignore&dryRun=All",
+                           typo)
+    assert ignored.status == 201 and ignored.warnings() == []
+    assert "replica" not in ignored.body["spec"]
+
+
+def test_wrong_type_in_a_deployment_names_the_go_field(cluster: DevCluster,
+                                                       unchanged: None) -> None:
+    answer = wire.request(cluster, "POST", DEPLOYMENTS, deployment("typed", replicas="3"))
+    assert_status(answer, 400, "BadRequest",
+                  "json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas "
+                  "of type int32")
 
 
 # ---- field validation ----------------------------------------------------------------------

@@ -442,3 +442,23 @@ def test_explain_shows_the_field_descriptions(kubectl: Kubectl, widget_crd: None
     assert "The paint of the widget." in spec
     field = kubectl("explain", "wdg.spec.color").stdout
     assert "The paint of the widget." in field
+
+
+def test_explain_describes_built_in_kinds(kubectl: Kubectl) -> None:
+    spec = kubectl("explain", "deployment.spec").stdout
+    assert "DeploymentSpec is the specification of the desired behavior" in spec
+    assert re.search(r"replicas\s+<integer>", spec), spec
+    assert "Number of desired pods." in spec
+    limits = kubectl("explain", "pod.spec.containers.resources.limits").stdout
+    assert "Limits describes the maximum amount of compute resources allowed." in limits
+
+
+def test_wrong_types_in_a_built_in_manifest_are_refused(kubectl: Kubectl,
+                                                        namespace: str) -> None:
+    manifest = yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap",
+                               "metadata": {"name": "typed", "namespace": namespace},
+                               "data": {"count": 1}})
+    refused = apply_text(kubectl, manifest, check=False)
+    assert refused.returncode != 0
+    assert "cannot unmarshal number into Go struct field ConfigMap.data of type string" in (
+        refused.stderr), refused.stderr

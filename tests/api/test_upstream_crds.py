@@ -145,9 +145,12 @@ def test_the_older_policy_version_reads_the_same_objects(cluster: DevCluster) ->
     assert old.body["metadata"]["uid"] == created.body["metadata"]["uid"]
 
 
-@pytest.mark.xfail(strict=True, reason="x-kubernetes-validations (CEL) rules are not "
-                   "evaluated by devcluster's schema validation: known gap")
 def test_cel_rule_on_node_selector_keys(cluster: DevCluster) -> None:
     answer = wire.request(cluster, "POST", f"{NNCPS}?dryRun=All",
                           nncp("cel", {"nodeSelector": {"not a qualified name!": "x"}}))
     assert answer.status == 422
+    assert ('spec.nodeSelector: Invalid value: "object": nodeSelector keys must be valid '
+            "qualified names") in answer.body["message"]
+    valid = wire.request(cluster, "POST", f"{NNCPS}?dryRun=All",
+                         nncp("cel", {"nodeSelector": {"kubernetes.io/hostname": "node-1"}}))
+    assert valid.status == 201, valid.body

@@ -129,12 +129,19 @@ def test_group_version_document_has_operations_kubectl_checks() -> None:
     assert THING_SCHEMA["properties"].keys() == {"spec", "status"}  # the input is not mutated
 
 
-def test_builtin_kinds_get_a_permissive_schema_and_unknown_group_versions_none() -> None:
+def test_builtin_kinds_get_their_typed_schema_and_unknown_group_versions_none() -> None:
     registry = make_registry()
+    registry.add(ResourceType("", "v1", "Gadget", "gadgets", "gadget", False))
     document = openapi_v3_group_version(registry, "", "v1")
     assert document is not None
     namespace = document["components"]["schemas"]["io.k8s.api.core.v1.Namespace"]
-    assert namespace["type"] == "object" and namespace["x-kubernetes-preserve-unknown-fields"]
+    assert namespace["type"] == "object"
+    assert namespace["properties"]["spec"]["properties"]["finalizers"]["type"] == "array"
+    assert namespace["x-kubernetes-group-version-kind"] == [
+        {"group": "", "version": "v1", "kind": "Namespace"}]
+    # A built-in kind the official client has no model of stays permissive.
+    gadget = document["components"]["schemas"]["io.k8s.api.core.v1.Gadget"]
+    assert gadget["type"] == "object" and gadget["x-kubernetes-preserve-unknown-fields"]
     assert "/api/v1/namespaces/{name}" in document["paths"]
     assert "/api/v1/namespaces/{namespace}/configmaps" in document["paths"]
     assert openapi_v3_group_version(registry, "nothing.io", "v1") is None
