@@ -25,6 +25,9 @@ class OperatorConfig:
     kubeconfig: Path | None = None
     #: how long status changes seen on KubeVirt objects are gathered into one status write.
     status_coalesce_seconds: float = 1.0
+    #: progress of a converging VM (Provisioning, Starting...) is written at most this often
+    #: (the interval doubles while it keeps converging); Ready and failures at once.
+    progress_status_seconds: float = 5.0
     #: concurrent reconciles of VirtualMachines.
     vm_workers: int = 16
     #: server-side timeout of kopf's watch requests (the server ends them; kopf reconnects).
@@ -54,4 +57,5 @@ def configure_kopf(settings: Any, config: OperatorConfig) -> None:
     settings.peering.clusterwide = True
     # Our events are posted by the reconcilers with context; kopf's own are noise.
     settings.posting.enabled = False
-    settings.queueing.worker_limit = 64
+    # No settings.queueing.worker_limit: kopf holds every object's worker until all objects
+    # are indexed, so a limit below the number of objects deadlocks the start-up.

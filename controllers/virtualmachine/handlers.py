@@ -136,7 +136,12 @@ class VirtualMachineController:
     reconciler: VirtualMachineReconciler = field(init=False)
 
     def __post_init__(self) -> None:
-        self.reconciler = VirtualMachineReconciler(self.kube, self.observe)
+        self.reconciler = VirtualMachineReconciler(
+            self.kube,
+            self.observe,
+            lambda key, delay: self.queue.enqueue(key, delay),
+            progress_window_seconds=self.config.progress_status_seconds,
+        )
         self.queue = WorkQueue(
             "virtualmachines", self.reconciler.reconcile, workers=self.config.vm_workers
         )

@@ -10,6 +10,7 @@ The judgement functions below are pure; `VirtualMachineReconciler.reconcile` doe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -247,6 +248,60 @@ def power_action(desired: str, vmi: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+#: Ready reasons of a VM on its way somewhere (starting, stopping, provisioning disks).
+TRANSITIONAL_REASONS: Final = frozenset(
+    {
+        "Starting",
+        "Stopping",
+        "Suspending",
+        "Resuming",
+        "Provisioning",
+        "WaitingForVolumeBinding",
+        "NotCreated",
+        "Scheduling",
+        "Scheduled",
+        "Pending",
+        "Migrating",
+        "Stopped",
+        "NotRunning",
+        "NotReady",
+        "DisksReadyUnknown",
+        "RunningUnknown",
+        "PowerStateReachedUnknown",
+    }
+)
+
+
+def in_transition(status: Mapping[str, Any]) -> bool:
+    """Whether the status shows a VM still converging (not Ready, for a passing reason)."""
+    ready = find_condition(status.get("conditions") or [], READY)
+    return (
+        ready is not None
+        and ready["status"] != "True"
+        and (ready["reason"] in TRANSITIONAL_REASONS)
+    )
+
+
+def status_write_delay(
+    previous: Mapping[str, Any],
+    desired: Mapping[str, Any],
+    generation: int,
+    seconds_since_last_write: float,
+    window: float,
+) -> float:
+    """Seconds to hold back a status write; 0 to write now.
+
+    Progress of a converging VM (Provisioning, Starting, ...) is written at most once per
+    `window`, so a VM that gets Ready quickly costs one status write, not one per KubeVirt
+    phase. Ready, failures and a new generation are written at once.
+    """
+    if not in_transition(desired):
+        return 0.0
+    if previous and previous.get("observedGeneration") != generation:
+        return 0.0
+    return max(0.0, window - seconds_since_last_write)
+
+
 def power_event(plan: ChangePlan, desired_power: str) -> tuple[str, str] | None:
     """(reason, message) of the Event for a runStrategy change."""
     if plan.power is None:
@@ -278,9 +333,21 @@ def _previous_owner_is_vdc_vm(live: Mapping[str, Any]) -> bool:
 class VirtualMachineReconciler:
     """Reconciles VDC VirtualMachines by key, reading state through `observe`."""
 
-    def __init__(self, kube: KubeClient, observe: Callable[[Key], Observed | None]) -> None:
+    def __init__(
+        self,
+        kube: KubeClient,
+        observe: Callable[[Key], Observed | None],
+        requeue: Callable[[Key, float], None] | None = None,
+        *,
+        progress_window_seconds: float = 5.0,
+    ) -> None:
         self.kube = kube
         self.observe = observe
+        self.requeue = requeue
+        self.progress_window_seconds = progress_window_seconds
+        # When the status of a converging VM was last written (or the VM created), and the
+        # window until progress may be written again (doubling while it stays in transition).
+        self._progress: dict[Key, tuple[float, float]] = {}
         # Restart reasons seen while applying a change to a running guest, per VMI uid:
         # KubeVirt reports its own RestartRequired later; this bridges the gap.
         self._pending_restart: dict[Key, tuple[str, tuple[str, ...]]] = {}
@@ -292,6 +359,7 @@ class VirtualMachineReconciler:
         return {key: reason for key, (reason, _) in self._rejected.items()}
 
     def forget(self, key: Key) -> None:
+        self._progress.pop(key, None)
         self._pending_restart.pop(key, None)
         self._rejected.pop(key, None)
 
@@ -360,6 +428,12 @@ class VirtualMachineReconciler:
                 key, vdc_vm, spec, policies, default_policy, cluster, live, vmi
             )
 
+        if plan is not None and plan.create:
+            self._progress[key] = (time.monotonic(), self.progress_window_seconds)
+            # The new KubeVirt VM's watch event brings the next pass within moments; its
+            # status write then says more than "being created" would (fewer writes per VM).
+            return
+
         vmi_uid = str((vmi or {}).get("metadata", {}).get("uid") or "")
         pending = self._pending_restart.get(key)
         reasons: tuple[str, ...] = ()
@@ -386,10 +460,21 @@ class VirtualMachineReconciler:
         status = with_admission(
             status, previous_conditions, spec, rejection, unresolved, generation, now
         )
-        if status_changed(previous_status, status):
-            await patch_status(
-                self.kube, VDC_VIRTUAL_MACHINES, namespace, name, previous_status, status
-            )
+        if not status_changed(previous_status, status):
+            return
+        clock = time.monotonic()
+        since, window = self._progress.get(key, (clock, self.progress_window_seconds))
+        delay = status_write_delay(previous_status, status, generation, clock - since, window)
+        if delay > 0 and self.requeue is not None:
+            self.requeue(key, delay)
+            return
+        await patch_status(
+            self.kube, VDC_VIRTUAL_MACHINES, namespace, name, previous_status, status
+        )
+        if in_transition(status):
+            self._progress[key] = (clock, min(window * 2, 60.0))
+        else:
+            self._progress.pop(key, None)
 
     async def _reject(self, key: Key, vdc_vm: Mapping[str, Any], rejection: Rejection) -> None:
         if self._rejected.get(key) == (rejection.reason, rejection.message):

@@ -3,7 +3,8 @@
 The order of work on a write is kube's: `prune` (drop unknown fields and non-nullable nulls),
 `apply_defaults`, then `validate`. Messages are worded as kube-openapi's validator words them
 after apiextensions-apiserver has turned them into field errors (`Invalid value: 0: spec.size in
-body should be greater than or equal to 1`). `x-kubernetes-validations` (CEL rules) are ignored.
+body should be greater than or equal to 1`). CEL rules (`x-kubernetes-validations`) are
+evaluated separately, by `cel_rules.py`.
 """
 
 from __future__ import annotations
@@ -818,7 +819,7 @@ def validate(obj: dict[str, Any], schema: dict[str, Any]) -> list[Cause]:
     """Validate a custom object against its version's openAPIV3Schema.
 
     Root `metadata` is checked only against what the schema says of it (name/generateName
-    limits): the rest of ObjectMeta is the server's job. CEL rules (x-kubernetes-validations) are evaluated by cel_rules.py.
+    limits): the rest of ObjectMeta is the server's job. CEL rules are cel_rules.py's job.
     """
     checker = _Validator()
     checker.value(obj, schema, "")
