@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client, watch
 
 from tests.harness import DevCluster
-from tests.integration.conftest import HOSTS
+from tests.integration.sim.conftest import HOSTS
 
 from .helpers import get_json
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.harness import DevCluster
-from tests.integration.conftest import HOSTS
+from tests.integration.sim.conftest import HOSTS
 
 from .helpers import apply, busybox_pod
 
