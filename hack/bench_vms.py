@@ -30,6 +30,7 @@ from controllers.common.kube import (
     ResourceRef,
     discover_credentials,
 )
+from controllers.common.logging import configure_logging
 from tests.harness import DevCluster, start_devcluster
 
 NAMESPACES = ResourceRef("", "v1", "namespaces", namespaced=False)
@@ -155,6 +156,7 @@ async def bench_vms(args: argparse.Namespace) -> dict[str, Any]:
     from controllers import operator
     from controllers.crds import generate_all
 
+    configure_logging()  # to stderr: stdout carries the figures
     count = int(args.vms)
     results: dict[str, Any] = {"vms": count}
     with tempfile.TemporaryDirectory() as tmp:

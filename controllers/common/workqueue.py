@@ -49,7 +49,7 @@ class WorkQueue(Generic[KeyT]):
         self._queued: set[KeyT] = set()  # in _ready, not yet taken
         self._timers: dict[KeyT, asyncio.TimerHandle] = {}
         self._running: set[KeyT] = set()
-        self._again: set[KeyT] = set()  # asked for while running
+        self._again: dict[KeyT, float] = {}  # asked for while running: the shortest delay
         self._failures: dict[KeyT, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.reconciles = 0
@@ -74,7 +74,7 @@ class WorkQueue(Generic[KeyT]):
     def enqueue(self, key: KeyT, delay: float = 0.0) -> None:
         """Asks for a reconcile of `key` within `delay` seconds (sooner if already asked)."""
         if key in self._running:
-            self._again.add(key)
+            self._again[key] = min(delay, self._again.get(key, delay))
             return
         if key in self._queued:
             return
@@ -97,7 +97,7 @@ class WorkQueue(Generic[KeyT]):
         if key in self._queued:
             return
         if key in self._running:
-            self._again.add(key)
+            self._again[key] = 0.0
             return
         self._queued.add(key)
         self._ready.put_nowait(key)
@@ -130,8 +130,8 @@ class WorkQueue(Generic[KeyT]):
                 )
             finally:
                 self._running.discard(key)
-            if key in self._again:
-                self._again.discard(key)
-                self.enqueue(key)
-            elif retry_after is not None:
-                self.enqueue(key, retry_after)
+            again = self._again.pop(key, None)
+            if retry_after is not None:
+                again = retry_after if again is None else min(again, retry_after)
+            if again is not None:
+                self.enqueue(key, again)

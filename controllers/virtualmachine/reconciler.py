@@ -10,6 +10,7 @@ The judgement functions below are pure; `VirtualMachineReconciler.reconcile` doe
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -282,6 +283,11 @@ def in_transition(status: Mapping[str, Any]) -> bool:
     )
 
 
+def _ready_status(status: Mapping[str, Any]) -> str | None:
+    ready = find_condition(status.get("conditions") or [], READY)
+    return ready["status"] if ready is not None else None
+
+
 def status_write_delay(
     previous: Mapping[str, Any],
     desired: Mapping[str, Any],
@@ -291,15 +297,32 @@ def status_write_delay(
 ) -> float:
     """Seconds to hold back a status write; 0 to write now.
 
-    Progress of a converging VM (Provisioning, Starting, ...) is written at most once per
-    `window`, so a VM that gets Ready quickly costs one status write, not one per KubeVirt
-    phase. Ready, failures and a new generation are written at once.
+    Written at once: a new generation (the user changed the spec) and Ready reaching a
+    settled value (True, or False for a reason that needs attention). Everything else -
+    the progress of a converging VM (Provisioning, Starting...) and details of a VM whose
+    Ready does not change (IP addresses, LiveMigratable) - is written at most once per
+    `window`, so a VM costs one status write on its way to Ready, not one per KubeVirt phase;
+    progress whose Ready reason did not change is not written at all (math.inf).
     """
-    if not in_transition(desired):
-        return 0.0
     if previous and previous.get("observedGeneration") != generation:
         return 0.0
+    settled_change = _ready_status(previous) != _ready_status(desired) or _ready_reason(
+        previous
+    ) != _ready_reason(desired)
+    if settled_change and not in_transition(desired):
+        return 0.0
+    if (
+        in_transition(previous)
+        and in_transition(desired)
+        and _ready_reason(previous) == _ready_reason(desired)
+    ):
+        return math.inf  # still on the way, for the same reason: nothing worth a write
     return max(0.0, window - seconds_since_last_write)
+
+
+def _ready_reason(status: Mapping[str, Any]) -> str | None:
+    ready = find_condition(status.get("conditions") or [], READY)
+    return ready["reason"] if ready is not None else None
 
 
 def power_event(plan: ChangePlan, desired_power: str) -> tuple[str, str] | None:
@@ -463,18 +486,21 @@ class VirtualMachineReconciler:
         if not status_changed(previous_status, status):
             return
         clock = time.monotonic()
-        since, window = self._progress.get(key, (clock, self.progress_window_seconds))
+        since, window = self._progress.get(key, (-math.inf, self.progress_window_seconds))
         delay = status_write_delay(previous_status, status, generation, clock - since, window)
+        if delay == math.inf:
+            return
         if delay > 0 and self.requeue is not None:
             self.requeue(key, delay)
             return
         await patch_status(
             self.kube, VDC_VIRTUAL_MACHINES, namespace, name, previous_status, status
         )
-        if in_transition(status):
-            self._progress[key] = (clock, min(window * 2, 60.0))
-        else:
-            self._progress.pop(key, None)
+        # Progress written while converging is written less and less often.
+        next_window = (
+            min(window * 2, 30.0) if in_transition(status) else self.progress_window_seconds
+        )
+        self._progress[key] = (clock, next_window)
 
     async def _reject(self, key: Key, vdc_vm: Mapping[str, Any], rejection: Rejection) -> None:
         if self._rejected.get(key) == (rejection.reason, rejection.message):

@@ -81,9 +81,11 @@ def test_examples_reach_ready(datacenter: DevCluster, namespace: str) -> None:
     production = get_json(datacenter, "cc", "production")
     assert production["status"]["hostCount"] == 3
     assert condition(production, "Ready")["status"] == "True"
+    # Disk counts follow VM changes within moments (they are gathered for 2 s).
+    wait(datacenter, "--for=jsonpath={.status.diskCount}=2", "sp/gold")
     gold = get_json(datacenter, "sp", "gold")
     assert gold["status"]["storageClassName"] == "gold"
-    assert gold["status"]["diskCount"] >= 2
+    assert condition(gold, "Ready")["status"] == "True"
     datacenter.kubectl("get", "storageclass", "gold")
 
 

@@ -119,3 +119,25 @@ def test_pods_keep_only_what_allocation_needs() -> None:
     assert slim_pod(pod) == {"spec": {"nodeName": "h", "containers": [
         {"resources": {"requests": {"cpu": "1"}}}], "initContainers": [], "overhead": {}},
         "status": {"phase": "Running"}}
+
+
+async def test_work_queue_honours_a_delay_asked_for_while_running() -> None:
+    """A reconcile that postpones itself must not spin: its delay is kept."""
+    runs: list[float] = []
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    queue: WorkQueue[str]
+
+    async def reconcile(key: str) -> None:
+        runs.append(loop.time())
+        if len(runs) == 1:
+            queue.enqueue(key, 0.2)
+        else:
+            done.set()
+
+    queue = WorkQueue("test", reconcile, workers=1)
+    queue.start()
+    queue.enqueue("a")
+    await asyncio.wait_for(done.wait(), 5)
+    await queue.stop()
+    assert len(runs) == 2 and runs[1] - runs[0] >= 0.19

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from controllers.virtualmachine.reconciler import (
     parse_spec,
     power_action,
     specific_reference_reason,
+    status_write_delay,
     vm_references,
     with_admission,
 )
@@ -192,3 +194,25 @@ def test_references_and_their_reasons() -> None:
     assert specific_reference_reason(
         ['spec.networks[0].portGroupName: DistributedPortGroup "pg" not found']
     ) == "DistributedPortGroupNotFound"
+
+
+def _status(ready: str, reason: str, generation: int = 1) -> dict[str, Any]:
+    return {"observedGeneration": generation, "conditions": [
+        {"type": "Ready", "status": ready, "reason": reason, "message": "",
+         "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+
+
+def test_status_writes_are_held_back_only_while_converging() -> None:
+    # Ready reached, or a failure: at once.
+    assert status_write_delay(_status("False", "Starting"), _status("True", "Ready"), 1, 0, 5) == 0
+    assert status_write_delay(_status("False", "Starting"),
+                              _status("False", "ErrorUnschedulable"), 1, 0, 5) == 0
+    # The user changed the spec: at once, so observedGeneration catches up.
+    assert status_write_delay(_status("True", "Ready"), _status("False", "Stopping", 2), 2,
+                              0, 5) == 0
+    # Progress: once per window; the same progress again: never.
+    assert status_write_delay({}, _status("False", "Starting"), 1, 1, 5) == 4
+    assert status_write_delay(_status("False", "Provisioning"), _status("False", "Starting"),
+                              1, 10, 5) == 0
+    assert status_write_delay(_status("False", "Starting"), _status("False", "Starting"),
+                              1, 10, 5) == math.inf
