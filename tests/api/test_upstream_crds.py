@@ -19,10 +19,13 @@ NMSTATE_CRDS = sorted((SCHEMAS / "nmstate").glob("*.yaml"))
 NADS = "/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions"
 NNCPS = "/apis/nmstate.io/v1/nodenetworkconfigurationpolicies"
 
-pytestmark = pytest.mark.skipif(
-    not MULTUS_CRD.exists() or not NMSTATE_CRDS,
-    reason=f"upstream CRDs not found under {SCHEMAS}",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not MULTUS_CRD.exists() or not NMSTATE_CRDS,
+        reason=f"upstream CRDs not found under {SCHEMAS}",
+    ),
+    pytest.mark.xdist_group("api-upstream_crds"),
+]
 
 
 @pytest.fixture(scope="module")

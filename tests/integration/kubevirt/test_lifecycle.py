@@ -12,7 +12,7 @@ from tests.oracles import CDI_SWAGGER, KUBEVIRT_SWAGGER, swagger_errors
 
 from .conftest import apply, condition, get, subresource, vm_manifest, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kubevirt-lifecycle")]
 
 
 def running_vmi(cluster: DevCluster, name: str) -> dict[str, Any]:
@@ -227,7 +227,13 @@ def test_drain_live_migrates_evictable_vms(cluster: DevCluster) -> None:
 
 def test_every_object_the_simulation_wrote_matches_the_upstream_swagger(
         cluster: DevCluster) -> None:
-    """Runs last in this module: everything the scenarios above left behind."""
+    """Runs last in this module: everything the scenarios above left behind, plus a live
+    migration made here so that a migration is always among what is checked."""
+    apply(cluster, vm_manifest("oracle"))
+    running_vmi(cluster, "oracle")
+    assert subresource(cluster, "virtualmachines", "oracle", "migrate") == 202
+    cluster.kubectl("wait", "vmim", "-l", "kubevirt.io/vmi-name=oracle",
+                    "--for=jsonpath={.status.phase}=Succeeded", "--timeout=60s", timeout=70)
     checked = 0
     for plural, swagger, definition in (
             ("virtualmachines.kubevirt.io", KUBEVIRT_SWAGGER, "v1.VirtualMachine"),
