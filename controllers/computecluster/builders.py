@@ -7,14 +7,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from controllers.common.quantities import (
+from controllers.computecluster.models import ComputeClusterSpec, LabelSelector
+from kubeunits.quantity import (
     QuantityError,
     format_bytes,
     format_millis,
     to_bytes,
     to_millis,
 )
-from controllers.computecluster.models import ComputeClusterSpec, LabelSelector
 
 _FINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
 

@@ -30,12 +30,6 @@ from controllers.common.conditions import (
     set_condition,
     summarize_ready,
 )
-from controllers.common.quantities import (
-    QuantityError,
-    format_bytes,
-    quantities_equal,
-    to_bytes,
-)
 from controllers.computecluster.builders import ResolvedCluster, placement_for
 from controllers.storagepolicy.builders import PROVISIONING_ANNOTATION, ResolvedStoragePolicy
 from controllers.virtualmachine.models import (
@@ -46,6 +40,12 @@ from controllers.virtualmachine.models import (
     PowerState,
     RestartPriority,
     VirtualMachineSpec,
+)
+from kubeunits.quantity import (
+    QuantityError,
+    format_bytes,
+    quantities_equal,
+    to_bytes,
 )
 
 KUBEVIRT_API_VERSION: Final = "kubevirt.io/v1"

@@ -43,7 +43,6 @@ from controllers.common.kube import (
     KubeError,
 )
 from controllers.common.logging import get_logger
-from controllers.common.quantities import QuantityError, to_bytes, to_millis
 from controllers.common.workqueue import RetryLater
 from controllers.computecluster.builders import ResolvedCluster, cluster_nodes
 from controllers.computecluster.models import ComputeClusterSpec
@@ -69,6 +68,7 @@ from controllers.virtualmachine.builders import (
     vm_status_from,
 )
 from controllers.virtualmachine.models import VirtualMachineSpec
+from kubeunits.quantity import QuantityError, to_bytes, to_millis
 
 log = get_logger("vdcos.virtualmachine")
 

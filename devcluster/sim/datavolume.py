@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from devcluster.sim.quantity import format_decimal, memory_bytes
 from devcluster.sim.vmi_status import rfc3339
+from kubeunits.quantity import format_decimal, to_bytes
 
 Obj = Mapping[str, Any]
 
@@ -137,7 +137,7 @@ def build_pvc_for_datavolume(
         requested = ((storage.get("resources") or {}).get("requests") or {}).get("storage")
         if requested is None:
             raise ClaimNotValid("missing storage size")
-        size = max(memory_bytes(requested), ALIGN_BLOCK_SIZE)
+        size = max(to_bytes(requested), ALIGN_BLOCK_SIZE)
         if volume_mode == "Filesystem" and content_type == "kubevirt":
             size = required_space(size, filesystem_overhead)
         else:

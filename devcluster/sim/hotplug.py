@@ -17,14 +17,14 @@ from datetime import datetime
 from typing import Any
 
 from devcluster.sim.launcher import DEFAULT_CPU_ALLOCATION_RATIO, guest_memory
-from devcluster.sim.quantity import (
-    cpu_millicores,
-    format_binary_bytes,
-    format_cpu_millicores,
-    memory_bytes,
-)
 from devcluster.sim.vm_status import is_migrating
 from devcluster.sim.vmi_status import condition, find_condition
+from kubeunits.quantity import (
+    format_bytes,
+    format_millis,
+    to_bytes,
+    to_millis,
+)
 
 Obj = Mapping[str, Any]
 
@@ -110,7 +110,7 @@ def validate_live_update_memory(
         return "Guest memory must be configured when memory hotplug is enabled"
     if max_guest is None:
         return "Max guest memory must be configured when memory hotplug is enabled"
-    guest = memory_bytes(memory["guest"])
+    guest = to_bytes(memory["guest"])
     if guest > max_guest:
         return "Guest memory is greater than the configured maxGuest memory"
     if guest % alignment != 0:
@@ -177,8 +177,8 @@ def apply_hotplug_defaults(
         if maximum is not None:
             domain["memory"] = {
                 **memory,
-                "guest": memory.get("guest") or format_binary_bytes(guest),
-                "maxGuest": format_binary_bytes(maximum),
+                "guest": memory.get("guest") or format_bytes(guest),
+                "maxGuest": format_bytes(maximum),
             }
     return spec
 
@@ -277,7 +277,7 @@ def _cpu_plan(
         if (template_resources.get(section) or {}).get("cpu") is None:
             continue
         old = (vmi_resources.get(section) or {}).get("cpu", "0")
-        new = format_cpu_millicores(cpu_millicores(old) + delta_millis)
+        new = format_millis(to_millis(old) + delta_millis)
         path = f"/spec/domain/resources/{section}/cpu"
         patch += [
             {"op": "test", "path": path, "value": old},
@@ -297,8 +297,8 @@ def _memory_plan(template: Obj, vmi: Obj, *, arch: str, now: datetime) -> LiveUp
         return None
     if _has_vmi_condition(vmi, "HotMemoryChange", "False"):
         return LiveUpdatePlan(restart_required=MSG_MEMORY_FAILED)
-    wanted = memory_bytes(wanted_guest)
-    if wanted == memory_bytes(vmi_memory["guest"]):
+    wanted = to_bytes(wanted_guest)
+    if wanted == to_bytes(vmi_memory["guest"]):
         return None
     if not _has_vmi_condition(vmi, "LiveMigratable", "True"):
         return LiveUpdatePlan(restart_required=MSG_MEMORY_NOT_MIGRATABLE)
@@ -308,28 +308,28 @@ def _memory_plan(template: Obj, vmi: Obj, *, arch: str, now: datetime) -> LiveUp
         return LiveUpdatePlan(error=ERR_MEMORY_IN_PROGRESS, error_reason="HotPlugMemoryError")
     if is_migrating(vmi, now):
         return LiveUpdatePlan(error=ERR_MEMORY_MIGRATING, error_reason="HotPlugMemoryError")
-    max_guest = memory_bytes(vmi_memory["maxGuest"])
+    max_guest = to_bytes(vmi_memory["maxGuest"])
     invalid = validate_live_update_memory(template, max_guest, arch=arch)
     if invalid is not None:
         return LiveUpdatePlan(restart_required=f"memory hotplug not supported, {invalid}")
     at_boot = status_memory.get("guestAtBoot")
-    if at_boot is not None and wanted < memory_bytes(at_boot):
+    if at_boot is not None and wanted < to_bytes(at_boot):
         return LiveUpdatePlan(restart_required=MSG_MEMORY_BELOW_BOOT)
     if wanted > max_guest:
         return LiveUpdatePlan(restart_required=MSG_MEMORY_ABOVE_MAX)
-    delta = wanted - memory_bytes(status_memory["guestCurrent"])
+    delta = wanted - to_bytes(status_memory["guestCurrent"])
     patch: list[dict[str, Any]] = [
         {"op": "test", "path": "/spec/domain/memory/guest", "value": vmi_memory["guest"]},
         {
             "op": "replace",
             "path": "/spec/domain/memory/guest",
-            "value": format_binary_bytes(wanted),
+            "value": format_bytes(wanted),
         },
     ]
     vmi_resources = (vmi_spec.get("domain") or {}).get("resources") or {}
     old_request = (vmi_resources.get("requests") or {}).get("memory")
-    if old_request is not None and memory_bytes(old_request) != 0:
-        new_request = memory_bytes(old_request) + delta
+    if old_request is not None and to_bytes(old_request) != 0:
+        new_request = to_bytes(old_request) + delta
         if new_request < wanted:
             # Hot-unplug may not release everything: requests never drop below the guest.
             new_request = wanted
@@ -339,20 +339,20 @@ def _memory_plan(template: Obj, vmi: Obj, *, arch: str, now: datetime) -> LiveUp
             {
                 "op": "replace",
                 "path": "/spec/domain/resources/requests/memory",
-                "value": format_binary_bytes(new_request),
+                "value": format_bytes(new_request),
             },
         ]
     template_limit = (
         ((template.get("domain") or {}).get("resources") or {}).get("limits") or {}
     ).get("memory")
-    if template_limit is not None and memory_bytes(template_limit) != 0:
+    if template_limit is not None and to_bytes(template_limit) != 0:
         old_limit = (vmi_resources.get("limits") or {}).get("memory", "0")
         patch += [
             {"op": "test", "path": "/spec/domain/resources/limits/memory", "value": old_limit},
             {
                 "op": "replace",
                 "path": "/spec/domain/resources/limits/memory",
-                "value": format_binary_bytes(memory_bytes(old_limit) + delta),
+                "value": format_bytes(to_bytes(old_limit) + delta),
             },
         ]
     return LiveUpdatePlan(vmi_patch=patch)
@@ -442,7 +442,7 @@ def hotplug_conditions(vmi: Obj, now: datetime) -> list[dict[str, Any]]:
         memory.get("maxGuest")
         and memory.get("guest")
         and requested is not None
-        and memory_bytes(memory["guest"]) != memory_bytes(requested)
+        and to_bytes(memory["guest"]) != to_bytes(requested)
     ):
         result.append(condition("HotMemoryChange", "True", now))
     return result
@@ -462,8 +462,8 @@ def status_after_hotplug(vmi: Obj) -> dict[str, Any]:
     if guest and status.get("memory"):
         status["memory"] = {
             **status["memory"],
-            "guestRequested": format_binary_bytes(guest),
-            "guestCurrent": format_binary_bytes(guest),
+            "guestRequested": format_bytes(guest),
+            "guestCurrent": format_bytes(guest),
         }
     status["conditions"] = [
         c

@@ -27,11 +27,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from devcluster.sim.quantity import (
-    cpu_millicores,
-    format_binary_bytes,
-    format_cpu_millicores,
-    memory_bytes,
+from kubeunits.quantity import (
+    format_bytes,
+    format_millis,
+    to_bytes,
+    to_millis,
 )
 
 Obj = Mapping[str, Any]
@@ -85,7 +85,7 @@ def vcpus(vmi: Obj) -> int:
     for section in ("limits", "requests"):
         value = (resources.get(section) or {}).get("cpu")
         if value is not None:
-            return max(1, math.ceil(cpu_millicores(value) / 1000))
+            return max(1, math.ceil(to_millis(value) / 1000))
     return 1
 
 
@@ -93,12 +93,12 @@ def guest_memory(vmi: Obj) -> int:
     """Guest RAM in bytes: memory.guest, else requests.memory, else limits.memory, else 0."""
     guest = (_domain(vmi).get("memory") or {}).get("guest")
     if guest is not None:
-        return memory_bytes(guest)
+        return to_bytes(guest)
     resources = _resources(vmi)
     for section in ("requests", "limits"):
         value = (resources.get(section) or {}).get("memory")
         if value is not None:
-            return memory_bytes(value)
+            return to_bytes(value)
     return 0
 
 
@@ -130,7 +130,7 @@ def memory_overhead(
     requested = (_resources(vmi).get("requests") or {}).get("memory")
     if requested is not None:
         # One bit per 512 bytes of RAM, computed on the request scaled up to whole kB.
-        overhead += math.ceil(memory_bytes(requested) / 1000) * 1000 // 512
+        overhead += math.ceil(to_bytes(requested) / 1000) * 1000 // 512
     overhead += _FIXED_OVERHEAD
     overhead += _OVERHEAD_PER_VCPU * vcpus(vmi)
     overhead += _IOTHREAD_OVERHEAD
@@ -159,7 +159,7 @@ def memory_overhead(
         overhead += _DEDICATED_OVERHEAD
     reserved = ((domain.get("memory") or {}).get("reservedOverhead") or {}).get("addedOverhead")
     if reserved is not None:
-        overhead += memory_bytes(reserved)
+        overhead += to_bytes(reserved)
     if additional_overhead_ratio:
         overhead = math.ceil(overhead * float(additional_overhead_ratio))
     return overhead
@@ -235,7 +235,7 @@ def _uses_virtio_nic(vmi: Obj) -> bool:
 
 def _cpu_request(vmi: Obj, ratio: int) -> str:
     # vCPUs / ratio, as KubeVirt renders it ("%g" or "%gm"), re-read as a quantity.
-    return format_cpu_millicores(math.ceil(vcpus(vmi) * 1000 / ratio))
+    return format_millis(math.ceil(vcpus(vmi) * 1000 / ratio))
 
 
 def compute_resources(
@@ -258,19 +258,19 @@ def compute_resources(
     else:
         requests["cpu"] = _cpu_request(vmi, cpu_allocation_ratio)
         if "cpu" in vmi_limits:
-            limits["cpu"] = format_cpu_millicores(cpu_millicores(vmi_limits["cpu"]))
+            limits["cpu"] = format_millis(to_millis(vmi_limits["cpu"]))
     if "cpu" in vmi_requests:
-        requests["cpu"] = format_cpu_millicores(cpu_millicores(vmi_requests["cpu"]))
+        requests["cpu"] = format_millis(to_millis(vmi_requests["cpu"]))
 
     if "memory" in vmi_requests:
-        memory = memory_bytes(vmi_requests["memory"])
+        memory = to_bytes(vmi_requests["memory"])
     elif "memory" in vmi_limits:
-        memory = memory_bytes(vmi_limits["memory"])
+        memory = to_bytes(vmi_limits["memory"])
     else:
         memory = guest_memory(vmi) * 100 // memory_overcommit_percent
-    requests["memory"] = format_binary_bytes(memory + overhead)
+    requests["memory"] = format_bytes(memory + overhead)
     if "memory" in vmi_limits:
-        limits["memory"] = format_binary_bytes(memory_bytes(vmi_limits["memory"]) + overhead)
+        limits["memory"] = format_bytes(to_bytes(vmi_limits["memory"]) + overhead)
     elif _is_dedicated(vmi):
         limits["memory"] = requests["memory"]
     requests["ephemeral-storage"] = "50M"

@@ -27,10 +27,10 @@ from devcluster.apiserver.resources import PrinterColumn, ResourceType
 from devcluster.apiserver.selectors import parse_label_selector
 from devcluster.apiserver.server import Extension, Target
 from devcluster.apiserver.tables import to_table
+from kubeunits.quantity import QuantityError, to_bytes, to_millis
 
 from .hosts import is_powered_on
 from .kube import NODES, PODS, VMIS, VMS
-from .quantity import QuantityError, cpu_millicores, memory_bytes
 from .runtime import SimRuntime
 
 Obj = Mapping[str, Any]
@@ -72,8 +72,8 @@ def annotated_usage(*objects: Obj | None) -> Usage | None:
         if cpu is None and memory is None:
             continue
         try:
-            millicores = cpu_millicores(str(cpu)) if cpu is not None else IDLE_CONTAINER_MILLICORES
-            used_bytes = memory_bytes(str(memory)) if memory is not None else IDLE_CONTAINER_BYTES
+            millicores = to_millis(str(cpu)) if cpu is not None else IDLE_CONTAINER_MILLICORES
+            used_bytes = to_bytes(str(memory)) if memory is not None else IDLE_CONTAINER_BYTES
         except QuantityError:
             continue  # a malformed figure reads as unset, like a failed scrape of one value
         return max(millicores, 0), max(used_bytes, 0)

@@ -27,9 +27,10 @@ from typing import Any
 
 import structlog
 
+from kubeunits.quantity import QuantityError, to_bytes, to_millis
+
 from .informer import Key, WorkQueue, key_of
 from .kube import NAMESPACES, NODES, PODS, PVCS, PVS, STORAGE_CLASSES, KubeError
-from .quantity import QuantityError, cpu_millicores, memory_bytes
 from .runtime import SimRuntime, now_rfc3339
 from .scheduling import is_terminal, pod_requests, schedule
 
@@ -88,9 +89,9 @@ def numeric_allocatable(node: Obj) -> dict[str, int | str]:
     for resource, quantity in ((node.get("status") or {}).get("allocatable") or {}).items():
         try:
             if resource == "cpu":
-                result[resource] = _format_request("cpu", cpu_millicores(quantity))
+                result[resource] = _format_request("cpu", to_millis(quantity))
             else:
-                result[resource] = memory_bytes(quantity)
+                result[resource] = to_bytes(quantity)
         except QuantityError:
             result[resource] = quantity
     if len(_ALLOCATABLE_CACHE) > 4096:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from devcluster.sim.quantity import cpu_millicores, memory_bytes
+from kubeunits.quantity import to_bytes, to_millis
 
 Obj = Mapping[str, Any]
 
@@ -252,9 +252,9 @@ def _container_requests(container: Obj) -> dict[str, int]:
     requests: dict[str, int] = {}
     for resource, quantity in merged.items():
         if resource == "cpu":
-            requests[resource] = cpu_millicores(quantity)
+            requests[resource] = to_millis(quantity)
         else:
-            requests[resource] = memory_bytes(quantity)
+            requests[resource] = to_bytes(quantity)
     return requests
 
 
@@ -306,7 +306,7 @@ def _allocatable(node: Obj) -> dict[str, int]:
     allocatable = (node.get("status") or {}).get("allocatable") or {}
     result: dict[str, int] = {}
     for resource, quantity in allocatable.items():
-        result[resource] = cpu_millicores(quantity) if resource == "cpu" else memory_bytes(quantity)
+        result[resource] = to_millis(quantity) if resource == "cpu" else to_bytes(quantity)
     return result
 
 

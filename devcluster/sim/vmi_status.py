@@ -20,7 +20,7 @@ from devcluster.sim.launcher import (
     memory_overhead,
     nad_namespaced_name,
 )
-from devcluster.sim.quantity import format_binary_bytes
+from kubeunits.quantity import format_bytes
 
 Obj = Mapping[str, Any]
 
@@ -291,10 +291,10 @@ def cpu_topology(vmi: Obj) -> dict[str, int]:
 def memory_status(vmi: Obj, *, guest_current: int | None = None) -> dict[str, str]:
     guest = guest_memory(vmi)
     return {
-        "guestAtBoot": format_binary_bytes(guest),
-        "guestCurrent": format_binary_bytes(guest if guest_current is None else guest_current),
-        "guestRequested": format_binary_bytes(guest),
-        "memoryOverhead": format_binary_bytes(memory_overhead(vmi)),
+        "guestAtBoot": format_bytes(guest),
+        "guestCurrent": format_bytes(guest if guest_current is None else guest_current),
+        "guestRequested": format_bytes(guest),
+        "memoryOverhead": format_bytes(memory_overhead(vmi)),
     }
 
 

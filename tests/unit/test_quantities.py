@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from controllers.common.quantities import (
+from kubeunits.quantity import (
     QUANTITY_PATTERN,
     SIZE_PATTERN,
     QuantityError,

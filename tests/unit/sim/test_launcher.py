@@ -13,7 +13,7 @@ from devcluster.sim.launcher import (
     memory_overhead,
     vcpus,
 )
-from devcluster.sim.quantity import memory_bytes
+from kubeunits.quantity import to_bytes
 
 MI = 1024**2
 
@@ -103,7 +103,7 @@ def test_explicit_vmi_cpu_request_wins() -> None:
 def test_memory_request_is_guest_plus_overhead() -> None:
     requests = compute_resources(vmi())["requests"]
     assert requests["memory"] == "2336Mi"
-    assert memory_bytes(requests["memory"]) == 2 * 1024**3 + 288 * MI
+    assert to_bytes(requests["memory"]) == 2 * 1024**3 + 288 * MI
     assert requests["ephemeral-storage"] == "50M"
 
 

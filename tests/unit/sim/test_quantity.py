@@ -4,14 +4,14 @@ from fractions import Fraction
 
 import pytest
 
-from devcluster.sim.quantity import (
+from kubeunits.quantity import (
     QuantityError,
-    cpu_millicores,
-    format_binary_bytes,
-    format_cpu_millicores,
+    format_bytes,
     format_decimal,
-    memory_bytes,
+    format_millis,
     parse_quantity,
+    to_bytes,
+    to_millis,
 )
 
 
@@ -40,18 +40,18 @@ def test_parse_quantity_rejects_malformed_text(text: str) -> None:
 
 
 def test_cpu_millicores_round_up_like_milli_value() -> None:
-    assert cpu_millicores("1.2") == 1200
-    assert cpu_millicores("0.0001") == 1
+    assert to_millis("1.2") == 1200
+    assert to_millis("0.0001") == 1
 
 
 def test_memory_bytes_round_up_like_value() -> None:
-    assert memory_bytes("1.5") == 2
-    assert memory_bytes("288Mi") == 288 * 1024**2
+    assert to_bytes("1.5") == 2
+    assert to_bytes("288Mi") == 288 * 1024**2
 
 
 @pytest.mark.parametrize(("millis", "text"), [(100, "100m"), (2000, "2"), (1200, "1200m")])
 def test_format_cpu_millicores_is_canonical(millis: int, text: str) -> None:
-    assert format_cpu_millicores(millis) == text
+    assert format_millis(millis) == text
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,7 @@ def test_format_cpu_millicores_is_canonical(millis: int, text: str) -> None:
     ],
 )
 def test_format_binary_bytes_uses_largest_exact_suffix(value: int, text: str) -> None:
-    assert format_binary_bytes(value) == text
+    assert format_bytes(value) == text
 
 
 def test_format_decimal_uses_largest_exact_suffix() -> None:

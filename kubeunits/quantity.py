@@ -7,6 +7,7 @@ Quantities are compared by value, never as strings: "1Gi" equals "1024Mi", and "
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 from typing import Final
@@ -43,19 +44,24 @@ SIZE_PATTERN: Final[str] = rf"^\+?{_NUMBER}{_SUFFIX}?$"
 _QUANTITY_RE: Final = re.compile(rf"^(?P<sign>[+-]?)(?P<number>{_NUMBER})(?P<suffix>{_SUFFIX})?$")
 
 
+Quantity = str | int | float
+
+
 class QuantityError(ValueError):
     """The text is not a Kubernetes quantity."""
 
 
-def parse_quantity(value: str | int) -> Fraction:
+def parse_quantity(value: Quantity) -> Fraction:
     """Returns the exact value of a quantity: "4Gi" -> 4294967296, "500m" -> 1/2.
 
-    Integers are accepted because YAML turns `cpu: 2` into an int.
+    Numbers are accepted because YAML turns `cpu: 2` into an int (and JSON `1.5` a float).
     """
     if isinstance(value, bool):
         raise QuantityError(f"{value!r} is not a quantity")
     if isinstance(value, int):
         return Fraction(value)
+    if isinstance(value, float):
+        return Fraction(str(value))
     match = _QUANTITY_RE.match(value.strip())
     if match is None:
         raise QuantityError(f"{value!r} is not a quantity (e.g. '4Gi', '500m', '1.5')")
@@ -73,7 +79,7 @@ def parse_quantity(value: str | int) -> Fraction:
     return -magnitude if match["sign"] == "-" else magnitude
 
 
-def is_quantity(value: str | int) -> bool:
+def is_quantity(value: Quantity) -> bool:
     """True when `value` parses as a quantity."""
     try:
         parse_quantity(value)
@@ -82,27 +88,25 @@ def is_quantity(value: str | int) -> bool:
     return True
 
 
-def compare_quantities(left: str | int, right: str | int) -> int:
+def compare_quantities(left: Quantity, right: Quantity) -> int:
     """-1, 0 or 1 as `left` is smaller than, equal to or larger than `right`."""
     difference = parse_quantity(left) - parse_quantity(right)
     return (difference > 0) - (difference < 0)
 
 
-def quantities_equal(left: str | int, right: str | int) -> bool:
+def quantities_equal(left: Quantity, right: Quantity) -> bool:
     """True when both name the same amount, however written ("1Gi" == "1024Mi")."""
     return compare_quantities(left, right) == 0
 
 
-def to_bytes(value: str | int) -> int:
+def to_bytes(value: Quantity) -> int:
     """The quantity as a whole number of bytes, rounded up as Kubernetes does."""
-    exact = parse_quantity(value)
-    return -(-exact.numerator // exact.denominator)
+    return math.ceil(parse_quantity(value))
 
 
-def to_millis(value: str | int) -> int:
+def to_millis(value: Quantity) -> int:
     """The quantity in thousandths, rounded up ("1.5" -> 1500, "250m" -> 250)."""
-    exact = parse_quantity(value) * 1000
-    return -(-exact.numerator // exact.denominator)
+    return math.ceil(parse_quantity(value) * 1000)
 
 
 def format_bytes(amount: int) -> str:
@@ -120,3 +124,16 @@ def format_millis(millis: int) -> str:
     if millis % 1000 == 0:
         return str(millis // 1000)
     return f"{millis}m"
+
+
+def format_decimal(value: int) -> str:
+    """Canonical DecimalSI form of an integer: the largest power-of-1000 suffix that divides."""
+    if value == 0:
+        return "0"
+    suffix = ""
+    for candidate in ("k", "M", "G", "T", "P", "E"):
+        if value % 1000 != 0:
+            break
+        value //= 1000
+        suffix = candidate
+    return f"{value}{suffix}"
