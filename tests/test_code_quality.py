@@ -5,11 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 from tests.harness import REPO
-
-pytestmark = pytest.mark.xdist_group("code_quality")
 
 
 def test_ruff_finds_nothing() -> None:

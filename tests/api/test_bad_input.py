@@ -13,8 +13,6 @@ import yaml
 from tests.api import wire
 from tests.harness import DevCluster
 
-pytestmark = pytest.mark.xdist_group("api-bad_input")
-
 WIDGETS = "/apis/example.test/v1/namespaces/default/widgets"
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 

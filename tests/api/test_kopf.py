@@ -21,8 +21,6 @@ import pytest
 from tests.api import wire
 from tests.harness import DevCluster, restart, start_devcluster
 
-pytestmark = pytest.mark.xdist_group("api-kopf")
-
 WIDGETS = "/apis/example.test/v1/namespaces/default/widgets"
 EVENTS = "/api/v1/namespaces/default/events"
 FINALIZER = "example.test/cleanup"

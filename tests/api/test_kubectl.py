@@ -17,7 +17,7 @@ import yaml
 from tests.api import wire
 from tests.harness import DevCluster, kubectl_binaries
 
-pytestmark = [pytest.mark.kubectl, pytest.mark.xdist_group("api-kubectl")]
+pytestmark = pytest.mark.kubectl
 
 _FOUND = dict(kubectl_binaries())
 BINARIES = [

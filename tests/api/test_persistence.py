@@ -11,8 +11,6 @@ import pytest
 from tests.api import wire
 from tests.harness import DevCluster, restart, start_devcluster
 
-pytestmark = pytest.mark.xdist_group("api-persistence")
-
 COLLECTIONS = (
     "/api/v1/namespaces",
     "/api/v1/configmaps",

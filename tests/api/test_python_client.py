@@ -16,8 +16,6 @@ from kubernetes.client.exceptions import ApiException
 from tests.api import wire
 from tests.harness import DevCluster, start_devcluster
 
-pytestmark = pytest.mark.xdist_group("api-python_client")
-
 GROUP, VERSION, PLURAL = "example.test", "v1", "widgets"
 _names = itertools.count(1)
 

@@ -16,7 +16,7 @@ import yaml
 from tests.api import wire
 from tests.harness import REPO, DevCluster, kubectl_binaries, restart, start_devcluster
 
-pytestmark = [pytest.mark.kubectl, pytest.mark.xdist_group("api-rbac")]
+pytestmark = pytest.mark.kubectl
 
 _FOUND = dict(kubectl_binaries())
 BINARIES = [

@@ -24,7 +24,6 @@ pytestmark = [
         not MULTUS_CRD.exists() or not NMSTATE_CRDS,
         reason=f"upstream CRDs not found under {SCHEMAS}",
     ),
-    pytest.mark.xdist_group("api-upstream_crds"),
 ]
 
 

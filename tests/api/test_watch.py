@@ -10,8 +10,6 @@ import pytest
 from tests.api import wire
 from tests.harness import DevCluster
 
-pytestmark = pytest.mark.xdist_group("api-watch")
-
 _names = itertools.count(1)
 
 

@@ -8,8 +8,7 @@ import pytest
 
 from tests.e2e.conftest import Target
 
-pytestmark = [pytest.mark.kubectl, pytest.mark.slow,
-              pytest.mark.xdist_group("e2e-user_scenarios")]
+pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
 

@@ -19,8 +19,7 @@ import pytest
 from tests.harness import DevCluster, start_devcluster
 from tests.integration.conftest import get_json, wait
 
-pytestmark = [pytest.mark.kubectl, pytest.mark.slow,
-              pytest.mark.xdist_group("integration-operator_restart")]
+pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
 
 VMS = 30
 

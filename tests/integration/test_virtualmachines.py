@@ -8,8 +8,7 @@ from tests.harness import DevCluster
 from tests.integration.conftest import EXAMPLES, apply_yaml, get_json, wait
 from tests.oracles import CDI_SWAGGER, KUBEVIRT_SWAGGER, validate_against_swagger
 
-pytestmark = [pytest.mark.kubectl, pytest.mark.slow,
-              pytest.mark.xdist_group("integration-virtualmachines")]
+pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
 
 
 def small_vm(name: str, *, cpu: int = 2, memory: str = "1Gi", hot_add: bool = False,

@@ -20,7 +20,7 @@ from tests.harness import DevCluster
 
 from .conftest import SHARED, apply, condition, get, subresource, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kubevirt-conformance_examples")]
+pytestmark = pytest.mark.slow
 
 EXAMPLES = SHARED / "conformance" / "kubevirt-examples"
 

@@ -12,7 +12,7 @@ from tests.oracles import CDI_SWAGGER, KUBEVIRT_SWAGGER, swagger_errors
 
 from .conftest import apply, condition, get, subresource, vm_manifest, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kubevirt-lifecycle")]
+pytestmark = pytest.mark.slow
 
 
 def running_vmi(cluster: DevCluster, name: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from tests.harness import DevCluster
 
 from .conftest import apply, condition, get, vm_manifest, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kubevirt-node_failure")]
+pytestmark = pytest.mark.slow
 
 
 def test_powered_off_host_and_out_of_service_taint(cluster: DevCluster) -> None:

@@ -14,7 +14,7 @@ from tests.integration.sim.conftest import HOSTS
 
 from .helpers import get_json
 
-pytestmark = [pytest.mark.kubectl, pytest.mark.xdist_group("sim-hosts")]
+pytestmark = pytest.mark.kubectl
 
 
 def test_hosts_join_with_capacity_labels_and_nics(datacenter: DevCluster) -> None:

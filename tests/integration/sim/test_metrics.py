@@ -11,7 +11,7 @@ from tests.integration.sim.conftest import HOSTS
 
 from .helpers import apply, busybox_pod
 
-pytestmark = [pytest.mark.kubectl, pytest.mark.xdist_group("sim-metrics")]
+pytestmark = pytest.mark.kubectl
 
 
 def test_kubectl_top_nodes(datacenter: DevCluster) -> None:

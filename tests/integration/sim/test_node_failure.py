@@ -9,7 +9,7 @@ from tests.harness import DevCluster
 
 from .helpers import apply, busybox_pod, condition, get_json
 
-pytestmark = [pytest.mark.kubectl, pytest.mark.slow, pytest.mark.xdist_group("sim-failure")]
+pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
 
 ON_HOST_1 = """
   nodeSelector: {kubernetes.io/hostname: host-1}

@@ -10,7 +10,7 @@ from tests.harness import DevCluster
 
 from .helpers import apply, busybox_pod, condition, get_json
 
-pytestmark = [pytest.mark.kubectl, pytest.mark.xdist_group("sim-scheduler")]
+pytestmark = pytest.mark.kubectl
 
 
 def test_busybox_pod_runs_with_an_ip(datacenter: DevCluster) -> None:
