@@ -804,11 +804,17 @@ class VirtController:
 
     async def _finalize_vmi(self, vmi: Obj, pods: list[dict[str, Any]],
                             now: datetime) -> float | None:
-        """A deleted VMI: stop its pods, then drop the finalizers once no pod remains."""
+        """A deleted VMI: delete all its pods, then drop the finalizers once none remains.
+
+        As `deleteAllMatchingPods` does, pods that already ended are deleted too: a live
+        migration leaves its source launcher pod Succeeded, and the VMI may only go once
+        every pod it owns is gone (the API server removes an ended pod at once).
+        """
         for pod in pods:
-            if not _meta(pod).get("deletionTimestamp") and _phase(pod) not in (
-                    "Succeeded", "Failed"):
-                await self.kube.delete(PODS, *_key(pod))
+            ended = _phase(pod) in ("Succeeded", "Failed")
+            if _meta(pod).get("deletionTimestamp") and not ended:
+                continue  # stopping already: the kubelet removes it
+            await self.kube.delete(PODS, *_key(pod), uid=str(_meta(pod).get("uid", "")))
         if _phase(vmi) not in FINAL_PHASES and not pods:
             await self.write_status(VMIS, vmi, with_phase(_status(vmi), PHASE_FAILED
                                                           if _phase(vmi) in ("", PHASE_PENDING)
