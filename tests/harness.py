@@ -17,7 +17,6 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
 
 
 def kubectl_binaries() -> list[tuple[str, str]]:

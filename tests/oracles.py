@@ -5,7 +5,8 @@ definition of an upstream OpenAPI v2 document (KubeVirt's or CDI's swagger.json)
 its `$ref`s. Swagger definitions allow unknown fields; the oracle does not: an object with a
 property its definition does not declare fails, so a misspelt field cannot pass.
 
-The schemas are read from ../shared/schemas relative to the repository root (never copied).
+The schemas are read where `tests/upstream.py` finds them (VDCOS_UPSTREAM, else
+.vdcos/upstream from hack/fetch-upstream.sh), never copied; without them a check skips.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from typing import Any
 
 import jsonschema
 
+from tests import upstream
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SCHEMAS = REPO_ROOT.parent / "shared" / "schemas"
+SCHEMAS = upstream.path("schemas")
 KUBEVIRT_SWAGGER = SCHEMAS / "kubevirt" / "swagger.json"
 CDI_SWAGGER = SCHEMAS / "cdi" / "swagger.json"
 
@@ -47,8 +50,9 @@ def _definitions(swagger_path: str) -> dict[str, Any]:
 def swagger_errors(
     obj: Mapping[str, Any], swagger_path: Path | str, definition_name: str
 ) -> list[str]:
-    """Every violation of `definition_name` by `obj`, as "path: message" lines."""
-    definitions = _definitions(str(swagger_path))
+    """Every violation of `definition_name` by `obj`, as "path: message" lines (the test is
+    skipped with a hint where the upstream document is absent)."""
+    definitions = _definitions(str(upstream.require(Path(swagger_path))))
     if definition_name not in definitions:
         raise KeyError(f"{definition_name} is not defined in {swagger_path}")
     schema = {"$ref": f"#/definitions/{definition_name}", "definitions": definitions}

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import upstream
 from tests.api import wire
-from tests.harness import SHARED, DevCluster
+from tests.harness import DevCluster
 
-SCHEMAS = SHARED / "schemas"
+SCHEMAS = upstream.path("schemas")
 MULTUS_CRD = SCHEMAS / "multus" / "networks-crd.yaml"
 NMSTATE_CRDS = sorted((SCHEMAS / "nmstate").glob("*.yaml"))
 NADS = "/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions"
@@ -22,7 +23,7 @@ NNCPS = "/apis/nmstate.io/v1/nodenetworkconfigurationpolicies"
 pytestmark = [
     pytest.mark.skipif(
         not MULTUS_CRD.exists() or not NMSTATE_CRDS,
-        reason=f"upstream CRDs not found under {SCHEMAS}",
+        reason=f"upstream CRDs not found under {SCHEMAS}: {upstream.HINT}",
     ),
 ]
 

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from devcluster.apiserver.cel_rules import compile_rule, evaluate, has_rules, validate_rules
-from tests.harness import SHARED
+from tests import upstream
 
-NNCP_CRD = SHARED / "schemas" / "nmstate" / "nodenetworkconfigurationpolicies.yaml"
+NNCP_CRD = upstream.path("schemas/nmstate/nodenetworkconfigurationpolicies.yaml")
 
 
 def _object_with_rules(*rules: dict[str, Any], **properties: Any) -> dict[str, Any]:
@@ -20,7 +20,8 @@ def _object_with_rules(*rules: dict[str, Any], **properties: Any) -> dict[str, A
                                      "name": {"type": "string"}}}}}
 
 
-@pytest.mark.skipif(not NNCP_CRD.exists(), reason="upstream nmstate CRD not found")
+@pytest.mark.skipif(not NNCP_CRD.exists(),
+                    reason=f"upstream nmstate CRD not found: {upstream.HINT}")
 def test_nmstate_node_selector_keys_must_be_qualified_names() -> None:
     crd = yaml.safe_load(NNCP_CRD.read_text())
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]

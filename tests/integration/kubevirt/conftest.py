@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -114,4 +113,3 @@ spec:
 """
 
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"

@@ -1,11 +1,11 @@
 """KubeVirt's own example manifests, applied to the emulated KubeVirt.
 
-Every manifest of ../shared/conformance/kubevirt-examples is applied in a namespace of its
-own. Those whose features are emulated reach Running (VMIs) or Ready (VMs, started through
-the start subresource); the others get the behaviour docs/kubevirt-emulation.md chooses:
-rejected by the admission webhook (feature gates that are off), or accepted and pending
-with KubeVirt's reason (devices no host has, a NAD that does not exist), or stored but not
-reconciled (VMIRS, VM pools, presets).
+Every manifest of KubeVirt's examples (`conformance/kubevirt-examples`, found by
+tests/upstream.py) is applied in a namespace of its own. Those whose features are emulated
+reach Running (VMIs) or Ready (VMs, started through the start subresource); the others get
+the behaviour docs/kubevirt-emulation.md chooses: rejected by the admission webhook (feature
+gates that are off), or accepted and pending with KubeVirt's reason (devices no host has, a
+NAD that does not exist), or stored but not reconciled (VMIRS, VM pools, presets).
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 
+from tests import upstream
 from tests.harness import DevCluster
 
-from .conftest import SHARED, apply, condition, get, subresource, wait_for
+from .conftest import apply, condition, get, subresource, wait_for
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = SHARED / "conformance" / "kubevirt-examples"
+EXAMPLES = upstream.path("conformance/kubevirt-examples")
 
 RUNNING_VMIS = {
     "vmi-alpine-efi", "vmi-arm", "vmi-ephemeral", "vmi-fedora", "vmi-kernel-boot",
@@ -102,8 +103,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def examples(cluster: DevCluster) -> dict[str, Path]:
-    if not EXAMPLES.is_dir():
-        pytest.skip(f"{EXAMPLES} is absent (the shared conformance examples)")
+    upstream.require(EXAMPLES)
     found = {path.stem: path for path in sorted(EXAMPLES.glob("*.yaml"))}
     cluster.kubectl("apply", "-f", "-", stdin="""
 apiVersion: storage.k8s.io/v1

@@ -2,7 +2,6 @@
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -17,15 +16,16 @@ from devcluster.sim.datavolume import (
     next_datavolume_state,
     required_space,
 )
+from tests import upstream
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-SWAGGER = Path(__file__).resolve().parents[3] / ".." / "shared" / "schemas" / "cdi" / "swagger.json"
+SWAGGER = upstream.path("schemas/cdi/swagger.json")
 WFFC = {"metadata": {"name": "standard"}, "volumeBindingMode": "WaitForFirstConsumer"}
 IMMEDIATE = {"metadata": {"name": "fast"}, "volumeBindingMode": "Immediate"}
 
 
 def assert_valid(status: dict[str, Any]) -> None:
-    definitions = json.loads(SWAGGER.read_text())["definitions"]
+    definitions = json.loads(upstream.require(SWAGGER).read_text())["definitions"]
     schema = {"$ref": "#/definitions/v1beta1.DataVolumeStatus", "definitions": definitions}
     jsonschema.Draft4Validator(schema).validate(status)
 

@@ -3,7 +3,6 @@
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -20,15 +19,14 @@ from devcluster.sim.vm_status import (
     vm_conditions,
     vm_status,
 )
+from tests import upstream
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-SWAGGER = (
-    Path(__file__).resolve().parents[3] / ".." / "shared" / "schemas" / "kubevirt" / "swagger.json"
-)
+SWAGGER = upstream.path("schemas/kubevirt/swagger.json")
 
 
 def assert_valid(status: dict[str, Any], definition: str) -> None:
-    definitions = json.loads(SWAGGER.read_text())["definitions"]
+    definitions = json.loads(upstream.require(SWAGGER).read_text())["definitions"]
     schema = {"$ref": f"#/definitions/{definition}", "definitions": definitions}
     jsonschema.Draft4Validator(schema).validate(status)
 

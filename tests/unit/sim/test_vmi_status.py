@@ -2,7 +2,6 @@
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -23,15 +22,14 @@ from devcluster.sim.vmi_status import (
     running_status,
     set_condition,
 )
+from tests import upstream
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-SWAGGER = (
-    Path(__file__).resolve().parents[3] / ".." / "shared" / "schemas" / "kubevirt" / "swagger.json"
-)
+SWAGGER = upstream.path("schemas/kubevirt/swagger.json")
 
 
 def assert_valid(status: dict[str, Any], definition: str) -> None:
-    definitions = json.loads(SWAGGER.read_text())["definitions"]
+    definitions = json.loads(upstream.require(SWAGGER).read_text())["definitions"]
     schema = {"$ref": f"#/definitions/{definition}", "definitions": definitions}
     jsonschema.Draft4Validator(schema).validate(status)
 
