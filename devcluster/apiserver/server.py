@@ -18,7 +18,7 @@ import structlog
 import yaml
 from aiohttp import web
 
-from . import discovery, errors, openapi
+from . import discovery, errors, openapi, openapi_v2_protobuf
 from .admission import fold_secret_string_data
 from .auth_apis import USER_KEY, AccessControl
 from .bootstrap import Bootstrap
@@ -176,7 +176,7 @@ class ApiServer:
         if path == "/apis":
             return _json(discovery.api_group_list(self.registry))
         if parts and parts[0] == "openapi":
-            return self._openapi(parts[1:])
+            return self._openapi(parts[1:], request.headers.get("Accept", ""))
         if len(parts) == 2 and parts[0] == "api":
             found = discovery.api_resource_list(self.registry, "", parts[1])
             return _json_or_404(found, path)
@@ -219,14 +219,18 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return Target(resource, namespace, name, subresource), group, version
 
-    def _openapi(self, parts: list[str]) -> web.Response:
-        key = ("/".join(parts), self.registry.generation)
+    def _openapi(self, parts: list[str], accept: str) -> web.Response:
+        # kubectl reads /openapi/v2 only as protobuf (gnostic's openapi.v2.Document).
+        protobuf = parts == ["v2"] and openapi_v2_protobuf.accepts_protobuf(accept)
+        key = ("/".join(parts) + (" protobuf" if protobuf else ""), self.registry.generation)
         document = self._openapi_cache.get(key)
         if document is None:
             if parts == ["v3"]:
                 document = openapi.openapi_v3_index(self.registry)
             elif parts == ["v2"]:
                 document = openapi.openapi_v2(self.registry)
+                if protobuf:
+                    document = openapi_v2_protobuf.encode_document(document)
             elif len(parts) == 3 and parts[:2] == ["v3", "api"]:
                 document = openapi.openapi_v3_group_version(self.registry, "", parts[2])
             elif len(parts) == 4 and parts[:2] == ["v3", "apis"]:
@@ -236,6 +240,8 @@ class ApiServer:
             self._openapi_cache = {key: document} | {
                 k: v for k, v in self._openapi_cache.items() if k[1] == key[1]
             }
+        if isinstance(document, bytes):
+            return web.Response(body=document, content_type=openapi_v2_protobuf.CONTENT_TYPE)
         return _json(document)
 
     # ---- resources ---------------------------------------------------------------------
