@@ -28,8 +28,11 @@ def printable_status(cluster: DevCluster, name: str) -> str:
 
 
 def running_vmi(cluster: DevCluster, name: str, timeout: float = 30) -> dict[str, Any]:
-    return wait_for(lambda: (v := get(cluster, "vmi", name)) and phase(v) == "Running" and v,
-                    timeout=timeout, message=f"VMI {name} Running")
+    def check() -> dict[str, Any] | None:
+        vmi = get(cluster, "vmi", name)
+        return vmi if phase(vmi) == "Running" else None
+
+    return wait_for(check, timeout=timeout, message=f"VMI {name} Running")
 
 
 def hot_plug_one_socket(cluster: DevCluster, name: str) -> dict[str, Any]:
@@ -93,3 +96,88 @@ def test_vm_halted_after_live_migration_starts_again(cluster: DevCluster) -> Non
     assert again["metadata"]["uid"] != before["metadata"]["uid"]
     wait_for(lambda: printable_status(cluster, "moved-restart") == "Running",
              message="the VM Running again")
+
+
+def power(cluster: DevCluster, host: str, state: str) -> None:
+    cluster.kubectl("annotate", "node", host, f"sim.vdcos.io/power={state}", "--overwrite")
+
+
+def node_ready(cluster: DevCluster, host: str) -> str:
+    node = get(cluster, "node", host, namespace="")
+    for item in (node.get("status") or {}).get("conditions") or []:
+        if item.get("type") == "Ready":
+            return str(item.get("status"))
+    return ""
+
+
+OUT_OF_SERVICE = "node.kubernetes.io/out-of-service=nodeshutdown:NoExecute"
+
+
+def test_hotplugged_restarted_vm_comes_back_after_its_host_is_fenced(
+        cluster: DevCluster) -> None:
+    apply(cluster, vm_manifest("fenced"))
+    running_vmi(cluster, "fenced")
+    hot_plug_one_socket(cluster, "fenced")
+    halt(cluster, "fenced")
+    wait_for(lambda: printable_status(cluster, "fenced") == "Stopped", message="Stopped")
+    assert subresource(cluster, "virtualmachines", "fenced", "start") == 202
+    started = running_vmi(cluster, "fenced")
+    host = started["status"]["nodeName"]
+
+    power(cluster, host, "off")
+    try:
+        wait_for(lambda: node_ready(cluster, host) == "Unknown", message="the host NotReady")
+        cluster.kubectl("taint", "node", host, OUT_OF_SERVICE)
+        cluster.kubectl("delete", "vmi", "fenced", "--force", "--grace-period=0",
+                        "--wait=false")
+
+        def elsewhere() -> dict[str, Any] | None:
+            vmi = get(cluster, "vmi", "fenced")
+            moved = vmi and vmi["metadata"]["uid"] != started["metadata"]["uid"]
+            return vmi if moved and phase(vmi) == "Running" else None
+
+        again = wait_for(elsewhere, timeout=90, message="the VM Running on another host")
+        assert again["status"]["nodeName"] != host
+        assert again["status"]["currentCPUTopology"]["sockets"] == 2
+        wait_for(lambda: printable_status(cluster, "fenced") == "Running",
+                 message="the VM reports Running")
+    finally:
+        cluster.kubectl("taint", "node", host, OUT_OF_SERVICE + "-", check=False)
+        power(cluster, host, "on")
+        wait_for(lambda: node_ready(cluster, host) == "True", message="the host back")
+
+
+def test_migrated_vm_whose_host_failed_runs_again_once_the_host_is_back(
+        cluster: DevCluster) -> None:
+    apply(cluster, vm_manifest("moved-failed"))
+    before = running_vmi(cluster, "moved-failed")
+    assert subresource(cluster, "virtualmachines", "moved-failed", "migrate") == 202
+    moved = wait_for(lambda: (v := get(cluster, "vmi", "moved-failed")) and
+                     v["status"]["nodeName"] != before["status"]["nodeName"] and v,
+                     message="the VMI on another host")
+    host = moved["status"]["nodeName"]
+
+    power(cluster, host, "off")
+    try:
+        wait_for(lambda: node_ready(cluster, host) == "Unknown", message="the host NotReady")
+        cluster.kubectl("taint", "node", host, OUT_OF_SERVICE)
+
+        def failed() -> bool:
+            vmi = get(cluster, "vmi", "moved-failed")
+            return not vmi or vmi["metadata"]["uid"] != moved["metadata"]["uid"] or \
+                phase(vmi) == "Failed"
+
+        wait_for(failed, timeout=60, message="the VMI of the fenced host Failed")
+    finally:
+        cluster.kubectl("taint", "node", host, OUT_OF_SERVICE + "-", check=False)
+        power(cluster, host, "on")
+    wait_for(lambda: node_ready(cluster, host) == "True", message="the host back")
+
+    def running_again() -> dict[str, Any] | None:
+        vmi = get(cluster, "vmi", "moved-failed")
+        replaced = vmi and vmi["metadata"]["uid"] != moved["metadata"]["uid"]
+        return vmi if replaced and phase(vmi) == "Running" else None
+
+    wait_for(running_again, timeout=60, message="a new VMI Running")
+    wait_for(lambda: printable_status(cluster, "moved-failed") == "Running",
+             message="the VM reports Running")
