@@ -1,54 +1,147 @@
-"""The VDC operator: every controller's handlers, kopf's settings, login and start-up.
+"""The VDC operator: the list of controllers, their kopf registration, login and start-up.
 
-Run it with `vdcos run` (or `kopf run -m controllers.operator --all-namespaces`). Start-up
-applies kopf's settings, logs in with the same credentials kopf uses, makes sure the
-PriorityClasses every VM names exist, and starts the controllers' work queues.
+Run it with `vdcos run` (or `kopf run -m controllers.operator --all-namespaces`). A new kind
+is one package under controllers/ and one line in CONTROLLERS. Importing this module
+registers, with kopf, one index per cache any controller declares (shared when two declare
+the same) and one event handler per watch; start-up logs in once, builds the controllers
+with their caches into kopf's memo, and starts their work queues.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 import kopf
 
 from controllers.common import settings as operator_settings
-from controllers.common.kube import (
-    PRIORITY_CLASSES,
-    Credentials,
-    KubeClient,
-    KubeError,
-    discover_credentials,
+from controllers.common.controller import (
+    Cache,
+    CacheSpec,
+    Controller,
+    OperatorContext,
+    Watch,
+    WatchEvent,
 )
+from controllers.common.kube import PRIORITY_CLASSES, KubeClient, KubeError
 from controllers.common.logging import get_logger
-from controllers.computecluster import handlers as computecluster_handlers
-from controllers.storagepolicy import handlers as storagepolicy_handlers
-from controllers.virtualmachine import handlers as virtualmachine_handlers
+from controllers.common.login import Login, log_in
+from controllers.common.settings import OperatorConfig
+from controllers.computecluster.controller import ComputeClusterController
+from controllers.storagepolicy.controller import StoragePolicyController
 from controllers.virtualmachine.builders import build_priority_classes
+from controllers.virtualmachine.controller import VirtualMachineController
 
 log = get_logger("vdcos.operator")
 
-#: The client of the running operator (the benchmark reads its write counts).
-KUBE: KubeClient | None = None
+#: Every controller of the operator, in start order.
+CONTROLLERS: Final[tuple[type[Controller[Any]], ...]] = (
+    StoragePolicyController,
+    ComputeClusterController,
+    VirtualMachineController,
+)
 
 
-def connection_info(credentials: Credentials) -> kopf.ConnectionInfo:
-    """kopf's view of the same credentials our own client uses."""
-    return kopf.ConnectionInfo(
-        server=credentials.server,
-        ca_data=credentials.ca_data,
-        insecure=credentials.insecure,
-        scheme="Bearer" if credentials.token else None,
-        token=credentials.token,
-        certificate_data=credentials.certificate_data,
-        private_key_data=credentials.private_key_data,
-        default_namespace=credentials.default_namespace,
+@dataclass
+class OperatorState:
+    """What start-up builds, kept in kopf's memo (the `vdcos` key) for every handler."""
+
+    login: Login | None = None
+    kube: KubeClient | None = None
+    controllers: dict[str, Controller[Any]] = field(default_factory=dict)
+
+
+def state_of(memo: Any) -> OperatorState:
+    """The operator's state in kopf's memo (object memos are shallow copies: one state)."""
+    state = memo.get("vdcos")
+    if state is None:
+        state = memo["vdcos"] = OperatorState()
+    assert isinstance(state, OperatorState)
+    return state
+
+
+def config_of(memo: Any) -> OperatorConfig:
+    """The CLI's choices (`vdcos run` puts them in the memo); defaults under `kopf run`."""
+    config = memo.get("config")
+    return config if isinstance(config, OperatorConfig) else OperatorConfig()
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def declared_caches(
+    controllers: tuple[type[Controller[Any]], ...],
+) -> dict[str, CacheSpec[Any]]:
+    """Every cache some controller reads, once; two different caches under one id fail."""
+    caches: dict[str, CacheSpec[Any]] = {}
+    for controller in controllers:
+        for spec in controller.caches:
+            if caches.setdefault(spec.id, spec) is not spec:
+                raise ValueError(f"two caches are named {spec.id!r}")
+    return caches
+
+
+def _register_cache(spec: CacheSpec[Any]) -> None:
+    async def index(body: kopf.Body, **_: Any) -> Mapping[Any, Any]:
+        return spec.entries(body)
+
+    resource = spec.resource
+    kopf.index(resource.group, resource.version, resource.plural, labels=spec.labels, id=spec.id)(
+        index
     )
 
 
+def _register_watch(controller: type[Controller[Any]], watch: Watch) -> None:
+    async def on_event(
+        memo: kopf.Memo,
+        type: str | None,
+        body: kopf.Body,
+        name: str,
+        namespace: str | None,
+        **_: Any,
+    ) -> None:
+        running = state_of(memo).controllers.get(controller.name)
+        if running is not None:
+            watch.on_event(running, WatchEvent(type, namespace or "", name, body))
+
+    resource = watch.resource
+    kopf.on.event(
+        resource.group,
+        resource.version,
+        resource.plural,
+        labels=watch.labels,
+        id=f"{controller.name}.{resource.plural}.{watch.on_event.__name__}",
+    )(on_event)
+
+
+def register(controllers: tuple[type[Controller[Any]], ...]) -> None:
+    """Registers the controllers' caches and watches with kopf's default registry."""
+    for spec in declared_caches(controllers).values():
+        _register_cache(spec)
+    for controller in controllers:
+        for watch in controller.watches():
+            _register_watch(controller, watch)
+
+
+register(CONTROLLERS)
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+async def operator_login(memo: Any) -> Login:
+    """One login per operator, shared by kopf and our client; made by whichever asks first."""
+    state = state_of(memo)
+    if state.login is None:
+        state.login = await log_in(config_of(memo).kubeconfig)
+    return state.login
+
+
 @kopf.on.login()
-def login(**_: Any) -> kopf.ConnectionInfo:
-    return connection_info(discover_credentials(operator_settings.CONFIG.kubeconfig))
+async def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    return await (await operator_login(memo)).connection_info()
 
 
 async def ensure_priority_classes(kube: KubeClient) -> int:
@@ -70,32 +163,32 @@ async def ensure_priority_classes(kube: KubeClient) -> int:
 
 
 @kopf.on.startup()
-async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
-    global KUBE
-    config = operator_settings.CONFIG
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+    config = config_of(memo)
     operator_settings.configure_kopf(settings, config)
-    kube = KubeClient(discover_credentials(config.kubeconfig))
-    KUBE = kube
-    await ensure_priority_classes(kube)
-    # kopf passes every index to start-up handlers by the name of its function.
-    indices = {
-        name: value
-        for name, value in kwargs.items()
-        if name.endswith(("_index", "_references", "_bodies", "pods_by_node"))
+    state = state_of(memo)
+    state.kube = KubeClient(await operator_login(memo))
+    await ensure_priority_classes(state.kube)
+    # kopf hands every index to start-up handlers under its handler id.
+    caches = {
+        cache_id: Cache(spec, kwargs[cache_id])
+        for cache_id, spec in declared_caches(CONTROLLERS).items()
     }
-    virtualmachine_handlers.start_controller(kube, config, indices)
-    storagepolicy_handlers.start_controller(kube, indices)
-    computecluster_handlers.start_controller(kube, indices)
-    log.info("Started vdcos operator", server=kube.credentials.server)
+    context = OperatorContext(state.kube, config, caches)
+    for controller_class in CONTROLLERS:
+        controller = controller_class(context)
+        controller.start()
+        state.controllers[controller.name] = controller
+    log.info("Started vdcos operator", server=state.kube.server, controllers=len(CONTROLLERS))
 
 
 @kopf.on.cleanup()
-async def stop(**_: Any) -> None:
-    global KUBE
-    await virtualmachine_handlers.stop_controller()
-    await storagepolicy_handlers.stop_controller()
-    await computecluster_handlers.stop_controller()
-    if KUBE is not None:
-        await KUBE.close()
-        KUBE = None
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    state = state_of(memo)
+    for controller in reversed(list(state.controllers.values())):
+        await controller.stop()
+    state.controllers.clear()
+    if state.kube is not None:
+        await state.kube.close()
+        state.kube = None
     logging.getLogger("kopf").info("Stopped vdcos operator")

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from controllers.common.kube import EVENTS, FIELD_MANAGER, KubeClient, ResourceRef
+from controllers.common.kube import EVENTS, FIELD_MANAGER, KubeClient
+from controllers.common.resources import ResourceRef
 
 EventType = Literal["Normal", "Warning"]
 
@@ -53,8 +54,20 @@ def _pruned(value: Any) -> Any:
 
 
 def status_changed(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
-    """Whether writing `desired` (None values clear fields) would change `current`."""
+    """Whether writing `desired` as the whole status would change `current`."""
     return bool(_pruned(dict(current or {})) != _pruned(dict(desired)))
+
+
+def whole_status_patch(
+    current: Mapping[str, Any] | None, desired: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A merge patch that makes the status exactly `desired`: fields it lacks are removed.
+
+    Status is the whole observed state, computed each pass; a field left over from an earlier
+    pass (the host of a VM whose spec turned invalid) would make every later pass look changed.
+    """
+    cleared: dict[str, Any] = {key: None for key in current or {} if key not in desired}
+    return {**cleared, **desired}
 
 
 async def patch_status(
@@ -65,10 +78,11 @@ async def patch_status(
     current: Mapping[str, Any] | None,
     desired: Mapping[str, Any],
 ) -> bool:
-    """Merge-patches the status subresource when it differs; returns whether it wrote."""
+    """Makes the status `desired` when it differs (one merge patch); returns whether it wrote."""
     if not status_changed(current, desired):
         return False
-    await kube.patch(resource, namespace, name, {"status": dict(desired)}, subresource="status")
+    patch = {"status": whole_status_patch(current, desired)}
+    await kube.patch(resource, namespace, name, patch, subresource="status")
     return True
 
 

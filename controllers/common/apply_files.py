@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from controllers.common.kube import CRDS, KubeClient, KubeError, ResourceRef
+from controllers.common.kube import CRDS, KubeClient, KubeError
+from controllers.common.resources import ResourceRef
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 

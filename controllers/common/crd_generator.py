@@ -19,6 +19,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel
 
+from controllers.common.resources import ResourceRef
+
 # Keys a structural schema may carry that we copy verbatim (the rest are dropped or rewritten).
 _KEPT_KEYS = frozenset(
     {
@@ -139,6 +141,11 @@ class CustomResourceKind:
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}"
+
+    @property
+    def resource(self) -> ResourceRef:
+        """Where the kind's objects are served, for the operator's client."""
+        return ResourceRef(self.group, self.version, self.plural, self.scope == "Namespaced")
 
 
 def _resolve_ref(ref: str, definitions: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -36,10 +36,6 @@ class OperatorConfig:
     request_timeout_seconds: float = 60.0
 
 
-#: The configuration of this process; the CLI replaces it before the operator starts.
-CONFIG = OperatorConfig()
-
-
 def configure_kopf(settings: Any, config: OperatorConfig) -> None:
     """kopf's settings for our operator: own prefixes, watch timeouts, no per-object writes."""
     import kopf

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from controllers.common.conditions import Condition, mark_false, mark_true
 from controllers.computecluster.models import ComputeClusterSpec, LabelSelector
 from kubeunits.quantity import (
     QuantityError,
@@ -204,3 +206,44 @@ def cluster_status(
             "memory": _percent(allocated_memory, capacity_memory),
         },
     }
+
+
+def cluster_status_with_conditions(
+    spec: ComputeClusterSpec,
+    nodes: Sequence[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
+    previous: list[Condition],
+    generation: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """The whole status: hosts, capacity, allocation, Ready and observedGeneration."""
+    hosts = cluster_nodes(spec, nodes)
+    status = cluster_status(hosts, pods)
+    if not hosts:
+        conditions = mark_false(
+            previous,
+            "Ready",
+            "NoHosts",
+            "spec.hostSelector selects no Node",
+            observed_generation=generation,
+            now=now,
+        )
+    elif status["readyHostCount"] == 0:
+        conditions = mark_false(
+            previous,
+            "Ready",
+            "NoReadyHosts",
+            f"none of the {len(hosts)} hosts is Ready",
+            observed_generation=generation,
+            now=now,
+        )
+    else:
+        conditions = mark_true(
+            previous,
+            "Ready",
+            "HostsReady",
+            f"{status['readyHostCount']} of {status['hostCount']} hosts Ready",
+            observed_generation=generation,
+            now=now,
+        )
+    return {**status, "conditions": conditions, "observedGeneration": generation}

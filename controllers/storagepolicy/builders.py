@@ -11,9 +11,11 @@ ahead of time versus lazily, so EagerZeroedThick and Thick behave alike.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from controllers.common.caches import STORAGE_CLASS_IMMUTABLE_FIELDS
 from controllers.storagepolicy.models import (
     AccessMode,
     Provisioning,
@@ -94,3 +96,41 @@ def default_policy_name(policies: dict[str, StoragePolicySpec]) -> str | None:
     """The policy marked default; when several are, the first by name (deterministic)."""
     defaults = sorted(name for name, spec in policies.items() if spec.default)
     return defaults[0] if defaults else None
+
+
+#: StorageClass fields Kubernetes does not let anyone change after creation.
+IMMUTABLE_FIELDS: Final = STORAGE_CLASS_IMMUTABLE_FIELDS
+
+
+def count_disks(policy_name: str, vm_specs: list[Mapping[str, Any]], default: str | None) -> int:
+    """Disks of all VDC VMs that use the policy (by name, or as the default)."""
+    count = 0
+    for spec in vm_specs:
+        for disk in spec.get("disks") or []:
+            if (disk.get("storagePolicyName") or default) == policy_name:
+                count += 1
+    return count
+
+
+def immutable_differences(desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
+    """Fields of the StorageClass that differ and cannot be changed in place."""
+    return [
+        key for key in IMMUTABLE_FIELDS if (desired.get(key) or None) != (live.get(key) or None)
+    ]
+
+
+def mutable_patch(desired: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch of what may change in place (labels, annotations, volume expansion)."""
+    patch: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    for section in ("labels", "annotations"):
+        wanted = desired["metadata"].get(section) or {}
+        have = live["metadata"].get(section) or {}
+        changed = {key: value for key, value in wanted.items() if have.get(key) != value}
+        if changed:
+            metadata[section] = changed
+    if metadata:
+        patch["metadata"] = metadata
+    if desired.get("allowVolumeExpansion") != live.get("allowVolumeExpansion"):
+        patch["allowVolumeExpansion"] = desired.get("allowVolumeExpansion")
+    return patch

@@ -1,16 +1,16 @@
-"""Pure pieces shared by the handlers: the work queue, kubeconfig reading, status compare."""
+"""Pure pieces shared by the controllers: the work queue, retries, status compare, caches."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-from pathlib import Path
 
-from controllers.common.apply import build_event, status_changed
-from controllers.common.kube import credentials_from_kubeconfig, resource_of
-from controllers.common.workqueue import WorkQueue
-from controllers.computecluster.handlers import slim_pod
-from controllers.storagepolicy.handlers import count_disks, immutable_differences, mutable_patch
+import aiohttp
+
+from controllers.common.apply import build_event, status_changed, whole_status_patch
+from controllers.common.caches import slim_pod
+from controllers.common.kube import KubeError, resource_of, retriable
+from controllers.storagepolicy.builders import count_disks, immutable_differences, mutable_patch
+from kubeunits.workqueue import WorkQueue
 
 
 async def test_work_queue_coalesces_a_burst_into_one_reconcile() -> None:
@@ -55,21 +55,43 @@ async def test_work_queue_runs_again_when_asked_while_running() -> None:
     assert runs == [0, 1]
 
 
-def test_kubeconfig_with_client_certificate(tmp_path: Path) -> None:
-    encoded = base64.b64encode(b"PEM").decode()
-    (tmp_path / "config").write_text(f"""
-apiVersion: v1
-kind: Config
-current-context: kind
-contexts: [{{name: kind, context: {{cluster: c, user: u, namespace: apps}}}}]
-clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:6443/",
-  certificate-authority-data: {encoded}}}}}]
-users: [{{name: u, user: {{client-certificate-data: {encoded}, client-key-data: {encoded}}}}}]
-""")
-    credentials = credentials_from_kubeconfig(tmp_path / "config")
-    assert credentials.server == "https://127.0.0.1:6443"
-    assert credentials.ca_data == b"PEM" and credentials.private_key_data == b"PEM"
-    assert credentials.token is None and credentials.default_namespace == "apps"
+async def test_work_queue_a_sooner_deadline_wins() -> None:
+    """A key waiting out a long backoff runs at once when a new event asks sooner."""
+    ran = asyncio.Event()
+
+    async def reconcile(key: str) -> None:
+        ran.set()
+
+    queue: WorkQueue[str] = WorkQueue("test", reconcile, workers=1)
+    queue.start()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    queue.enqueue("a", 3.0)
+    queue.enqueue("a", 0.1)
+    await asyncio.wait_for(ran.wait(), 2.0)
+    await queue.stop()
+    assert loop.time() - started < 1.0
+
+
+def test_retries_follow_what_the_server_says() -> None:
+    busy = KubeError(429, {"reason": "TooManyRequests"}, {"Retry-After": "1"})
+    unavailable = KubeError(503, {"reason": "ServiceUnavailable"})
+    assert retriable("POST", busy) and retriable("PATCH", busy)
+    # A POST answered 503 without Retry-After may have created its object: not repeated.
+    assert not retriable("POST", unavailable) and retriable("PATCH", unavailable)
+    assert not retriable("PATCH", KubeError(409, {"reason": "Conflict"}))
+    assert not retriable("GET", KubeError(404, {"reason": "NotFound"}))
+    assert retriable("GET", aiohttp.ServerDisconnectedError())
+    assert not retriable("POST", aiohttp.ServerDisconnectedError())
+
+
+def test_whole_status_patch_removes_what_the_new_status_lacks() -> None:
+    current = {"powerState": "PoweredOn", "host": "host-1", "conditions": []}
+    desired = {"conditions": [{"type": "Ready", "status": "False"}]}
+    assert whole_status_patch(current, desired) == {
+        "powerState": None, "host": None, "conditions": desired["conditions"]}
+    # After that write the status is exactly `desired`: the next pass sees no change.
+    assert not status_changed(desired, desired)
 
 
 def test_writes_are_counted_per_resource() -> None:

@@ -1,4 +1,5 @@
-"""A coalescing work queue of object keys, as client-go's workqueue does it.
+"""A coalescing work queue of object keys, as client-go's workqueue does it (one for the
+operator's controllers and the simulated components alike).
 
 Watch events of several kinds (a VDC VM, its KubeVirt VM, its VMI) all ask for the same
 reconcile. The queue keeps a key at most once, runs at most one reconcile per key at a time,
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Final, Generic, TypeVar
 
 import structlog
@@ -38,13 +39,15 @@ class WorkQueue(Generic[KeyT]):
     def __init__(
         self,
         name: str,
-        reconcile: Callable[[KeyT], Awaitable[None]],
+        reconcile: Callable[[KeyT], Awaitable[float | None]],
         *,
         workers: int = 8,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
     ) -> None:
         self.name = name
         self._reconcile = reconcile
         self._workers = workers
+        self._retry_delays = tuple(retry_delays)
         self._ready: asyncio.Queue[KeyT] = asyncio.Queue()
         self._queued: set[KeyT] = set()  # in _ready, not yet taken
         self._timers: dict[KeyT, asyncio.TimerHandle] = {}
@@ -81,10 +84,14 @@ class WorkQueue(Generic[KeyT]):
         if delay <= 0:
             self._make_ready(key)
             return
-        if key in self._timers:
-            return  # an earlier or equal deadline is already set: coalesce into it
         loop = asyncio.get_running_loop()
-        self._timers[key] = loop.call_later(delay, self._make_ready, key)
+        deadline = loop.time() + delay
+        timer = self._timers.get(key)
+        if timer is not None:
+            if timer.when() <= deadline:
+                return  # an earlier or equal deadline is already set: coalesce into it
+            timer.cancel()  # a sooner deadline wins (a backoff must not delay a new event)
+        self._timers[key] = loop.call_at(deadline, self._make_ready, key)
 
     def pending(self) -> int:
         """Keys waiting or running (benchmarks wait for zero)."""
@@ -110,7 +117,7 @@ class WorkQueue(Generic[KeyT]):
             retry_after: float | None = None
             try:
                 self.reconciles += 1
-                await self._reconcile(key)
+                retry_after = await self._reconcile(key)
                 self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
@@ -120,8 +127,10 @@ class WorkQueue(Generic[KeyT]):
             except Exception as error:  # a failed reconcile is retried, never fatal
                 failures = self._failures.get(key, 0)
                 self._failures[key] = failures + 1
-                retry_after = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
-                log.warning(
+                retry_after = self._retry_delays[min(failures, len(self._retry_delays) - 1)]
+                # A conflict is optimistic concurrency working: the next pass reads anew.
+                report = log.debug if getattr(error, "status", None) == 409 else log.warning
+                report(
                     "Failed reconcile",
                     queue=self.name,
                     key=str(key),

@@ -1,0 +1,90 @@
+"""The ComputeCluster controller: status from the cluster's hosts and pods.
+
+The hosts are the Nodes its hostSelector picks; capacity is their allocatable CPU and memory,
+allocation what the pods bound to them request. Node and Pod changes come in bursts (every
+heartbeat, every VM start), so they are gathered for a moment into one status write, and
+nothing is written when the figures did not change. VM placement is read from the same
+cluster spec by the VirtualMachine controller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final
+
+from controllers.common.apply import patch_status
+from controllers.common.caches import NODE_CACHE, PODS_BY_NODE
+from controllers.common.conditions import Condition, mark_false
+from controllers.common.controller import CacheSpec, Controller, OperatorContext, Watch, WatchEvent
+from controllers.common.kube import NODES, PODS
+from controllers.computecluster.builders import cluster_nodes, cluster_status_with_conditions
+from controllers.computecluster.kind import COMPUTE_CLUSTER, COMPUTE_CLUSTER_CACHE
+
+#: Host and pod changes are gathered for this long into one status write.
+ALLOCATION_COALESCE_SECONDS: Final = 2.0
+
+
+class ComputeClusterController(Controller[str]):
+    name = "computeclusters"
+    kind = COMPUTE_CLUSTER
+    caches: ClassVar[tuple[CacheSpec[Any], ...]] = (
+        COMPUTE_CLUSTER_CACHE,
+        NODE_CACHE,
+        PODS_BY_NODE,
+    )
+
+    def __init__(self, context: OperatorContext) -> None:
+        self.clusters = context.cache(COMPUTE_CLUSTER_CACHE)
+        self.nodes = context.cache(NODE_CACHE)
+        self.pods_by_node = context.cache(PODS_BY_NODE)
+        super().__init__(context)
+
+    async def reconcile(self, name: str) -> None:
+        entry = self.clusters.get(name)
+        if entry is None:
+            return
+        cluster = entry.body
+        generation = int(cluster["metadata"].get("generation") or 1)
+        previous: Mapping[str, Any] = cluster.get("status") or {}
+        now = datetime.now(UTC)
+        conditions: list[Condition] = list(previous.get("conditions") or [])
+        if entry.spec is None:
+            status: dict[str, Any] = {
+                "conditions": mark_false(
+                    conditions,
+                    "Ready",
+                    "InvalidSpec",
+                    entry.invalid or "spec is invalid",
+                    observed_generation=generation,
+                    now=now,
+                ),
+                "observedGeneration": generation,
+            }
+        else:
+            nodes = list(self.nodes.values())
+            pods: list[Mapping[str, Any]] = []
+            for host in cluster_nodes(entry.spec, nodes):
+                pods.extend(self.pods_by_node.values_of(host["metadata"]["name"]))
+            status = cluster_status_with_conditions(
+                entry.spec, nodes, pods, conditions, generation, now
+            )
+        await patch_status(self.kube, COMPUTE_CLUSTER.resource, None, name, previous, status)
+
+    def enqueue_every_cluster(self, delay: float) -> None:
+        for name in self.clusters:
+            self.queue.enqueue(str(name), delay)
+
+    def cluster_changed(self, event: WatchEvent) -> None:
+        self.queue.enqueue(event.name)
+
+    def host_or_pod_changed(self, event: WatchEvent) -> None:
+        self.enqueue_every_cluster(ALLOCATION_COALESCE_SECONDS)
+
+    @classmethod
+    def watches(cls) -> Sequence[Watch]:
+        return (
+            Watch(COMPUTE_CLUSTER.resource, cls.cluster_changed),
+            Watch(NODES, cls.host_or_pod_changed),
+            Watch(PODS, cls.host_or_pod_changed),
+        )

@@ -1,0 +1,197 @@
+"""The VirtualMachine controller: its caches, the events that ask for a pass, its queue.
+
+Level-based: kopf indexes keep what the reconciler reads (VDC VMs, their KubeVirt VMs and
+VMIs, and the shared caches of storage policies, clusters, StorageClasses and hosts); watch
+events only put keys on the work queue. No kopf feature that writes per object is used (no
+finalizers, no progress or diff-base annotations): the reconciler compares and writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Final
+
+import kopf
+
+from controllers.common.caches import NODE_CACHE, STORAGE_CLASS_CACHE
+from controllers.common.controller import (
+    CacheSpec,
+    Controller,
+    OperatorContext,
+    Watch,
+    WatchEvent,
+)
+from controllers.common.kube import KUBEVIRT_VMIS, KUBEVIRT_VMS, NODES, STORAGE_CLASSES
+from controllers.common.resources import ResourceRef
+from controllers.computecluster.kind import COMPUTE_CLUSTER_CACHE
+from controllers.storagepolicy.builders import storage_class_name_for
+from controllers.storagepolicy.kind import STORAGE_POLICY_CACHE
+from controllers.virtualmachine.builders import VM_LABEL
+from controllers.virtualmachine.kind import VIRTUAL_MACHINE
+from controllers.virtualmachine.observed import (
+    Key,
+    Observed,
+    slim_kubevirt_vm,
+    slim_vdc_vm,
+    slim_vmi,
+    vm_references,
+)
+from controllers.virtualmachine.reconciler import VirtualMachineReconciler
+
+#: Only the KubeVirt objects we made (KubeVirt users may have thousands of their own).
+OWNED: Final = {VM_LABEL: kopf.PRESENT}
+PORT_GROUPS_RESOURCE: Final = ResourceRef("vdcos.io", "v1alpha1", "distributedportgroups", False)
+
+
+def _key(body: Mapping[str, Any]) -> Key:
+    metadata = body.get("metadata") or {}
+    return (str(metadata.get("namespace") or ""), str(metadata.get("name")))
+
+
+VDC_VMS: Final = CacheSpec[dict[str, Any]](
+    "vdcos_virtualmachines",
+    VIRTUAL_MACHINE.resource,
+    lambda body: {_key(body): slim_vdc_vm(body)},
+)
+#: (kind, name) of what a VM refers to -> the VM: who to wake when a reference changes.
+VM_REFERENCES: Final = CacheSpec[Key](
+    "vdcos_virtualmachine_references",
+    VIRTUAL_MACHINE.resource,
+    lambda body: {reference: _key(body) for reference in vm_references(body.get("spec") or {})},
+)
+KUBEVIRT_VM_CACHE: Final = CacheSpec[dict[str, Any]](
+    "kubevirt_virtualmachines",
+    KUBEVIRT_VMS,
+    lambda body: {_key(body): slim_kubevirt_vm(body)},
+    labels=OWNED,
+)
+VMI_CACHE: Final = CacheSpec[dict[str, Any]](
+    "kubevirt_virtualmachineinstances",
+    KUBEVIRT_VMIS,
+    lambda body: {_key(body): slim_vmi(body)},
+    labels=OWNED,
+)
+PORT_GROUPS: Final = CacheSpec[bool](
+    "vdcos_distributedportgroups",
+    PORT_GROUPS_RESOURCE,
+    lambda body: {str(body["metadata"]["name"]): True},
+)
+
+
+class VirtualMachineController(Controller[Key]):
+    name = "virtualmachines"
+    kind = VIRTUAL_MACHINE
+    caches: ClassVar[tuple[CacheSpec[Any], ...]] = (
+        VDC_VMS,
+        VM_REFERENCES,
+        KUBEVIRT_VM_CACHE,
+        VMI_CACHE,
+        STORAGE_POLICY_CACHE,
+        COMPUTE_CLUSTER_CACHE,
+        STORAGE_CLASS_CACHE,
+        PORT_GROUPS,
+        NODE_CACHE,
+    )
+
+    def __init__(self, context: OperatorContext) -> None:
+        self.vdc_vms = context.cache(VDC_VMS)
+        self.references = context.cache(VM_REFERENCES)
+        self.kubevirt_vms = context.cache(KUBEVIRT_VM_CACHE)
+        self.vmis = context.cache(VMI_CACHE)
+        self.policies = context.cache(STORAGE_POLICY_CACHE)
+        self.clusters = context.cache(COMPUTE_CLUSTER_CACHE)
+        self.storage_classes = context.cache(STORAGE_CLASS_CACHE)
+        self.port_groups = context.cache(PORT_GROUPS)
+        self.nodes = context.cache(NODE_CACHE)
+        self.reconciler = VirtualMachineReconciler(
+            context.kube,
+            self.observe,
+            lambda key, delay: self.queue.enqueue(key, delay),
+            progress_window_seconds=context.config.progress_status_seconds,
+        )
+        super().__init__(context)
+
+    def worker_count(self) -> int:
+        return self.config.vm_workers
+
+    async def reconcile(self, key: Key) -> None:
+        await self.reconciler.reconcile(key)
+
+    def observe(self, key: Key) -> Observed | None:
+        vdc_vm = self.vdc_vms.get(key)
+        if vdc_vm is None:
+            return None
+        policies = {
+            str(name): entry.spec for name, entry in self.policies.items() if entry.spec
+        }
+        clusters = {
+            str(name): entry.spec for name, entry in self.clusters.items() if entry.spec
+        }
+        return Observed(
+            vdc_vm=vdc_vm,
+            kubevirt_vm=self.kubevirt_vms.get(key),
+            vmi=self.vmis.get(key),
+            storage_policies=policies,
+            clusters=clusters,
+            storage_classes=frozenset(str(name) for name in self.storage_classes),
+            port_groups=frozenset(str(name) for name in self.port_groups),
+            nodes=tuple(self.nodes.values()),
+        )
+
+    def dependents(self, kind: str, name: str) -> set[Key]:
+        """VMs that refer to the object (and, for the default policy, VMs that use it)."""
+        keys = set(self.references.values_of((kind, name)))
+        if kind == "policy":
+            keys |= set(self.references.values_of(("policy", "")))
+        return keys
+
+    def enqueue_all(self, keys: Iterable[Key], delay: float = 0.0) -> None:
+        for key in keys:
+            self.queue.enqueue(key, delay)
+
+    # ----------------------------------------------------------------------- triggers
+
+    def vdc_vm_changed(self, event: WatchEvent) -> None:
+        self.queue.enqueue((event.namespace, event.name))
+
+    def kubevirt_object_changed(self, event: WatchEvent) -> None:
+        # Status changes of KubeVirt objects come in bursts: gather them into one pass.
+        self.queue.enqueue((event.namespace, event.name), self.config.status_coalesce_seconds)
+
+    def storage_policy_changed(self, event: WatchEvent) -> None:
+        self.enqueue_all(self.dependents("policy", event.name))
+
+    def compute_cluster_changed(self, event: WatchEvent) -> None:
+        self.enqueue_all(self.dependents("cluster", event.name))
+
+    def port_group_changed(self, event: WatchEvent) -> None:
+        self.enqueue_all(self.dependents("portgroup", event.name))
+
+    def storage_class_changed(self, event: WatchEvent) -> None:
+        for policy_name, entry in self.policies.items():
+            if entry.spec is not None and storage_class_name_for(
+                str(policy_name), entry.spec
+            ) == event.name:
+                self.enqueue_all(self.dependents("policy", str(policy_name)))
+
+    def node_changed(self, event: WatchEvent) -> None:
+        """Hosts joining or growing may admit VMs rejected for capacity."""
+        if event.type == "DELETED":
+            return
+        for key, reason in list(self.reconciler.rejected_reasons().items()):
+            if reason == "InsufficientHostCapacity":
+                self.queue.enqueue(key, self.config.status_coalesce_seconds)
+
+    @classmethod
+    def watches(cls) -> Sequence[Watch]:
+        return (
+            Watch(VIRTUAL_MACHINE.resource, cls.vdc_vm_changed),
+            Watch(KUBEVIRT_VMS, cls.kubevirt_object_changed, labels=OWNED),
+            Watch(KUBEVIRT_VMIS, cls.kubevirt_object_changed, labels=OWNED),
+            Watch(STORAGE_POLICY_CACHE.resource, cls.storage_policy_changed),
+            Watch(COMPUTE_CLUSTER_CACHE.resource, cls.compute_cluster_changed),
+            Watch(PORT_GROUPS_RESOURCE, cls.port_group_changed),
+            Watch(STORAGE_CLASSES, cls.storage_class_changed),
+            Watch(NODES, cls.node_changed),
+        )
+
