@@ -155,7 +155,7 @@ def operator_with_exec_login(cluster: DevCluster, tmp_path: Path) -> Iterator[Pa
     log_path = tmp_path / "operator.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "controllers.cli", "run", "--standalone",
+            [sys.executable, "-m", "controllers.cli", "run", "--standalone", "--log-json", "-v",
              "--kubeconfig", str(kubeconfig)],
             stdout=log_file, stderr=subprocess.STDOUT, cwd=tmp_path,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -195,3 +195,14 @@ def test_vdcos_run_works_with_an_exec_plugin_kubeconfig(
     ready = cluster.kubectl("get", "sp", "exec-login", "-o",
                             "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
     assert ready.stdout == "True"
+
+
+def test_every_log_line_of_vdcos_run_is_one_json_object(
+    cluster: DevCluster, operator_with_exec_login: Path
+) -> None:
+    _wait_for(lambda: "Started vdcos operator" in operator_with_exec_login.read_text(), 60,
+              "the operator started", operator_with_exec_login)
+    lines = [line for line in operator_with_exec_login.read_text().splitlines() if line]
+    records = [json.loads(line) for line in lines]  # fails on the first line that is not JSON
+    loggers = {str(record.get("logger", "")).split(".")[0] for record in records}
+    assert {"kopf", "vdcos"} <= loggers, loggers
