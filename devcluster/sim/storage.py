@@ -26,6 +26,7 @@ import structlog
 from .informer import Key, WorkQueue, key_of
 from .kube import PVCS, PVS, STORAGE_CLASSES, KubeError
 from .runtime import SimRuntime
+from .written import WrittenCache
 
 log = structlog.get_logger("devcluster.sim.storage")
 
@@ -108,6 +109,8 @@ class StorageProvisioner:
         self._claims = WorkQueue("provisioner", self._reconcile_claim, workers=4)
         self._volumes = WorkQueue("volume-reclaim", self._reconcile_volume, workers=2)
         self._waiting_reported: set[str] = set()  # claim uids told WaitForFirstConsumer
+        # A bind is three writes; the watch events of the first two must not bind again.
+        self.written = WrittenCache()
 
     async def start(self) -> None:
         for storage_class in default_storage_classes():
@@ -140,6 +143,7 @@ class StorageProvisioner:
 
     def _on_claim(self, kind: str, claim: dict[str, Any]) -> None:
         if kind == "DELETED":
+            self.written.forget(PVCS, key_of(claim))
             volume_name = (claim.get("spec") or {}).get("volumeName")
             if volume_name:
                 self._volumes.add(("", volume_name))
@@ -147,14 +151,15 @@ class StorageProvisioner:
         self._claims.add(key_of(claim))
 
     async def _reconcile_claim(self, key: Key) -> float | None:
-        claim = self.runtime.informer(PVCS).get(*key)
+        claim = self.written.latest(PVCS, self.runtime.informer(PVCS), key)
         if claim is None or claim["metadata"].get("deletionTimestamp"):
             return None
         spec, status = claim.get("spec") or {}, claim.get("status") or {}
         if status.get("phase") == "Bound":
             return None
         if spec.get("volumeName"):
-            volume = self.runtime.informer(PVS).get("", spec["volumeName"])
+            volume = self.written.latest(PVS, self.runtime.informer(PVS),
+                                         ("", spec["volumeName"]))
             if volume is not None:
                 await self._bind(claim, volume)
             return None
@@ -192,8 +197,8 @@ class StorageProvisioner:
         """The PV controller's bind: volume Bound, then the claim pointing at it, Bound."""
         meta, volume_name = claim["metadata"], volume["metadata"]["name"]
         if (volume.get("status") or {}).get("phase") != "Bound":
-            await self.kube.patch(PVS, None, volume_name, {"status": {"phase": "Bound"}},
-                                  subresource="status")
+            self.written.remember(PVS, await self.kube.patch(
+                PVS, None, volume_name, {"status": {"phase": "Bound"}}, subresource="status"))
         if (claim.get("spec") or {}).get("volumeName") != volume_name:
             claim_spec: dict[str, Any] = {"volumeName": volume_name}
             if (claim.get("spec") or {}).get("storageClassName") is None:
@@ -201,17 +206,20 @@ class StorageProvisioner:
                 # controller does for claims created without a class.
                 claim_spec["storageClassName"] = (volume.get("spec") or {}).get(
                     "storageClassName")
-            await self.kube.patch(PVCS, meta["namespace"], meta["name"], {"metadata": {
-                "annotations": {"pv.kubernetes.io/bind-completed": "yes",
-                                "pv.kubernetes.io/bound-by-controller": "yes",
-                                "volume.kubernetes.io/storage-provisioner":
-                                    (volume["metadata"].get("annotations") or {}).get(
-                                        PROVISIONED_BY_ANNOTATION, "")}},
-                "spec": claim_spec})
+            annotations = {
+                "pv.kubernetes.io/bind-completed": "yes",
+                "pv.kubernetes.io/bound-by-controller": "yes",
+                "volume.kubernetes.io/storage-provisioner":
+                    (volume["metadata"].get("annotations") or {}).get(
+                        PROVISIONED_BY_ANNOTATION, "")}
+            self.written.remember(PVCS, await self.kube.patch(
+                PVCS, meta["namespace"], meta["name"],
+                {"metadata": {"annotations": annotations}, "spec": claim_spec}))
         spec = volume.get("spec") or {}
-        await self.kube.patch(PVCS, meta["namespace"], meta["name"], {"status": {
-            "phase": "Bound", "accessModes": spec.get("accessModes"),
-            "capacity": spec.get("capacity")}}, subresource="status")
+        self.written.remember(PVCS, await self.kube.patch(
+            PVCS, meta["namespace"], meta["name"], {"status": {
+                "phase": "Bound", "accessModes": spec.get("accessModes"),
+                "capacity": spec.get("capacity")}}, subresource="status"))
         log.info("Claim bound", claim=f"{meta['namespace']}/{meta['name']}", volume=volume_name)
 
     async def _reconcile_volume(self, key: Key) -> float | None:

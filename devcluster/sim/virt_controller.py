@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from .hotplug import plan_live_update, restart_required_condition
-from .informer import Informer, Key, WorkQueue
+from .informer import Key, WorkQueue
 from .kube import (
     DATAVOLUMES,
     KUBEVIRTS,
@@ -60,6 +60,7 @@ from .vmi_status import (
     set_condition,
     with_phase,
 )
+from .written import WrittenCache
 
 log = structlog.get_logger("devcluster.sim.virt-controller")
 
@@ -225,39 +226,6 @@ def started_template_spec(vm: Obj, vmi: Obj) -> dict[str, Any]:
     if "networks" not in template:
         spec.pop("networks", None)
     return spec
-
-
-def _revision(obj: Obj | None) -> int:
-    try:
-        return int(str(_meta(obj or {}).get("resourceVersion") or 0))
-    except ValueError:
-        return 0
-
-
-class WrittenCache:
-    """What this component last wrote, per object: a watch event that lags behind our own
-    write must not make the next reconcile work from (and conflict on) an older version."""
-
-    def __init__(self) -> None:
-        self._written: dict[tuple[str, Key], dict[str, Any]] = {}
-
-    def remember(self, resource: Resource, written: dict[str, Any]) -> None:
-        if _meta(written).get("name") and _meta(written).get("resourceVersion"):
-            self._written[(resource.plural, _key(written))] = written
-
-    def latest(self, resource: Resource, informer: Informer, key: Key) -> dict[str, Any] | None:
-        cached = informer.get(*key)
-        written = self._written.get((resource.plural, key))
-        if written is None:
-            return cached
-        if cached is not None and _revision(cached) >= _revision(written):
-            del self._written[(resource.plural, key)]  # the informer caught up
-            return cached
-        return written
-
-    def forget(self, resource: Resource, key: Key) -> None:
-        """The object was deleted: what we wrote before is history."""
-        self._written.pop((resource.plural, key), None)
 
 
 class Expectations:

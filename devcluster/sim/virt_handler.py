@@ -28,7 +28,7 @@ from .informer import Key, WorkQueue
 from .kube import DATAVOLUMES, NADS, NODES, PODS, PVCS, VMIS, KubeError
 from .node_lifecycle import heartbeat_patch
 from .runtime import SimRuntime
-from .virt_controller import WrittenCache, now_utc
+from .virt_controller import now_utc
 from .vmi_status import (
     PHASE_RUNNING,
     PHASE_SCHEDULED,
@@ -39,6 +39,7 @@ from .vmi_status import (
     running_status,
     set_condition,
 )
+from .written import WrittenCache
 
 log = structlog.get_logger("devcluster.sim.virt-handler")
 
