@@ -327,6 +327,21 @@ class VirtualMachineStatus(StatusModel):
     ip_addresses: list[str] = Field(
         default_factory=list, description="IP addresses reported for the VM's NICs."
     )
+    cpu: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Virtual CPUs the guest runs with (after hot-add), as KubeVirt reports them; "
+            "unset while powered off."
+        ),
+    )
+    memory: str | None = Field(
+        default=None,
+        description=(
+            "Guest memory the guest has now (after hot-add), as KubeVirt reports it; unset "
+            "while powered off."
+        ),
+    )
     kubevirt_status: str | None = Field(
         default=None,
         description="printableStatus of the KubeVirt VirtualMachine, for troubleshooting.",
@@ -334,8 +349,9 @@ class VirtualMachineStatus(StatusModel):
     conditions: list[ConditionModel] = Field(
         default_factory=list,
         description=(
-            "Ready summarises ReferencesResolved, DisksReady and PowerStateReached; Running, "
-            "LiveMigratable and RestartRequired are informational."
+            "Ready summarises Admitted, ReferencesResolved, DisksReady, PowerStateReached "
+            "and (when PoweredOn) Running; LiveMigratable and RestartRequired are "
+            "informational."
         ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )

@@ -1,23 +1,19 @@
 """The VirtualMachine reconciler: one pass from what is observed to what is written.
 
-A pass reads only the operator's caches (kopf indexes fed by watches), decides, and then
-writes the difference: the KubeVirt VirtualMachine (server-side apply, created or updated),
-the pause/unpause subresource for Suspended, Events for power changes and rejections, and
-the VDC status. A pass with nothing to change writes nothing.
-
-The judgement functions below are pure; `VirtualMachineReconciler.reconcile` does the I/O.
+A pass reads the operator's caches (`Observed`), judges the spec (`admission`), builds the
+KubeVirt VM (`builders`), plans what applying it changes (`changes`) and computes the status
+(`status`); this module only does the I/O in between: the KubeVirt VirtualMachine (server-side
+apply, created or updated), the pause/unpause subresource for Suspended, Events, and the VDC
+status. A pass with nothing to change writes nothing.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
-
-import pydantic
+from typing import Any
 
 from controllers.common.apply import (
     EventType,
@@ -27,14 +23,7 @@ from controllers.common.apply import (
     post_event,
     status_changed,
 )
-from controllers.common.conditions import (
-    READY,
-    Condition,
-    find_condition,
-    mark_false,
-    mark_true,
-    summarize_ready,
-)
+from controllers.common.conditions import Condition
 from controllers.common.kube import (
     KUBEVIRT_VMS,
     VDC_VIRTUAL_MACHINES,
@@ -43,304 +32,34 @@ from controllers.common.kube import (
     KubeError,
 )
 from controllers.common.logging import get_logger
-from controllers.common.workqueue import RetryLater
-from controllers.computecluster.builders import ResolvedCluster, cluster_nodes
-from controllers.computecluster.models import ComputeClusterSpec
+from controllers.computecluster.builders import ResolvedCluster
 from controllers.storagepolicy.builders import (
     ResolvedStoragePolicy,
     default_policy_name,
     resolve_policy,
 )
-from controllers.storagepolicy.models import StoragePolicySpec
-from controllers.virtualmachine.builders import (
-    DISKS_READY,
-    POWER_STATE_REACHED,
-    REFERENCES_RESOLVED,
-    RUNNING,
-    VM_LABEL,
-    ChangePlan,
-    UnresolvedReferenceError,
-    build_kubevirt_vm,
-    observed_power_state,
-    plan_changes,
-    storage_policy_for,
+from controllers.virtualmachine.admission import (
+    Rejection,
+    capacity_rejection,
+    parse_spec,
+    pending_storage_classes,
+    storage_class_rejection,
     unresolved_references,
+)
+from controllers.virtualmachine.builders import UnresolvedReferenceError, build_kubevirt_vm
+from controllers.virtualmachine.changes import ChangePlan, plan_changes, power_action, power_event
+from controllers.virtualmachine.models import VirtualMachineSpec
+from controllers.virtualmachine.observed import Key, Observed, slim_kubevirt_vm
+from controllers.virtualmachine.status import (
+    admitted_rejection,
+    migration_event,
+    observed_power_state,
     vm_status_from,
 )
-from controllers.virtualmachine.models import VirtualMachineSpec
-from kubeunits.quantity import QuantityError, to_bytes, to_millis
+from controllers.virtualmachine.status_pacing import in_transition, status_write_delay
+from kubeunits.workqueue import RetryLater
 
 log = get_logger("vdcos.virtualmachine")
-
-#: Condition saying whether the controller accepts the spec (checks a schema cannot make).
-ADMITTED: Final = "Admitted"
-
-Key = tuple[str, str]
-
-
-# --------------------------------------------------------------------------- observed state
-
-
-@dataclass(frozen=True)
-class Observed:
-    """Everything one pass looks at, read from the caches."""
-
-    vdc_vm: Mapping[str, Any]
-    kubevirt_vm: Mapping[str, Any] | None
-    vmi: Mapping[str, Any] | None
-    storage_policies: Mapping[str, StoragePolicySpec]
-    clusters: Mapping[str, ComputeClusterSpec]
-    storage_classes: frozenset[str]
-    port_groups: frozenset[str]
-    nodes: tuple[Mapping[str, Any], ...]
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A spec the controller will not build (no KubeVirt object is created for it)."""
-
-    reason: str
-    message: str
-
-
-def parse_spec(raw: Mapping[str, Any]) -> VirtualMachineSpec | Rejection:
-    """The spec, or a rejection naming the field (rules the CRD schema cannot state)."""
-    try:
-        return VirtualMachineSpec.model_validate(dict(raw))
-    except pydantic.ValidationError as error:
-        problems = []
-        for item in error.errors():
-            location = ".".join(str(part) for part in item["loc"])
-            message = item["msg"].removeprefix("Value error, ")
-            problems.append(f"spec.{location}: {message}" if location else f"spec: {message}")
-        return Rejection("InvalidSpec", "; ".join(problems))
-
-
-def specific_reference_reason(unresolved: Iterable[str]) -> str:
-    """A reason naming the missing kind, e.g. ComputeClusterNotFound."""
-    for message in unresolved:
-        for kind in ("ComputeCluster", "StoragePolicy", "DistributedPortGroup"):
-            if f"{kind} " in message:
-                return f"{kind}NotFound"
-        if "no StoragePolicy is marked default" in message:
-            return "DefaultStoragePolicyNotFound"
-    return "ReferenceNotFound"
-
-
-def _allocatable(node: Mapping[str, Any], resource: str, convert: Callable[[Any], int]) -> int:
-    value = (node.get("status", {}).get("allocatable") or {}).get(resource)
-    if value is None:
-        return 0
-    try:
-        return convert(value)
-    except QuantityError:
-        return 0
-
-
-def capacity_rejection(
-    spec: VirtualMachineSpec, cluster: ResolvedCluster | None, nodes: Iterable[Mapping[str, Any]]
-) -> Rejection | None:
-    """A rejection when no host of the cluster (or of the datacenter) can ever hold the VM."""
-    hosts = cluster_nodes(cluster.spec, nodes) if cluster is not None else list(nodes)
-    if not hosts:
-        return None  # hosts may join; the VM waits for them like the scheduler would
-    where = f'ComputeCluster "{cluster.name}"' if cluster is not None else "the datacenter"
-    largest_cpu = max(_allocatable(host, "cpu", to_millis) for host in hosts)
-    if spec.cpu.count * 1000 > largest_cpu:
-        return Rejection(
-            "InsufficientHostCapacity",
-            f"spec.cpu.count: {spec.cpu.count} vCPUs exceed the largest host of {where} "
-            f"({largest_cpu // 1000} CPUs)",
-        )
-    largest_memory = max(_allocatable(host, "memory", to_bytes) for host in hosts)
-    if to_bytes(spec.memory.size) > largest_memory:
-        return Rejection(
-            "InsufficientHostCapacity",
-            f"spec.memory.size: {spec.memory.size} exceeds the largest host of {where} "
-            f"({largest_memory // 2**30}Gi)",
-        )
-    return None
-
-
-def storage_class_rejection(
-    spec: VirtualMachineSpec,
-    policies: Mapping[str, ResolvedStoragePolicy],
-    default_policy: str | None,
-    storage_classes: frozenset[str],
-) -> Rejection | None:
-    """A rejection when a disk's policy points to a StorageClass that does not exist."""
-    for index, disk in enumerate(spec.disks):
-        policy_name = storage_policy_for(disk, default_policy)
-        policy = policies.get(policy_name or "")
-        if policy is not None and policy.storage_class_name not in storage_classes:
-            return Rejection(
-                "StorageClassNotFound",
-                f'spec.disks[{index}]: StorageClass "{policy.storage_class_name}" of '
-                f'StoragePolicy "{policy.name}" does not exist',
-            )
-    return None
-
-
-def with_admission(
-    status: dict[str, Any],
-    previous: Iterable[Condition],
-    spec: VirtualMachineSpec | None,
-    rejection: Rejection | None,
-    unresolved: list[str],
-    generation: int,
-    now: datetime,
-) -> dict[str, Any]:
-    """Adds the Admitted condition and a specific reference reason, and re-summarises Ready.
-
-    Ready is recomputed from its previous value so its lastTransitionTime only moves when
-    its status does.
-    """
-    conditions: list[Condition] = [c for c in status.get("conditions") or [] if c["type"] != READY]
-    if unresolved:
-        conditions = mark_false(
-            conditions,
-            REFERENCES_RESOLVED,
-            specific_reference_reason(unresolved),
-            "; ".join(unresolved),
-            observed_generation=generation,
-            now=now,
-        )
-    if rejection is None:
-        conditions = mark_true(
-            conditions, ADMITTED, "Admitted", observed_generation=generation, now=now
-        )
-    else:
-        conditions = mark_false(
-            conditions,
-            ADMITTED,
-            rejection.reason,
-            rejection.message,
-            observed_generation=generation,
-            now=now,
-        )
-    previous_ready = find_condition(previous, READY)
-    if previous_ready is not None:
-        conditions.append(previous_ready)
-    required = [ADMITTED]
-    if spec is not None:
-        required += [REFERENCES_RESOLVED, DISKS_READY, POWER_STATE_REACHED]
-        if spec.power_state == "PoweredOn":
-            required.append(RUNNING)
-    conditions = summarize_ready(
-        conditions,
-        required,
-        observed_generation=generation,
-        now=now,
-        ready_message=f"the VM is {spec.power_state}" if spec is not None else "",
-    )
-    ordered = [c for c in conditions if c["type"] != READY] + [
-        c for c in conditions if c["type"] == READY
-    ]
-    return {**status, "conditions": ordered, "observedGeneration": generation}
-
-
-def power_action(desired: str, vmi: Mapping[str, Any] | None) -> str | None:
-    """ "pause" or "unpause" when the running guest must change; None otherwise."""
-    observed = observed_power_state(vmi)
-    if desired == "Suspended" and observed == "PoweredOn":
-        return "pause"
-    if desired == "PoweredOn" and observed == "Suspended":
-        return "unpause"
-    return None
-
-
-#: Ready reasons of a VM on its way somewhere (starting, stopping, provisioning disks).
-TRANSITIONAL_REASONS: Final = frozenset(
-    {
-        "Starting",
-        "Stopping",
-        "Suspending",
-        "Resuming",
-        "Provisioning",
-        "WaitingForVolumeBinding",
-        "NotCreated",
-        "Scheduling",
-        "Scheduled",
-        "Pending",
-        "Migrating",
-        "Stopped",
-        "NotRunning",
-        "NotReady",
-        "DisksReadyUnknown",
-        "RunningUnknown",
-        "PowerStateReachedUnknown",
-    }
-)
-
-
-def in_transition(status: Mapping[str, Any]) -> bool:
-    """Whether the status shows a VM still converging (not Ready, for a passing reason)."""
-    ready = find_condition(status.get("conditions") or [], READY)
-    return (
-        ready is not None
-        and ready["status"] != "True"
-        and (ready["reason"] in TRANSITIONAL_REASONS)
-    )
-
-
-def _ready_status(status: Mapping[str, Any]) -> str | None:
-    ready = find_condition(status.get("conditions") or [], READY)
-    return ready["status"] if ready is not None else None
-
-
-def status_write_delay(
-    previous: Mapping[str, Any],
-    desired: Mapping[str, Any],
-    generation: int,
-    seconds_since_last_write: float,
-    window: float,
-) -> float:
-    """Seconds to hold back a status write; 0 to write now.
-
-    Written at once: a new generation (the user changed the spec) and Ready reaching a
-    settled value (True, or False for a reason that needs attention). Everything else -
-    the progress of a converging VM (Provisioning, Starting...) and details of a VM whose
-    Ready does not change (IP addresses, LiveMigratable) - is written at most once per
-    `window`, so a VM costs one status write on its way to Ready, not one per KubeVirt phase;
-    progress whose Ready reason did not change is not written at all (math.inf).
-    """
-    if previous and previous.get("observedGeneration") != generation:
-        return 0.0
-    settled_change = _ready_status(previous) != _ready_status(desired) or _ready_reason(
-        previous
-    ) != _ready_reason(desired)
-    if settled_change and not in_transition(desired):
-        return 0.0
-    if (
-        in_transition(previous)
-        and in_transition(desired)
-        and _ready_reason(previous) == _ready_reason(desired)
-    ):
-        return math.inf  # still on the way, for the same reason: nothing worth a write
-    return max(0.0, window - seconds_since_last_write)
-
-
-def _ready_reason(status: Mapping[str, Any]) -> str | None:
-    ready = find_condition(status.get("conditions") or [], READY)
-    return ready["reason"] if ready is not None else None
-
-
-def power_event(plan: ChangePlan, desired_power: str) -> tuple[str, str] | None:
-    """(reason, message) of the Event for a runStrategy change."""
-    if plan.power is None:
-        return None
-    if desired_power == "PoweredOff":
-        return "PoweringOff", f"Powering off (KubeVirt runStrategy {plan.power})"
-    return "PoweringOn", f"Powering on (KubeVirt runStrategy {plan.power})"
-
-
-def _labels_and_owner_differ(desired: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
-    live_labels = live.get("metadata", {}).get("labels") or {}
-    for key, value in (desired["metadata"].get("labels") or {}).items():
-        if live_labels.get(key) != value:
-            return True
-    owner_uid = desired["metadata"]["ownerReferences"][0]["uid"]
-    return not owned_by(live, owner_uid)
 
 
 def _previous_owner_is_vdc_vm(live: Mapping[str, Any]) -> bool:
@@ -348,9 +67,6 @@ def _previous_owner_is_vdc_vm(live: Mapping[str, Any]) -> bool:
         if reference.get("apiVersion", "").startswith("vdcos.io/") and reference.get("controller"):
             return True
     return False
-
-
-# --------------------------------------------------------------------------- the pass
 
 
 class VirtualMachineReconciler:
@@ -374,22 +90,34 @@ class VirtualMachineReconciler:
         # Restart reasons seen while applying a change to a running guest, per VMI uid:
         # KubeVirt reports its own RestartRequired later; this bridges the gap.
         self._pending_restart: dict[Key, tuple[str, tuple[str, ...]]] = {}
-        # Last rejection (reason, message) reported per key, so its Event is posted once.
-        self._rejected: dict[Key, tuple[str, str]] = {}
+        # KubeVirt VMs this reconciler created that its cache does not show yet: a pass in
+        # between (another event of the VM) must not create it, and announce it, again.
+        self._created: dict[Key, Mapping[str, Any]] = {}
+        # The reason each VM is rejected for (the node handler re-admits capacity rejections).
+        self._rejected: dict[Key, str] = {}
 
     def rejected_reasons(self) -> dict[Key, str]:
         """The reason of each VM currently rejected."""
-        return {key: reason for key, (reason, _) in self._rejected.items()}
+        return dict(self._rejected)
 
     def forget(self, key: Key) -> None:
+        """Drops what the reconciler remembers of a VM that no longer exists."""
         self._progress.pop(key, None)
         self._pending_restart.pop(key, None)
+        self._created.pop(key, None)
         self._rejected.pop(key, None)
 
     async def _event(
         self, vdc_vm: Mapping[str, Any], event_type: EventType, reason: str, message: str
     ) -> None:
         await post_event(self.kube, vdc_vm, event_type, reason, message)
+
+    def _live(self, key: Key, observed: Observed) -> Mapping[str, Any] | None:
+        """The KubeVirt VM as we know it: the cache's, else the one we just created."""
+        if observed.kubevirt_vm is not None:
+            self._created.pop(key, None)
+            return observed.kubevirt_vm
+        return self._created.get(key)
 
     async def reconcile(self, key: Key) -> None:
         observed = self.observe(key)
@@ -405,14 +133,24 @@ class VirtualMachineReconciler:
         previous_status: Mapping[str, Any] = vdc_vm.get("status") or {}
         previous_conditions: list[Condition] = list(previous_status.get("conditions") or [])
         now = datetime.now(UTC)
+        live = self._live(key, observed)
+        vmi = observed.vmi
 
         parsed = parse_spec(vdc_vm.get("spec") or {})
         if isinstance(parsed, Rejection):
-            await self._reject(key, vdc_vm, parsed)
-            status = with_admission({}, previous_conditions, None, parsed, [], generation, now)
-            await patch_status(
-                self.kube, VDC_VIRTUAL_MACHINES, namespace, name, previous_status, status
+            self._rejected[key] = parsed.reason
+            status = vm_status_from(
+                None,
+                name,
+                namespace,
+                generation,
+                live,
+                vmi,
+                previous_conditions=previous_conditions,
+                rejection=parsed,
+                now=now,
             )
+            await self._write_status(key, vdc_vm, status, vmi, parsed)
             return
         spec = parsed
 
@@ -432,6 +170,8 @@ class VirtualMachineReconciler:
             default_storage_policy_name=default_policy,
             cluster_exists=cluster is not None,
             port_groups=observed.port_groups,
+        ) + pending_storage_classes(
+            spec, policies, observed.storage_policies, default_policy, observed.storage_classes
         )
         rejection = None
         if not unresolved:
@@ -439,17 +179,18 @@ class VirtualMachineReconciler:
                 spec, policies, default_policy, observed.storage_classes
             ) or capacity_rejection(spec, cluster, observed.nodes)
         if rejection is not None:
-            await self._reject(key, vdc_vm, rejection)
+            self._rejected[key] = rejection.reason
         else:
             self._rejected.pop(key, None)
 
-        live = observed.kubevirt_vm
-        vmi = observed.vmi
         plan: ChangePlan | None = None
         if not unresolved and rejection is None:
-            plan, live = await self._converge(
+            converged = await self._converge(
                 key, vdc_vm, spec, policies, default_policy, cluster, live, vmi
             )
+            if converged is None:
+                return  # the VDC VM is gone (the cache had not seen it yet)
+            plan, live = converged
 
         if plan is not None and plan.create:
             self._progress[key] = (time.monotonic(), self.progress_window_seconds)
@@ -477,43 +218,82 @@ class VirtualMachineReconciler:
             vmi,
             previous_conditions=previous_conditions,
             unresolved=unresolved,
+            rejection=rejection,
             plan=ChangePlan(restart_reasons=reasons),
             now=now,
         )
-        status = with_admission(
-            status, previous_conditions, spec, rejection, unresolved, generation, now
-        )
-        if not status_changed(previous_status, status):
+        await self._write_status(key, vdc_vm, status, vmi, rejection)
+
+    async def _write_status(
+        self,
+        key: Key,
+        vdc_vm: Mapping[str, Any],
+        status: Mapping[str, Any],
+        vmi: Mapping[str, Any] | None,
+        rejection: Rejection | None,
+    ) -> None:
+        """Writes the status when it changed (paced while converging), with its Events."""
+        namespace, name = key
+        previous: Mapping[str, Any] = vdc_vm.get("status") or {}
+        if not status_changed(previous, status):
             return
+        generation = int(status.get("observedGeneration") or 1)
         clock = time.monotonic()
+        if not previous:
+            # A VM seen for the first time is on its way like one just created: its progress
+            # (a StorageClass being created, a reference arriving) is held back too.
+            self._progress.setdefault(key, (clock, self.progress_window_seconds))
         since, window = self._progress.get(key, (-math.inf, self.progress_window_seconds))
-        delay = status_write_delay(previous_status, status, generation, clock - since, window)
+        delay = status_write_delay(previous, status, generation, clock - since, window)
         if delay == math.inf:
             return
         if delay > 0 and self.requeue is not None:
             self.requeue(key, delay)
             return
-        await patch_status(
-            self.kube, VDC_VIRTUAL_MACHINES, namespace, name, previous_status, status
-        )
+        await patch_status(self.kube, VDC_VIRTUAL_MACHINES, namespace, name, previous, status)
         # Progress written while converging is written less and less often.
         next_window = (
             min(window * 2, 30.0) if in_transition(status) else self.progress_window_seconds
         )
         self._progress[key] = (clock, next_window)
+        # Events go with the status that shows what they tell, so each is posted once: the
+        # next pass compares with the status written here (which survives a restart).
+        if rejection is not None and admitted_rejection(previous) != (
+            rejection.reason,
+            rejection.message,
+        ):
+            log.warning(
+                "Rejected VirtualMachine",
+                namespace=namespace,
+                name=name,
+                reason=rejection.reason,
+                message=rejection.message,
+            )
+            await self._event(vdc_vm, "Warning", rejection.reason, rejection.message)
+        migrated = migration_event(previous, status, vmi)
+        if migrated is not None:
+            log.info(
+                "Migrated VirtualMachine",
+                namespace=namespace,
+                name=name,
+                source=previous.get("host"),
+                target=status.get("host"),
+            )
+            await self._event(vdc_vm, "Normal", *migrated)
 
-    async def _reject(self, key: Key, vdc_vm: Mapping[str, Any], rejection: Rejection) -> None:
-        if self._rejected.get(key) == (rejection.reason, rejection.message):
-            return
-        self._rejected[key] = (rejection.reason, rejection.message)
-        log.warning(
-            "Rejected VirtualMachine",
-            namespace=key[0],
-            name=key[1],
-            reason=rejection.reason,
-            message=rejection.message,
-        )
-        await self._event(vdc_vm, "Warning", rejection.reason, rejection.message)
+    async def _confirm_exists(self, key: Key, owner_uid: str) -> bool:
+        """Whether the VDC VM still exists, asked of the API server (not of the cache).
+
+        After a watch gap the cache may still hold a VM deleted meanwhile; a KubeVirt VM
+        created for it would be deleted by the garbage collector and created again.
+        """
+        current = await self.kube.get(VDC_VIRTUAL_MACHINES, *key)
+        metadata = (current or {}).get("metadata") or {}
+        if current is not None and metadata.get("uid") == owner_uid:
+            return not metadata.get("deletionTimestamp")
+        log.info("Forgot deleted VirtualMachine", namespace=key[0], name=key[1])
+        self.forget(key)
+        return False
 
     async def _converge(
         self,
@@ -525,10 +305,11 @@ class VirtualMachineReconciler:
         cluster: ResolvedCluster | None,
         live: Mapping[str, Any] | None,
         vmi: Mapping[str, Any] | None,
-    ) -> tuple[ChangePlan | None, Mapping[str, Any] | None]:
+    ) -> tuple[ChangePlan | None, Mapping[str, Any] | None] | None:
         """Creates or updates the KubeVirt VM and the guest's pause state.
 
-        Returns the plan of what changed and the KubeVirt VM as it now is.
+        Returns the plan of what changed and the KubeVirt VM as it now is; None when the
+        VDC VM turned out to be deleted.
         """
         namespace, name = key
         owner_uid = str(vdc_vm["metadata"]["uid"])
@@ -556,7 +337,10 @@ class VirtualMachineReconciler:
 
         plan = plan_changes(desired, live, vmi)
         if live is None:
-            live = await self.kube.apply(KUBEVIRT_VMS, desired)
+            if not await self._confirm_exists(key, owner_uid):
+                return None
+            applied = await self.kube.apply(KUBEVIRT_VMS, desired)
+            live = self._created[key] = slim_kubevirt_vm(applied)
             log.info(
                 "Created VirtualMachine",
                 namespace=namespace,
@@ -571,8 +355,8 @@ class VirtualMachineReconciler:
                 f"Created KubeVirt VirtualMachine {name}"
                 + ("; powering on" if spec.power_state != "PoweredOff" else ""),
             )
-        elif plan.changed or _labels_and_owner_differ(desired, live):
-            live = await self.kube.apply(KUBEVIRT_VMS, desired)
+        elif plan.changed:
+            live = slim_kubevirt_vm(await self.kube.apply(KUBEVIRT_VMS, desired))
             log.info(
                 "Updated VirtualMachine",
                 namespace=namespace,
@@ -597,7 +381,7 @@ class VirtualMachineReconciler:
                     "; ".join(plan.restart_reasons) + " (applied at the next restart)",
                 )
 
-        action = power_action(spec.power_state, vmi)
+        action = power_action(spec.power_state, observed_power_state(vmi))
         if action is not None:
             try:
                 await self.kube.put(VMI_SUBRESOURCES, namespace, name, {}, subresource=action)
@@ -609,7 +393,7 @@ class VirtualMachineReconciler:
                     namespace=namespace,
                     name=name,
                     action=action,
-                    why=error.message,
+                    why=str(error),
                 )
             else:
                 reason = "Suspending" if action == "pause" else "Resuming"
@@ -617,83 +401,3 @@ class VirtualMachineReconciler:
                 await self._event(vdc_vm, "Normal", reason, f"{reason} the guest ({action})")
         return plan, live
 
-
-def slim_vdc_vm(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the reconciler keeps of a VDC VirtualMachine."""
-    metadata = body.get("metadata", {})
-    return {
-        "apiVersion": body.get("apiVersion"),
-        "kind": body.get("kind"),
-        "metadata": {
-            "name": metadata.get("name"),
-            "namespace": metadata.get("namespace"),
-            "uid": metadata.get("uid"),
-            "generation": metadata.get("generation"),
-            "deletionTimestamp": metadata.get("deletionTimestamp"),
-        },
-        "spec": dict(body.get("spec") or {}),
-        "status": dict(body.get("status") or {}),
-    }
-
-
-def slim_kubevirt_vm(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the reconciler keeps of a KubeVirt VirtualMachine."""
-    metadata = body.get("metadata", {})
-    status = body.get("status") or {}
-    return {
-        "metadata": {
-            "name": metadata.get("name"),
-            "namespace": metadata.get("namespace"),
-            "uid": metadata.get("uid"),
-            "labels": dict(metadata.get("labels") or {}),
-            "ownerReferences": list(metadata.get("ownerReferences") or []),
-            "deletionTimestamp": metadata.get("deletionTimestamp"),
-        },
-        "spec": dict(body.get("spec") or {}),
-        "status": {
-            "printableStatus": status.get("printableStatus"),
-            "conditions": list(status.get("conditions") or []),
-        },
-    }
-
-
-def slim_vmi(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the reconciler keeps of a VirtualMachineInstance."""
-    metadata = body.get("metadata", {})
-    status = body.get("status") or {}
-    return {
-        "metadata": {
-            "uid": metadata.get("uid"),
-            "deletionTimestamp": metadata.get("deletionTimestamp"),
-        },
-        "status": {
-            key: status[key]
-            for key in (
-                "phase",
-                "nodeName",
-                "interfaces",
-                "conditions",
-                "currentCPUTopology",
-                "memory",
-            )
-            if key in status
-        },
-    }
-
-
-def vm_references(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(kind, name) of what a VDC VM spec refers to; ("policy", "") for the default policy."""
-    found: list[tuple[str, str]] = []
-    if spec.get("clusterName"):
-        found.append(("cluster", str(spec["clusterName"])))
-    for disk in spec.get("disks") or []:
-        found.append(("policy", str(disk.get("storagePolicyName") or "")))
-    for network in spec.get("networks") or []:
-        if network.get("portGroupName"):
-            found.append(("portgroup", str(network["portGroupName"])))
-    return list(dict.fromkeys(found))
-
-
-def label_selects_vm(labels: Mapping[str, str]) -> bool:
-    """KubeVirt objects built by vdcos carry the vdcos.io/vm label."""
-    return VM_LABEL in labels

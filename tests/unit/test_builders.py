@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from controllers.common.conditions import find_condition
+from controllers.common.kube import FIELD_MANAGER
 from controllers.computecluster.builders import (
     ResolvedCluster,
     cluster_nodes,
@@ -23,17 +24,17 @@ from controllers.storagepolicy.builders import (
     resolve_policy,
 )
 from controllers.storagepolicy.models import StoragePolicySpec
+from controllers.virtualmachine.admission import MissingReference, unresolved_references
 from controllers.virtualmachine.builders import (
     UnresolvedReferenceError,
     build_kubevirt_vm,
     build_priority_classes,
-    hot_add_ceilings,
     label_value,
-    plan_changes,
-    unresolved_references,
-    vm_status_from,
 )
+from controllers.virtualmachine.changes import hot_add_ceilings, plan_changes
 from controllers.virtualmachine.models import VirtualMachineSpec
+from controllers.virtualmachine.observed import slim_kubevirt_vm
+from controllers.virtualmachine.status import vm_status_from
 from tests.oracles import CDI_SWAGGER, KUBEVIRT_SWAGGER, REPO_ROOT, validate_against_swagger
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -266,9 +267,16 @@ def test_missing_references_are_named_by_field() -> None:
         port_groups=[],
     )
     assert problems == [
-        'spec.clusterName: ComputeCluster "production" not found',
-        'spec.disks[0].storagePolicyName: StoragePolicy "x" not found',
-        'spec.networks[1].portGroupName: DistributedPortGroup "pg-prod" not found',
+        MissingReference(
+            "ComputeClusterNotFound", 'spec.clusterName: ComputeCluster "production" not found'
+        ),
+        MissingReference(
+            "StoragePolicyNotFound", 'spec.disks[0].storagePolicyName: StoragePolicy "x" not found'
+        ),
+        MissingReference(
+            "DistributedPortGroupNotFound",
+            'spec.networks[1].portGroupName: DistributedPortGroup "pg-prod" not found',
+        ),
     ]
     with pytest.raises(UnresolvedReferenceError, match=r"spec\.disks"):
         build_kubevirt_vm(spec, "web", "apps", storage_policies=POLICIES, cluster=CLUSTER)
@@ -316,9 +324,23 @@ def _running_vmi(vm: dict[str, Any], *, migratable: bool = True) -> dict[str, An
     }
 
 
-def _live(vm: dict[str, Any]) -> dict[str, Any]:
-    """What the API server returns: our object plus fields KubeVirt defaults."""
+def _fields_v1(applied: Any) -> dict[str, Any]:
+    """FieldsV1 of an apply to a schema that keeps unknown fields: maps field by field, lists
+    whole (what the API server records for KubeVirt's preserve-unknown-fields template)."""
+    if not isinstance(applied, dict):
+        return {}
+    return {f"f:{key}": _fields_v1(value) for key, value in applied.items()}
+
+
+def _server_object(vm: dict[str, Any]) -> dict[str, Any]:
+    """What the API server returns after our apply: our object, its managedFields, and
+    fields KubeVirt defaults (recorded under KubeVirt's manager, not ours)."""
     live = copy.deepcopy(vm)
+    live["metadata"]["managedFields"] = [
+        {"manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": "kubevirt.io/v1",
+         "fieldsType": "FieldsV1", "fieldsV1": _fields_v1(vm)},
+    ]
+    live["metadata"]["labels"]["team"] = "someone-else"
     domain = live["spec"]["template"]["spec"]["domain"]
     domain["firmware"]["uuid"] = "6a1a24a1-4061-4607-8bf4-a3963d0c5895"
     domain["machine"] = {"type": "q35"}
@@ -326,6 +348,11 @@ def _live(vm: dict[str, Any]) -> dict[str, Any]:
         "4096Mi" if domain["memory"]["guest"] == "4Gi" else domain["memory"]["guest"]
     )
     return live
+
+
+def _live(vm: dict[str, Any]) -> dict[str, Any]:
+    """The live KubeVirt VM as the operator's cache keeps it (what our manager applied)."""
+    return slim_kubevirt_vm(_server_object(vm))
 
 
 def test_nothing_to_do_when_live_matches_despite_kubevirt_defaults() -> None:
@@ -484,11 +511,18 @@ def test_unschedulable_vm_says_why_it_is_not_ready() -> None:
 
 def test_missing_references_make_the_vm_not_ready_with_the_field_named() -> None:
     status = _status(
-        SHAPES["minimal"], None, None, unresolved=['spec.clusterName: ComputeCluster "x" not found']
+        SHAPES["minimal"],
+        None,
+        None,
+        unresolved=[
+            MissingReference(
+                "ComputeClusterNotFound", 'spec.clusterName: ComputeCluster "x" not found'
+            )
+        ],
     )
     ready = _condition(status, "Ready")
     assert ready["status"] == "False"
-    assert ready["reason"] == "ReferenceNotFound"
+    assert ready["reason"] == "ComputeClusterNotFound"
     assert "spec.clusterName" in ready["message"]
 
 

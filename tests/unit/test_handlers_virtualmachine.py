@@ -9,23 +9,22 @@ from typing import Any
 
 import pytest
 
-from controllers.common.kube import Credentials, KubeClient
+from controllers.common.kube import FIELD_MANAGER, KubeClient, KubeError, WriteCounter
 from controllers.computecluster.builders import ResolvedCluster
 from controllers.computecluster.models import ComputeClusterSpec
 from controllers.storagepolicy.models import StoragePolicySpec
-from controllers.virtualmachine.models import VirtualMachineSpec
-from controllers.virtualmachine.reconciler import (
-    Observed,
+from controllers.virtualmachine.admission import (
     Rejection,
-    VirtualMachineReconciler,
     capacity_rejection,
     parse_spec,
-    power_action,
-    specific_reference_reason,
-    status_write_delay,
-    vm_references,
-    with_admission,
+    unresolved_references,
 )
+from controllers.virtualmachine.changes import power_action
+from controllers.virtualmachine.models import VirtualMachineSpec
+from controllers.virtualmachine.observed import Observed, vm_references
+from controllers.virtualmachine.reconciler import VirtualMachineReconciler
+from controllers.virtualmachine.status import observed_power_state, vm_status_from
+from controllers.virtualmachine.status_pacing import status_write_delay
 from tests.oracles import CDI_SWAGGER, KUBEVIRT_SWAGGER, validate_against_swagger
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -43,27 +42,45 @@ def spec(**overrides: Any) -> VirtualMachineSpec:
 
 
 class RecordingKube(KubeClient):
-    """A client that answers writes as a server would, without one."""
+    """A client that answers writes as a server would, without one.
 
-    def __init__(self) -> None:
-        super().__init__(Credentials(server="http://recording.invalid"))
+    GETs of VDC VMs are answered from `vdc_vms` (by name), as the API server would: a VM
+    that is not there is a 404.
+    """
+
+    def __init__(self, vdc_vms: dict[str, Any] | None = None) -> None:
+        # No server: every request is answered here (the client's methods build them).
+        self.field_manager = FIELD_MANAGER
+        self.writes = WriteCounter()
         self.requests: list[tuple[str, str, Any]] = []
+        self.vdc_vms = {"web": VDC_VM} if vdc_vms is None else vdc_vms
 
     async def request(self, method: str, path: str, *, body: Any = None,
                       params: Any = None, content_type: str = "application/json") -> dict:
         self.requests.append((method, path, copy.deepcopy(body)))
+        if method == "GET":
+            found = self.vdc_vms.get(path.rsplit("/", 1)[-1]) if "vdcos.io" in path else None
+            if found is None:
+                raise KubeError(404, {"reason": "NotFound", "message": f"{path} not found"})
+            return copy.deepcopy(found)
         self.writes.record(method, path)
         answer = copy.deepcopy(body) if isinstance(body, dict) else {}
         answer.setdefault("metadata", {}).setdefault("uid", "kubevirt-uid")
         return answer
 
+    def writes_to(self, fragment: str) -> list[tuple[str, str, Any]]:
+        return [r for r in self.requests if r[0] != "GET" and fragment in r[1]]
+
+
+VDC_VM: dict[str, Any] = {
+    "apiVersion": "vdcos.io/v1alpha1", "kind": "VirtualMachine",
+    "metadata": {"name": "web", "namespace": "prod", "uid": "vdc-uid", "generation": 1}}
+
 
 def observed(vdc_spec: dict[str, Any], *, kubevirt_vm: Any = None, vmi: Any = None,
-             status: dict[str, Any] | None = None) -> Observed:
+             status: dict[str, Any] | None = None, generation: int = 1) -> Observed:
     return Observed(
-        vdc_vm={"apiVersion": "vdcos.io/v1alpha1", "kind": "VirtualMachine",
-                "metadata": {"name": "web", "namespace": "prod", "uid": "vdc-uid",
-                             "generation": 1},
+        vdc_vm={**VDC_VM, "metadata": {**VDC_VM["metadata"], "generation": generation},
                 "spec": vdc_spec, "status": status or {}},
         kubevirt_vm=kubevirt_vm, vmi=vmi,
         storage_policies={"fast": StoragePolicySpec.model_validate(
@@ -163,10 +180,10 @@ def test_capacity_rejection_compares_with_the_largest_host_of_the_cluster() -> N
 
 def test_ready_keeps_its_transition_time_while_its_status_stays() -> None:
     rejection = Rejection("InsufficientHostCapacity", "spec.cpu.count: too many")
-    first = with_admission({}, [], spec(), rejection, [], 1, NOW)
-    later = with_admission({"conditions": first["conditions"]}, first["conditions"], spec(),
-                           rejection, [], 1,
-                           datetime(2026, 1, 2, tzinfo=UTC))
+    first = vm_status_from(spec(), "web", "prod", 1, None, None, rejection=rejection, now=NOW)
+    later = vm_status_from(spec(), "web", "prod", 1, None, None, rejection=rejection,
+                           previous_conditions=first["conditions"],
+                           now=datetime(2026, 1, 2, tzinfo=UTC))
     assert first == later
     ready = first["conditions"][-1]
     assert (ready["type"], ready["status"], ready["reason"]) == (
@@ -183,7 +200,7 @@ def test_ready_keeps_its_transition_time_while_its_status_stays() -> None:
 def test_power_action(desired: str, phase: str, paused: bool, expected: str | None) -> None:
     conditions = [{"type": "Paused", "status": "True"}] if paused else []
     vmi = {"status": {"phase": phase, "conditions": conditions}}
-    assert power_action(desired, vmi) == expected
+    assert power_action(desired, observed_power_state(vmi)) == expected
 
 
 def test_references_and_their_reasons() -> None:
@@ -191,9 +208,11 @@ def test_references_and_their_reasons() -> None:
                                                         {"name": "b", "storagePolicyName": "p"}],
                           "networks": [{"name": "n", "portGroupName": "pg"}]}) == [
         ("cluster", "c"), ("policy", ""), ("policy", "p"), ("portgroup", "pg")]
-    assert specific_reference_reason(
-        ['spec.networks[0].portGroupName: DistributedPortGroup "pg" not found']
-    ) == "DistributedPortGroupNotFound"
+    networked = spec(networks=[{"name": "n", "portGroupName": "pg"}])
+    missing = unresolved_references(networked, storage_policies=[],
+                                    default_storage_policy_name=None, cluster_exists=True,
+                                    port_groups=[])
+    assert [m.reason for m in missing] == ["DistributedPortGroupNotFound"]
 
 
 def _status(ready: str, reason: str, generation: int = 1) -> dict[str, Any]:
@@ -216,3 +235,174 @@ def test_status_writes_are_held_back_only_while_converging() -> None:
                               1, 10, 5) == 0
     assert status_write_delay(_status("False", "Starting"), _status("False", "Starting"),
                               1, 10, 5) == math.inf
+
+
+# ------------------------------------------------------------------ writes only on change
+
+
+def merged(stored: Any, patch: Any) -> Any:
+    """A JSON merge patch (RFC 7386) applied as the API server applies it."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(stored) if isinstance(stored, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merged(result.get(key), value)
+    return result
+
+
+def stored_status(kube: RecordingKube, before: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The status the server holds after the status patches the client sent."""
+    status: dict[str, Any] = dict(before or {})
+    for _, _, body in kube.writes_to("/status"):
+        status = merged(status, body["status"])
+    return status
+
+
+RUNNING_VMI = {"metadata": {"uid": "vmi-1"},
+               "status": {"phase": "Running", "nodeName": "host-1",
+                          "currentCPUTopology": {"sockets": 2, "cores": 1, "threads": 1},
+                          "memory": {"guestAtBoot": "2Gi", "guestCurrent": "2Gi"},
+                          "interfaces": [{"name": "default", "ipAddress": "10.0.0.7"}],
+                          "conditions": [{"type": "Ready", "status": "True"},
+                                         {"type": "LiveMigratable", "status": "True"}]}}
+
+
+async def running_vm(kube: RecordingKube) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the KubeVirt VM, the VDC status) of VDC_SPEC once it runs."""
+    await VirtualMachineReconciler(kube, lambda key: observed(VDC_SPEC)).reconcile(("prod", "web"))
+    applied = kube.writes_to("kubevirt.io")[0][2]
+    applied["status"] = {"printableStatus": "Running"}
+    state = observed(VDC_SPEC, kubevirt_vm=applied, vmi=RUNNING_VMI)
+    await VirtualMachineReconciler(kube, lambda key: state).reconcile(("prod", "web"))
+    return applied, stored_status(kube)
+
+
+async def test_status_reports_the_cpus_and_memory_the_guest_runs_with() -> None:
+    kube = RecordingKube()
+    _, status = await running_vm(kube)
+    assert (status["cpu"], status["memory"], status["host"]) == (2, "2Gi", "host-1")
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+
+
+async def test_a_spec_made_invalid_is_reported_once_then_nothing_is_written() -> None:
+    kube = RecordingKube()
+    applied, status = await running_vm(kube)
+    invalid = {**VDC_SPEC, "cpu": {"count": 3, "coresPerSocket": 2}}
+    kube.requests.clear()
+    state = observed(invalid, kubevirt_vm=applied, vmi=RUNNING_VMI, status=status, generation=2)
+    reconciler = VirtualMachineReconciler(kube, lambda key: state)
+    await reconciler.reconcile(("prod", "web"))
+    status = stored_status(kube, status)
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "spec.cpu" in ready["message"] and status["observedGeneration"] == 2
+    assert [b["reason"] for _, p, b in kube.writes_to("/events")] == ["InvalidSpec"]
+    # What still runs is still reported.
+    assert (status["powerState"], status["host"]) == ("PoweredOn", "host-1")
+
+    # Resyncs and unrelated events (the VMI's, a policy's) find nothing to write, even
+    # after a restart of the operator (a new reconciler remembers nothing).
+    written = kube.writes.total
+    settled = observed(invalid, kubevirt_vm=applied, vmi=RUNNING_VMI, status=status,
+                       generation=2)
+    reconciler.observe = lambda key: settled
+    for again in (reconciler, VirtualMachineReconciler(kube, lambda key: settled)):
+        for _ in range(3):
+            await again.reconcile(("prod", "web"))
+    assert kube.writes.total == written
+
+
+async def test_a_vm_deleted_during_a_watch_gap_is_not_created_again() -> None:
+    kube = RecordingKube(vdc_vms={})  # the API server no longer has it; the cache does
+    reconciler = VirtualMachineReconciler(kube, lambda key: observed(VDC_SPEC))
+    forgotten: list[tuple[str, str]] = []
+    forget = reconciler.forget
+    reconciler.forget = lambda key: (forgotten.append(key), forget(key))[-1]  # type: ignore[method-assign]
+    await reconciler.reconcile(("prod", "web"))
+    assert kube.writes.total == 0
+    assert [m for m, p, b in kube.requests] == ["GET"]
+    assert forgotten == [("prod", "web")]
+
+
+async def test_a_vm_recreated_under_the_same_name_is_not_created_for_the_old_one() -> None:
+    newer = {**VDC_VM, "metadata": {**VDC_VM["metadata"], "uid": "newer-uid"}}
+    kube = RecordingKube(vdc_vms={"web": newer})
+    await VirtualMachineReconciler(kube, lambda key: observed(VDC_SPEC)).reconcile(("prod", "web"))
+    assert kube.writes.total == 0
+
+
+async def test_passes_before_the_cache_shows_the_new_vm_create_and_announce_it_once() -> None:
+    kube = RecordingKube()
+    reconciler = VirtualMachineReconciler(kube, lambda key: observed(VDC_SPEC))
+    for _ in range(3):  # e.g. the policy's and the cluster's status events, right after
+        await reconciler.reconcile(("prod", "web"))
+    assert len(kube.writes_to("kubevirt.io")) == 1
+    assert [b["reason"] for _, p, b in kube.writes_to("/events")] == ["Created"]
+
+
+def with_policy(state: Observed, policy: dict[str, Any], classes: frozenset[str]) -> Observed:
+    return Observed(**{**state.__dict__,
+                       "storage_policies": {"fast": StoragePolicySpec.model_validate(policy)},
+                       "storage_classes": classes})
+
+
+async def test_a_storage_class_its_policy_creates_is_waited_for_without_a_warning() -> None:
+    kube = RecordingKube()
+    creates = {"provisioner": "rancher.io/local-path", "default": True}
+    waiting = with_policy(observed(VDC_SPEC), creates, frozenset({"standard"}))
+    requeued: list[float] = []
+    await VirtualMachineReconciler(kube, lambda key: waiting,
+                                   requeue=lambda key, delay: requeued.append(delay)
+                                   ).reconcile(("prod", "web"))
+    assert kube.writes_to("/events") == [] and kube.writes_to("kubevirt.io") == []
+    # Progress: held back while the class is created within moments.
+    assert kube.writes_to("/status") == [] and requeued and requeued[0] > 0
+
+    kube = RecordingKube()
+    reconciler = VirtualMachineReconciler(kube, lambda key: waiting, requeue=lambda k, d: None,
+                                          progress_window_seconds=0)
+    await reconciler.reconcile(("prod", "web"))
+    status = stored_status(kube)
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "StorageClassPending")
+    assert '"fast"' in ready["message"]
+
+    arrived = with_policy(observed(VDC_SPEC), creates, frozenset({"fast"}))
+    reconciler.observe = lambda key: arrived
+    await reconciler.reconcile(("prod", "web"))
+    assert len(kube.writes_to("kubevirt.io")) == 1
+
+
+async def test_a_storage_class_nobody_creates_is_a_warning() -> None:
+    kube = RecordingKube()
+    adopts = {"storageClassName": "missing", "default": True}
+    state = with_policy(observed(VDC_SPEC), adopts, frozenset({"standard"}))
+    await VirtualMachineReconciler(kube, lambda key: state).reconcile(("prod", "web"))
+    assert [(b["type"], b["reason"]) for _, p, b in kube.writes_to("/events")] == [
+        ("Warning", "StorageClassNotFound")]
+
+
+async def test_a_migration_posts_an_event_once() -> None:
+    kube = RecordingKube()
+    applied, status = await running_vm(kube)
+    moved = copy.deepcopy(RUNNING_VMI)
+    moved["status"].update(nodeName="host-2", interfaces=[{"ipAddress": "10.0.1.9"}],
+                           migrationState={"sourceNode": "host-1", "targetNode": "host-2",
+                                           "completed": True})
+    kube.requests.clear()
+    state = observed(VDC_SPEC, kubevirt_vm=applied, vmi=moved, status=status)
+    await VirtualMachineReconciler(kube, lambda key: state).reconcile(("prod", "web"))
+    events = [b for _, p, b in kube.writes_to("/events")]
+    assert [(e["reason"], e["type"]) for e in events] == [("Migrated", "Normal")]
+    assert "host-1" in events[0]["message"] and "host-2" in events[0]["message"]
+    assert "10.0.1.9" in events[0]["message"]
+
+    status = stored_status(kube, status)
+    kube.requests.clear()
+    again = observed(VDC_SPEC, kubevirt_vm=applied, vmi=moved, status=status)
+    await VirtualMachineReconciler(kube, lambda key: again).reconcile(("prod", "web"))
+    assert kube.requests == []

@@ -1,0 +1,126 @@
+"""What one reconcile pass of a VDC VM looks at, and the shapes its caches keep (pure).
+
+The caches (watches) hold slimmed copies of the objects: what the reconciler reads and no
+more, so 5,000 VMs fit in the operator's memory. Of a KubeVirt VM the cache keeps what our
+field manager manages (its managedFields projection), not what KubeVirt defaulted, so the
+change planner compares the desired object with what we applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from controllers.common.kube import FIELD_MANAGER
+from controllers.computecluster.models import ComputeClusterSpec
+from controllers.storagepolicy.models import StoragePolicySpec
+from controllers.virtualmachine.changes import APPLIED_DIGEST_ANNOTATION
+from controllers.virtualmachine.managed_view import applied_fields, managed_view
+
+Key = tuple[str, str]
+
+#: Of a VMI's migrationState, what tells where the guest went and whether it arrived.
+_MIGRATION_FIELDS: Final = ("sourceNode", "targetNode", "completed", "failed")
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything one pass looks at, read from the caches."""
+
+    vdc_vm: Mapping[str, Any]
+    kubevirt_vm: Mapping[str, Any] | None
+    vmi: Mapping[str, Any] | None
+    storage_policies: Mapping[str, StoragePolicySpec]
+    clusters: Mapping[str, ComputeClusterSpec]
+    storage_classes: frozenset[str]
+    port_groups: frozenset[str]
+    nodes: tuple[Mapping[str, Any], ...]
+
+
+def slim_vdc_vm(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the reconciler keeps of a VDC VirtualMachine."""
+    metadata = body.get("metadata", {})
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {
+            "name": metadata.get("name"),
+            "namespace": metadata.get("namespace"),
+            "uid": metadata.get("uid"),
+            "generation": metadata.get("generation"),
+            "deletionTimestamp": metadata.get("deletionTimestamp"),
+        },
+        "spec": dict(body.get("spec") or {}),
+        "status": dict(body.get("status") or {}),
+    }
+
+
+def slim_kubevirt_vm(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the reconciler keeps of a KubeVirt VirtualMachine.
+
+    spec, labels and the digest annotation are those our field manager applied; a VM whose
+    server keeps no managedFields is kept whole.
+    """
+    metadata = body.get("metadata", {})
+    status = body.get("status") or {}
+    fields = applied_fields(body, FIELD_MANAGER)
+    ours: Mapping[str, Any] = managed_view(body, fields) if fields is not None else body
+    our_metadata = ours.get("metadata") or {}
+    annotations = our_metadata.get("annotations") or {}
+    return {
+        "metadata": {
+            "name": metadata.get("name"),
+            "namespace": metadata.get("namespace"),
+            "uid": metadata.get("uid"),
+            "labels": dict(our_metadata.get("labels") or {}),
+            "annotations": {
+                key: value for key, value in annotations.items() if key == APPLIED_DIGEST_ANNOTATION
+            },
+            # Ownership is judged on every reference, whoever set it.
+            "ownerReferences": list(metadata.get("ownerReferences") or []),
+            "deletionTimestamp": metadata.get("deletionTimestamp"),
+        },
+        "spec": dict(ours.get("spec") or {}),
+        "status": {
+            "printableStatus": status.get("printableStatus"),
+            "conditions": list(status.get("conditions") or []),
+        },
+    }
+
+
+def slim_vmi(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the reconciler keeps of a VirtualMachineInstance."""
+    metadata = body.get("metadata", {})
+    status = body.get("status") or {}
+    slim: dict[str, Any] = {
+        key: status[key]
+        for key in ("phase", "nodeName", "interfaces", "conditions", "currentCPUTopology", "memory")
+        if key in status
+    }
+    migration = status.get("migrationState")
+    if isinstance(migration, Mapping):
+        slim["migrationState"] = {
+            key: migration[key] for key in _MIGRATION_FIELDS if key in migration
+        }
+    return {
+        "metadata": {
+            "uid": metadata.get("uid"),
+            "deletionTimestamp": metadata.get("deletionTimestamp"),
+        },
+        "status": slim,
+    }
+
+
+def vm_references(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(kind, name) of what a VDC VM spec refers to; ("policy", "") for the default policy."""
+    found: list[tuple[str, str]] = []
+    if spec.get("clusterName"):
+        found.append(("cluster", str(spec["clusterName"])))
+    for disk in spec.get("disks") or []:
+        found.append(("policy", str(disk.get("storagePolicyName") or "")))
+    for network in spec.get("networks") or []:
+        if network.get("portGroupName"):
+            found.append(("portgroup", str(network["portGroupName"])))
+    return list(dict.fromkeys(found))
+
