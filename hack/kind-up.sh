@@ -5,25 +5,35 @@
 #   hack/kind-up.sh              # cluster "vdcos"; KUBECONFIG is written to .vdcos/kind.kubeconfig
 #   CLUSTER=dev hack/kind-up.sh
 #
-# Needs docker, kind and kubectl. Versions are pinned here and only here.
+# Needs docker, kind, kubectl and curl. Versions are pinned in hack/versions.env, the one
+# place that also names what the embedded datacenter emulates (environment variables of
+# the same names override them).
 set -euo pipefail
 
-CLUSTER="${CLUSTER:-vdcos}"
-KUBEVIRT_VERSION="${KUBEVIRT_VERSION:-v1.5.0}"
-CDI_VERSION="${CDI_VERSION:-v1.61.0}"
-MULTUS_VERSION="${MULTUS_VERSION:-v4.1.4}"
-NMSTATE_VERSION="${NMSTATE_VERSION:-v0.83.0}"
-IMAGE="${IMAGE:-vdcos-operator:dev}"
-
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PINNED="$(env | grep -E '^(KUBEVIRT|CDI|MULTUS|NMSTATE|KIND)_[A-Z_]+=' || true)"
+# shellcheck source=versions.env
+. "$ROOT/hack/versions.env"
+# A variable set by the caller wins over the pinned value.
+while IFS= read -r assignment; do
+  if [ -n "$assignment" ]; then export "${assignment?}"; fi
+done <<< "$PINNED"
+
+CLUSTER="${CLUSTER:-vdcos}"
+IMAGE="${IMAGE:-vdcos-operator:dev}"
 export KUBECONFIG="${KUBECONFIG_OUT:-$ROOT/.vdcos/kind.kubeconfig}"
 mkdir -p "$(dirname "$KUBECONFIG")"
 
 log() { printf '\n==> %s\n' "$*"; }
 
+if ! kind version | grep -q "kind $KIND_VERSION "; then
+  printf 'warning: %s; vdcos is tested with kind %s\n' "$(kind version)" "$KIND_VERSION" >&2
+fi
+
 if ! kind get clusters | grep -qx "$CLUSTER"; then
-  log "Creating kind cluster $CLUSTER (1 control plane, 2 workers)"
-  kind create cluster --name "$CLUSTER" --kubeconfig "$KUBECONFIG" --wait 120s --config - <<KIND
+  log "Creating kind cluster $CLUSTER (1 control plane, 2 workers, $KIND_NODE_IMAGE)"
+  kind create cluster --name "$CLUSTER" --image "$KIND_NODE_IMAGE" --kubeconfig "$KUBECONFIG" \
+    --wait 120s --config - <<KIND
 kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
 nodes:
@@ -36,7 +46,10 @@ else
 fi
 
 log "Installing Multus $MULTUS_VERSION"
-kubectl apply -f "https://raw.githubusercontent.com/k8snetworkplumbingwg/multus-cni/${MULTUS_VERSION}/deployments/multus-daemonset-thick.yml"
+# The release's manifest names the moving `snapshot-thick` image: pin the release's own.
+curl -fsSL "https://raw.githubusercontent.com/k8snetworkplumbingwg/multus-cni/${MULTUS_VERSION}/deployments/multus-daemonset-thick.yml" \
+  | sed "s|multus-cni:snapshot-thick|multus-cni:${MULTUS_VERSION}-thick|" \
+  | kubectl apply -f -
 
 log "Installing kubernetes-nmstate $NMSTATE_VERSION"
 NMSTATE_URL="https://github.com/nmstate/kubernetes-nmstate/releases/download/${NMSTATE_VERSION}"
