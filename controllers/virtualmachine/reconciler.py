@@ -79,11 +79,15 @@ class VirtualMachineReconciler:
         requeue: Callable[[Key, float], None] | None = None,
         *,
         progress_window_seconds: float = 5.0,
+        first_progress_seconds: float = 30.0,
     ) -> None:
         self.kube = kube
         self.observe = observe
         self.requeue = requeue
         self.progress_window_seconds = progress_window_seconds
+        # A VM on its way to its first Ready shows no progress for this long: most get there
+        # sooner, and then cost one status write in all (Ready), not two or three.
+        self.first_progress_seconds = max(first_progress_seconds, progress_window_seconds)
         # When the status of a converging VM was last written (or the VM created), and the
         # window until progress may be written again (doubling while it stays in transition).
         self._progress: dict[Key, tuple[float, float]] = {}
@@ -193,7 +197,7 @@ class VirtualMachineReconciler:
             plan, live = converged
 
         if plan is not None and plan.create:
-            self._progress[key] = (time.monotonic(), self.progress_window_seconds)
+            self._progress[key] = (time.monotonic(), self.first_progress_seconds)
             # The new KubeVirt VM's watch event brings the next pass within moments; its
             # status write then says more than "being created" would (fewer writes per VM).
             return
@@ -242,7 +246,7 @@ class VirtualMachineReconciler:
         if not previous:
             # A VM seen for the first time is on its way like one just created: its progress
             # (a StorageClass being created, a reference arriving) is held back too.
-            self._progress.setdefault(key, (clock, self.progress_window_seconds))
+            self._progress.setdefault(key, (clock, self.first_progress_seconds))
         since, window = self._progress.get(key, (-math.inf, self.progress_window_seconds))
         delay = status_write_delay(previous, status, generation, clock - since, window)
         if delay == math.inf:

@@ -42,6 +42,9 @@ RUNNING: Final = "Running"
 LIVE_MIGRATABLE: Final = "LiveMigratable"
 RESTART_REQUIRED: Final = "RestartRequired"
 
+#: printableStatus of a KubeVirt VM whose guest runs (a live migration keeps it running).
+_RUNNING_PRINTABLE: Final = frozenset({"Running", "Migrating"})
+
 #: Every field of the status, so a merge patch of a computed status replaces it whole
 #: (None clears a stale value, e.g. the host after power-off).
 STATUS_FIELDS: Final = (
@@ -170,6 +173,19 @@ def _running_condition(
             RUNNING,
             "NotReady",
             str(ready.get("message") or ready.get("reason") or "the guest is not ready"),
+            observed_generation=generation,
+            now=now,
+        )
+    if printable not in _RUNNING_PRINTABLE:
+        # The guest runs but the KubeVirt VM still says Starting: KubeVirt's two objects agree
+        # moments later. Waiting for that means one status write (Ready with the final
+        # kubevirtStatus) instead of Ready now and kubevirtStatus again after.
+        reason = printable or "Starting"
+        return mark_false(
+            conditions,
+            RUNNING,
+            reason,
+            f"the guest runs; KubeVirt reports the VirtualMachine {reason}",
             observed_generation=generation,
             now=now,
         )

@@ -726,3 +726,26 @@ def test_example_vms_build_valid_kubevirt_objects() -> None:
         validate_against_swagger(vm, KUBEVIRT_SWAGGER, "v1.VirtualMachine")
         built += 1
     assert built == 3
+
+
+def test_ready_waits_until_kubevirt_says_the_vm_runs() -> None:
+    vm = _build(SHAPES["every-source"])
+    vm["status"] = {"printableStatus": "Starting"}
+    status = _status(SHAPES["every-source"], vm, _running_vmi(vm))
+    ready = _condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "Starting")
+    vm["status"] = {"printableStatus": "Migrating"}  # a live migration keeps the guest running
+    assert _condition(_status(SHAPES["every-source"], vm, _running_vmi(vm)), "Ready")["status"] \
+        == "True"
+
+
+def test_status_shows_the_cpus_and_memory_the_guest_has() -> None:
+    vm = _build(SHAPES["every-source"])
+    vm["status"] = {"printableStatus": "Running"}
+    vmi = _running_vmi(vm)
+    vmi["status"]["currentCPUTopology"] = {"sockets": 3, "cores": 4, "threads": 1}
+    vmi["status"]["memory"]["guestCurrent"] = "6Gi"
+    status = _status(SHAPES["every-source"], vm, vmi)
+    assert (status["cpu"], status["memory"]) == (12, "6Gi")
+    stopped = _status(SHAPES["every-source"], vm, None)
+    assert (stopped["cpu"], stopped["memory"]) == (None, None)

@@ -363,8 +363,9 @@ async def test_a_storage_class_its_policy_creates_is_waited_for_without_a_warnin
     assert kube.writes_to("/status") == [] and requeued and requeued[0] > 0
 
     kube = RecordingKube()
+    # Once the wait lasts (here at once), it shows, naming the class.
     reconciler = VirtualMachineReconciler(kube, lambda key: waiting, requeue=lambda k, d: None,
-                                          progress_window_seconds=0)
+                                          progress_window_seconds=0, first_progress_seconds=0)
     await reconciler.reconcile(("prod", "web"))
     status = stored_status(kube)
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
