@@ -1,11 +1,11 @@
 """The `vdcos` command.
 
-  vdcos up    the embedded datacenter (API server, simulated hosts) and the operator, in one
-              process; writes a kubeconfig and prints what to try with kubectl. Ctrl-C stops.
   vdcos run   the operator alone, against the current kubeconfig or in-cluster (as deployed).
   vdcos crds  prints (or writes) the CRDs of the VDC API.
 
-Only `vdcos up` imports devcluster: the operator itself speaks nothing but the Kubernetes API.
+Other commands come from the `vdcos.commands` entry points: `vdcos up` (the embedded
+datacenter and the operator, for a workstation) is registered by the `vdcos_up` package. The
+operator never imports it, nor devcluster: it speaks nothing but the Kubernetes API.
 """
 
 from __future__ import annotations
@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import sys
-import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from devcluster.apiserver.server import ApiServer
+from typing import Any
 
 REPO_CRDS = Path(__file__).resolve().parent.parent / "crds"
 
@@ -50,158 +48,22 @@ def command_crds(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- the operator
 
 
-class OperatorThread:
-    """kopf in its own thread and event loop.
-
-    kopf takes over SIGINT/SIGTERM in the main thread; in `vdcos up` those belong to the
-    API server, which then stops the operator through `stop_flag`.
-    """
-
-    def __init__(self) -> None:
-        self.ready_flag = threading.Event()
-        self.stop_flag = threading.Event()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="vdcos-operator", daemon=True)
-
-    def _run(self) -> None:
-        import kopf
-
-        import controllers.operator  # noqa: F401 - registers the handlers
-
-        try:
-            asyncio.run(
-                kopf.operator(
-                    clusterwide=True,
-                    ready_flag=self.ready_flag,
-                    stop_flag=self.stop_flag,
-                )
-            )
-        except BaseException as error:  # reported by the thread that started us
-            self.error = error
-            self.ready_flag.set()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 30) -> None:
-        self.stop_flag.set()
-        self._thread.join(timeout)
-
-
-async def apply_crds(kubeconfig: Path) -> None:
-    """Applies the VDC CRDs through the API and waits until they are served."""
-    import yaml
-
-    from controllers.common.apply_files import (
-        apply_documents,
-        wait_for_crds_established,
-    )
-    from controllers.common.kube import KubeClient, discover_credentials
-
-    kube = KubeClient(discover_credentials(kubeconfig), field_manager="vdcos-up")
-    try:
-        crds = [yaml.safe_load(text) for text in crd_documents().values()]
-        await apply_documents(kube, crds)
-        await wait_for_crds_established(kube, [crd["metadata"]["name"] for crd in crds])
-    finally:
-        await kube.close()
-
-
-async def apply_directory(kubeconfig: Path, path: Path) -> list[str]:
-    from controllers.common.apply_files import apply_path
-    from controllers.common.kube import KubeClient, discover_credentials
-
-    kube = KubeClient(discover_credentials(kubeconfig), field_manager="vdcos-up")
-    try:
-        return await apply_path(kube, path)
-    finally:
-        await kube.close()
-
-
-def next_steps(kubeconfig: Path) -> str:
-    """What to try once the datacenter is up."""
-    config = kubeconfig.resolve()
-    patch = "kubectl patch vdcvm web-01 --type merge -p"
-    return f"""
-The virtual datacenter is up. In another terminal:
-
-  export KUBECONFIG={config}
-  kubectl apply -f examples/                      # a cluster, storage policies and VMs
-  kubectl get vdc                                 # everything in the datacenter
-  kubectl wait --for=condition=Ready vdcvm --all --timeout=120s
-  kubectl get vdcvm -o wide                       # power, host, IP, CPU, memory
-  {patch} '{{"spec":{{"powerState":"PoweredOff"}}}}'   # power off
-  {patch} '{{"spec":{{"powerState":"PoweredOn"}}}}'    # power on
-  {patch} '{{"spec":{{"cpu":{{"count":4}}}}}}'          # hot-add CPU (hotAdd: true)
-  kubectl describe vdcvm web-01                   # conditions and events
-  kubectl get vm,vmi,dv,pvc,pods                  # what KubeVirt and CDI run
-  kubectl annotate node host-1 sim.vdcos.io/power=off   # fail a host
-  kubectl get cc production -o yaml               # hosts, capacity and allocation
-
-Ctrl-C stops the datacenter."""
-
-
-def _operator_extra(
-    args: argparse.Namespace,
-) -> Callable[[ApiServer, argparse.Namespace], Awaitable[Callable[[], Awaitable[None]]]]:
-    async def start(_: ApiServer, __: argparse.Namespace) -> Callable[[], Awaitable[None]]:
-        from controllers.common import settings
-
-        settings.CONFIG.kubeconfig = args.kubeconfig
-        await apply_crds(args.kubeconfig)
-        operator = OperatorThread()
-        operator.start()
-        await asyncio.to_thread(operator.ready_flag.wait, 120)
-        if operator.error is not None:
-            raise RuntimeError(f"the operator failed to start: {operator.error}")
-        print("Operator running", flush=True)
-        if args.apply is not None:
-            for line in await apply_directory(args.kubeconfig, args.apply):
-                print(line, flush=True)
-
-        async def stop() -> None:
-            await asyncio.to_thread(operator.stop)
-
-        return stop
-
-    return start
-
-
-def command_up(args: argparse.Namespace) -> int:
-    from controllers.common.logging import configure_logging
-    from devcluster.serve import serve
-
-    configure_logging(verbose=args.verbose)
-    extras: list[Any] = []
-    if not args.no_sim:
-        from devcluster.sim.runner import start_simulation
-
-        extras.append(start_simulation)
-    extras.append(_operator_extra(args))
-
-    def announce(_: ApiServer, __: argparse.Namespace) -> None:
-        print(next_steps(args.kubeconfig), flush=True)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args, extras, announce))
-    return 0
-
-
 def command_run(args: argparse.Namespace) -> int:
     import kopf
 
     import controllers.operator  # noqa: F401 - registers the handlers
-    from controllers.common import settings
     from controllers.common.logging import configure_logging
+    from controllers.common.settings import OperatorConfig
 
     configure_logging(json_lines=args.log_json, verbose=args.verbose)
-    settings.CONFIG.kubeconfig = args.kubeconfig
+    config = OperatorConfig(kubeconfig=args.kubeconfig)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             kopf.operator(
                 clusterwide=True,
                 liveness_endpoint=args.liveness,
                 standalone=args.standalone or None,
+                memo=kopf.Memo(config=config),
             )
         )
     return 0
@@ -210,29 +72,10 @@ def command_run(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
-def build_parser(*, with_up_flags: bool = False) -> argparse.ArgumentParser:
-    """The parser; the flags of `up` come from devcluster, imported only when `up` runs."""
+def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
+    """The parser: the operator's own commands, plus those other distributions register."""
     parser = argparse.ArgumentParser(prog="vdcos", description="A Virtual Datacenter OS.")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    up = commands.add_parser(
-        "up", help="run the embedded datacenter and the operator in this process"
-    )
-    if with_up_flags:
-        # The flags of `python -m devcluster`, so both commands take the same ones.
-        from devcluster.serve import add_server_arguments, add_sim_arguments
-
-        add_server_arguments(up)
-        add_sim_arguments(up)
-    up.add_argument(
-        "--apply",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="apply these manifests once the operator runs (like kubectl apply -f)",
-    )
-    up.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    up.set_defaults(handler=command_up)
 
     run = commands.add_parser("run", help="run the operator against the current kubeconfig")
     run.add_argument(
@@ -259,14 +102,49 @@ def build_parser(*, with_up_flags: bool = False) -> argparse.ArgumentParser:
     crds = commands.add_parser("crds", help="print the CRDs, or write them to a directory")
     crds.add_argument("--output-dir", type=Path, default=None, metavar="DIR")
     crds.set_defaults(handler=command_crds)
+    if plugins:
+        add_plugin_commands(commands)
     return parser
 
 
+# --------------------------------------------------------------------------- plugins
+
+PLUGIN_GROUP = "vdcos.commands"
+
+
+def add_plugin_commands(commands: Any) -> None:
+    """Subcommands found through the `vdcos.commands` entry points.
+
+    Each entry point names a `register(commands)` callable that adds its subparser (with a
+    `handler` default). This keeps the operator free of what only a workstation needs:
+    `vdcos up` lives in `vdcos_up`, which the operator image does not hold; there the entry
+    point stays in the metadata but its module is missing, and the command says so.
+    """
+    for entry in entry_points(group=PLUGIN_GROUP):
+        try:
+            register: Callable[[Any], None] = entry.load()
+        except ImportError as error:
+            missing = commands.add_parser(entry.name, help="(not part of this installation)",
+                                          add_help=False)
+            # Whatever flags follow belong to the missing command: accept them, then explain.
+            missing.set_defaults(handler=functools.partial(_not_installed, entry, error),
+                                 accepts_any_arguments=True)
+            continue
+        register(commands)
+
+
+def _not_installed(entry: EntryPoint, error: ImportError, _: argparse.Namespace) -> int:
+    print(f"vdcos {entry.name}: not part of this installation ({entry.value} cannot be "
+          f"imported: {error}). It ships with the vdcos source distribution, not with the "
+          "operator image.", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    arguments = sys.argv[1:] if argv is None else argv
-    args = build_parser(with_up_flags=bool(arguments) and arguments[0] == "up").parse_args(
-        arguments
-    )
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if unknown and not getattr(args, "accepts_any_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 

@@ -1,0 +1,33 @@
+"""`vdcos up` as a plugin of the `vdcos` command: found, flagged, and absent in the image."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from controllers.cli import build_parser
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def test_up_is_found_through_the_entry_point_and_takes_the_devcluster_flags() -> None:
+    args = build_parser().parse_args(
+        ["up", "--hosts", "3", "--node-grace-seconds", "3", "--port", "0",
+         "--kubeconfig", "kc", "--apply", "examples"])
+    assert (args.hosts, args.node_grace_seconds, args.apply) == (3, 3.0, Path("examples"))
+
+
+def test_up_says_it_is_not_part_of_an_installation_without_vdcos_up(tmp_path: Path) -> None:
+    # The operator image: the entry point is in the metadata, the module is not on the path.
+    # A package named vdcos_up that fails to import stands in for the missing module.
+    shadow = tmp_path / "vdcos_up"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('not in this image')\n")
+    answer = subprocess.run(
+        [sys.executable, "-c", "import sys; from controllers.cli import main; "
+         "sys.exit(main(['up', '--apply', 'examples/']))"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+        env={"PYTHONPATH": f"{tmp_path}:{REPO}", "PATH": "/usr/bin:/bin"})
+    assert answer.returncode == 2, answer.stderr
+    assert "not part of this installation" in answer.stderr
