@@ -6,7 +6,7 @@
 #   hack/fetch-upstream.sh          # into .vdcos/upstream (where the tests look by default)
 #   hack/fetch-upstream.sh DIR      # into DIR; then run the tests with VDCOS_UPSTREAM=DIR
 #
-# Needs git (2.27 or later) and access to github.com (UPSTREAM_GIT_BASE names a mirror
+# Needs git (2.35 or later) and access to github.com (UPSTREAM_GIT_BASE names a mirror
 # instead: repositories at $UPSTREAM_GIT_BASE/<owner>/<name>.git).
 set -euo pipefail
 
