@@ -39,6 +39,7 @@ from controllers.storagepolicy.builders import (
     resolve_policy,
 )
 from controllers.virtualmachine.admission import (
+    MissingReference,
     Rejection,
     capacity_rejection,
     parse_spec,
@@ -60,6 +61,23 @@ from controllers.virtualmachine.status_pacing import in_transition, status_write
 from kubeunits.workqueue import RetryLater
 
 log = get_logger("vdcos.virtualmachine")
+
+
+def _resolved(
+    spec: VirtualMachineSpec, observed: Observed
+) -> tuple[dict[str, ResolvedStoragePolicy], str | None, ResolvedCluster | None]:
+    """The storage policies as disks see them, the default policy, and the VM's cluster."""
+    policies = {
+        policy_name: resolve_policy(policy_name, policy_spec)
+        for policy_name, policy_spec in observed.storage_policies.items()
+    }
+    default_policy = default_policy_name(dict(observed.storage_policies))
+    cluster = (
+        ResolvedCluster(spec.cluster_name, observed.clusters[spec.cluster_name])
+        if spec.cluster_name is not None and spec.cluster_name in observed.clusters
+        else None
+    )
+    return policies, default_policy, cluster
 
 
 def _previous_owner_is_vdc_vm(live: Mapping[str, Any]) -> bool:
@@ -141,77 +159,42 @@ class VirtualMachineReconciler:
         vmi = observed.vmi
 
         parsed = parse_spec(vdc_vm.get("spec") or {})
-        if isinstance(parsed, Rejection):
-            self._rejected[key] = parsed.reason
-            status = vm_status_from(
-                None,
-                name,
-                namespace,
-                generation,
-                live,
-                vmi,
-                previous_conditions=previous_conditions,
-                rejection=parsed,
-                now=now,
+        spec = None if isinstance(parsed, Rejection) else parsed
+        rejection = parsed if isinstance(parsed, Rejection) else None
+        unresolved: list[MissingReference] = []
+        plan: ChangePlan | None = None
+        if spec is not None:
+            policies, default_policy, cluster = _resolved(spec, observed)
+            unresolved = unresolved_references(
+                spec,
+                storage_policies=policies.keys(),
+                default_storage_policy_name=default_policy,
+                cluster_exists=cluster is not None,
+                port_groups=observed.port_groups,
+            ) + pending_storage_classes(
+                spec, policies, observed.storage_policies, default_policy, observed.storage_classes
             )
-            await self._write_status(key, vdc_vm, status, vmi, parsed)
-            return
-        spec = parsed
-
-        policies = {
-            policy_name: resolve_policy(policy_name, policy_spec)
-            for policy_name, policy_spec in observed.storage_policies.items()
-        }
-        default_policy = default_policy_name(dict(observed.storage_policies))
-        cluster = (
-            ResolvedCluster(spec.cluster_name, observed.clusters[spec.cluster_name])
-            if spec.cluster_name is not None and spec.cluster_name in observed.clusters
-            else None
-        )
-        unresolved = unresolved_references(
-            spec,
-            storage_policies=policies.keys(),
-            default_storage_policy_name=default_policy,
-            cluster_exists=cluster is not None,
-            port_groups=observed.port_groups,
-        ) + pending_storage_classes(
-            spec, policies, observed.storage_policies, default_policy, observed.storage_classes
-        )
-        rejection = None
-        if not unresolved:
-            rejection = storage_class_rejection(
-                spec, policies, default_policy, observed.storage_classes
-            ) or capacity_rejection(spec, cluster, observed.nodes)
+            if not unresolved:
+                rejection = storage_class_rejection(
+                    spec, policies, default_policy, observed.storage_classes
+                ) or capacity_rejection(spec, cluster, observed.nodes)
+            if not unresolved and rejection is None:
+                converged = await self._converge(
+                    key, vdc_vm, spec, policies, default_policy, cluster, live, vmi
+                )
+                if converged is None:
+                    return  # the VDC VM is gone (the cache had not seen it yet)
+                plan, live = converged
         if rejection is not None:
             self._rejected[key] = rejection.reason
         else:
             self._rejected.pop(key, None)
-
-        plan: ChangePlan | None = None
-        if not unresolved and rejection is None:
-            converged = await self._converge(
-                key, vdc_vm, spec, policies, default_policy, cluster, live, vmi
-            )
-            if converged is None:
-                return  # the VDC VM is gone (the cache had not seen it yet)
-            plan, live = converged
 
         if plan is not None and plan.create:
             self._progress[key] = (time.monotonic(), self.first_progress_seconds)
             # The new KubeVirt VM's watch event brings the next pass within moments; its
             # status write then says more than "being created" would (fewer writes per VM).
             return
-
-        vmi_uid = str((vmi or {}).get("metadata", {}).get("uid") or "")
-        pending = self._pending_restart.get(key)
-        reasons: tuple[str, ...] = ()
-        if pending is not None and pending[0] == vmi_uid and vmi_uid:
-            reasons = pending[1]
-        if plan is not None and plan.restart_reasons and vmi_uid:
-            reasons = tuple(dict.fromkeys((*reasons, *plan.restart_reasons)))
-            self._pending_restart[key] = (vmi_uid, reasons)
-        elif not reasons:
-            self._pending_restart.pop(key, None)
 
         status = vm_status_from(
             spec,
@@ -223,10 +206,26 @@ class VirtualMachineReconciler:
             previous_conditions=previous_conditions,
             unresolved=unresolved,
             rejection=rejection,
-            plan=ChangePlan(restart_reasons=reasons),
+            plan=ChangePlan(restart_reasons=self._restart_reasons(key, vmi, plan)),
             now=now,
         )
         await self._write_status(key, vdc_vm, status, vmi, rejection)
+
+    def _restart_reasons(
+        self, key: Key, vmi: Mapping[str, Any] | None, plan: ChangePlan | None
+    ) -> tuple[str, ...]:
+        """Restart reasons of changes applied to the running guest, until KubeVirt says so."""
+        vmi_uid = str((vmi or {}).get("metadata", {}).get("uid") or "")
+        pending = self._pending_restart.get(key)
+        reasons: tuple[str, ...] = ()
+        if pending is not None and pending[0] == vmi_uid and vmi_uid:
+            reasons = pending[1]
+        if plan is not None and plan.restart_reasons and vmi_uid:
+            reasons = tuple(dict.fromkeys((*reasons, *plan.restart_reasons)))
+            self._pending_restart[key] = (vmi_uid, reasons)
+        elif not reasons:
+            self._pending_restart.pop(key, None)
+        return reasons
 
     async def _write_status(
         self,
