@@ -14,7 +14,7 @@ import structlog
 from devcluster.apiserver.errors import ApiError
 
 from .cdi import CdiController
-from .kube import CRDS, KUBEVIRTS, NAMESPACES, KubeError, Resource, wait_for_resource
+from .kube import CRDS, KUBEVIRTS, NAMESPACES, Kube, KubeError, Resource, wait_for_resource
 from .kubevirt_crds import KUBEVIRT_NAMESPACE, default_kubevirt_cr, kubevirt_crds
 from .runtime import Component, SimRuntime
 from .subresources import VirtApi, default_vmi, eviction_denied_message
@@ -52,6 +52,24 @@ def install_virt_api(server: ApiServer) -> VirtApi:
     return api
 
 
+async def _ensure_crd(kube: Kube, definition: dict[str, Any]) -> None:
+    """Create the CRD, or bring a stored one (a datacenter kept in a data dir by an older
+    version) to this version's definition, as virt-operator reconciles its CRDs."""
+    try:
+        await kube.create(CRDS, definition)
+        return
+    except KubeError as error:
+        if error.status != 409:
+            raise
+    name = definition["metadata"]["name"]
+    stored = await kube.get(CRDS, None, name)
+    if stored is None or stored.get("spec") == {**stored.get("spec", {}), **definition["spec"]}:
+        return
+    await kube.request("PUT", CRDS.path(None, name), body={
+        **stored, "metadata": {**stored["metadata"], **definition["metadata"]},
+        "spec": {**stored.get("spec", {}), **definition["spec"]}})
+
+
 class KubeVirtInstaller:
     """virt-operator's and cdi-operator's part: CRDs and the KubeVirt CR."""
 
@@ -64,11 +82,7 @@ class KubeVirtInstaller:
     async def start(self) -> None:
         kube = self.runtime.kube
         for definition in kubevirt_crds():
-            try:
-                await kube.create(CRDS, definition)
-            except KubeError as error:
-                if error.status != 409:
-                    raise
+            await _ensure_crd(kube, definition)
         for definition in kubevirt_crds():
             spec = definition["spec"]
             await wait_for_resource(kube, Resource(

@@ -196,8 +196,10 @@ def kubevirt_crds() -> list[dict[str, Any]]:
         crd("kubevirt.io", "v1", "VirtualMachine", "virtualmachines",
             short_names=("vm", "vms"), categories=("all",),
             columns=(AGE, _column("Status", ".status.printableStatus"), ready)),
+        # KubeVirt's VMI CRD has no status subresource (`NewVirtualMachineInstanceCrd`):
+        # virt-controller and virt-handler write a VMI's status and labels in one update.
         crd("kubevirt.io", "v1", "VirtualMachineInstance", "virtualmachineinstances",
-            short_names=("vmi", "vmis"), categories=("all",),
+            short_names=("vmi", "vmis"), categories=("all",), status=False,
             columns=(AGE, _column("Phase", ".status.phase"),
                      _column("IP", ".status.interfaces[0].ipAddress"),
                      _column("NodeName", ".status.nodeName"), ready,

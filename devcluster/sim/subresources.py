@@ -280,7 +280,7 @@ class VirtApi:
         self.server.rest.update(self._resource("virtualmachineinstances"),
                                 meta.get("namespace", ""), meta["name"],
                                 {**vmi, "status": status},
-                                WriteOptions(field_manager="virt-handler"), "status")
+                                WriteOptions(field_manager="virt-handler"), "")
 
     async def pause(self, namespace: str, name: str, options: dict[str, Any]) -> None:
         vmi = self._running_vmi(namespace, name)

@@ -416,6 +416,9 @@ class VirtController:
 
     async def write_status(self, resource: Resource, obj: Obj, status: dict[str, Any]) -> None:
         """PUT the status subresource (optimistic concurrency: a 409 is retried)."""
+        if resource == VMIS:
+            await self.write_vmi(obj, status)
+            return
         if status == _status(obj):
             return
         namespace, name = _key(obj)
@@ -423,6 +426,30 @@ class VirtController:
         written = await self.kube.request("PUT", resource.path(namespace, name, "status"),
                                           body=body)
         self.written.remember(resource, written)
+
+    async def write_vmi(self, vmi: Obj, status: dict[str, Any], *,
+                        labels: Mapping[str, str | None] | None = None,
+                        finalizers: list[str] | None = None) -> None:
+        """One PUT of the whole VMI: its status with the labels (None removes one) and
+        finalizers that change with it. The VMI CRD has no status subresource, so KubeVirt
+        writes them together; nothing is written when nothing changed."""
+        meta = dict(_meta(vmi))
+        if labels:
+            merged = dict(meta.get("labels") or {})
+            for label, value in labels.items():
+                if value is None:
+                    merged.pop(label, None)
+                else:
+                    merged[label] = value
+            meta["labels"] = merged
+        if finalizers is not None:
+            meta["finalizers"] = finalizers
+        if status == _status(vmi) and meta == _meta(vmi):
+            return
+        namespace, name = _key(vmi)
+        written = await self.kube.request("PUT", VMIS.path(namespace, name),
+                                          body={**vmi, "metadata": meta, "status": status})
+        self.written.remember(VMIS, written)
 
     # ---- VM controller -----------------------------------------------------------------
 
@@ -648,27 +675,9 @@ class VirtController:
         status["conditions"] = ready_with_gate(vmi, status["conditions"], now)
         if active is not None and _phase(active) == "Running" and not pod_is_gone_or_done(active):
             await self._sync_unpaused_gate(vmi, active, now)
-        await self.write_status(VMIS, vmi, status)
-        await self._sync_vmi_labels(vmi, status)
+        await self.write_vmi(vmi, status, labels=vmi_label_changes(vmi, status))
         await self._update_workload(vmi, status)
         return None
-
-    async def _sync_vmi_labels(self, vmi: Obj, status: Obj) -> None:
-        """`kubevirt.io/nodeName` follows status.nodeName; the migration target label goes
-        once the migration is over."""
-        labels = _meta(vmi).get("labels") or {}
-        wanted: dict[str, str | None] = {}
-        node = status.get("nodeName")
-        if node and labels.get(NODE_NAME_LABEL) != node:
-            wanted[NODE_NAME_LABEL] = str(node)
-        state = status.get("migrationState") or {}
-        if MIGRATION_TARGET_NODE_LABEL in labels and (
-                state.get("completed") or state.get("failed") or not state):
-            wanted[MIGRATION_TARGET_NODE_LABEL] = None
-        if wanted:
-            namespace, name = _key(vmi)
-            self.written.remember(VMIS, await self.kube.patch(
-                VMIS, namespace, name, {"metadata": {"labels": wanted}}))
 
     async def _update_workload(self, vmi: Obj, status: Obj) -> None:
         """The workload updater: a pending CPU/memory hot-plug completes by live migration,
@@ -783,17 +792,14 @@ class VirtController:
             if _meta(pod).get("deletionTimestamp") and not ended:
                 continue  # stopping already: the kubelet removes it
             await self.kube.delete(PODS, *_key(pod), uid=str(_meta(pod).get("uid", "")))
-        if _phase(vmi) not in FINAL_PHASES and not pods:
-            await self.write_status(VMIS, vmi, with_phase(_status(vmi), PHASE_FAILED
-                                                          if _phase(vmi) in ("", PHASE_PENDING)
-                                                          else "Succeeded", now))
-            return None
         if pods:
             return None
-        finalizers = _meta(vmi).get("finalizers") or []
-        if finalizers:
-            namespace, name = _key(vmi)
-            await self.kube.patch(VMIS, namespace, name, {"metadata": {"finalizers": None}})
+        status = dict(_status(vmi))
+        if _phase(vmi) not in FINAL_PHASES:
+            status = with_phase(status, PHASE_FAILED if _phase(vmi) in ("", PHASE_PENDING)
+                                else "Succeeded", now)
+        # Final and without pods: the finalizers go in the same write (`updateStatus`).
+        await self.write_vmi(vmi, status, finalizers=[])
         return None
 
     # ---- migrations --------------------------------------------------------------------
@@ -809,7 +815,7 @@ class VirtController:
         now = now_utc()
         spec = migration.get("spec") or {}
         vmi_key = (namespace, str(spec.get("vmiName", "")))
-        vmi = self.vmis.get(*vmi_key)
+        vmi = self.written.latest(VMIS, self.vmis, vmi_key)
         phase = _phase(migration)
         if _meta(migration).get("deletionTimestamp"):
             return await self._finalize_migration(migration, vmi, now)
@@ -951,13 +957,10 @@ class VirtController:
             "sourcePod": str(_meta(source_pod)["name"]) if source_pod else "",
             "mode": "PreCopy",
         }
-        namespace, name = _key(vmi)
-        await self.kube.patch(VMIS, namespace, name, {
-            "metadata": {"labels": {MIGRATION_TARGET_NODE_LABEL: target_node}}})
-        # A new migration replaces the previous migrationState as a whole.
-        await self.kube.patch(VMIS, namespace, name, [
-            {"op": "add", "path": "/status/migrationState", "value": state}],
-            subresource="status", kind="json")
+        # One write: the target label, and a new migrationState in place of the previous
+        # one as a whole.
+        await self.write_vmi(vmi, {**_status(vmi), "migrationState": state},
+                             labels={MIGRATION_TARGET_NODE_LABEL: target_node})
         status = with_phase(with_phase(dict(_status(migration)), "Scheduled", now),
                             "PreparingTarget", now)
         await self.write_status(VMIMS, migration, status)
@@ -1037,13 +1040,28 @@ class VirtController:
             namespace, vmi_name = _key(vmi)
             try:
                 await self.kube.patch(VMIS, namespace, vmi_name, failed_vmi_status_patch(),
-                                      subresource="status", kind="json")
+                                      kind="json")
             except KubeError as error:
                 if error.status not in (404, 422):
                     raise
             kind, reason, message = vmi_unresponsive_event(name)
             await self._event(vmi, reason, message, kind=kind)
         return check_every if node is not None else None
+
+
+def vmi_label_changes(vmi: Obj, status: Obj) -> dict[str, str | None]:
+    """`kubevirt.io/nodeName` follows status.nodeName; the migration target label goes once
+    the migration is over (None: remove the label)."""
+    labels = _meta(vmi).get("labels") or {}
+    wanted: dict[str, str | None] = {}
+    node = status.get("nodeName")
+    if node and labels.get(NODE_NAME_LABEL) != node:
+        wanted[NODE_NAME_LABEL] = str(node)
+    state = status.get("migrationState") or {}
+    if MIGRATION_TARGET_NODE_LABEL in labels and (
+            state.get("completed") or state.get("failed") or not state):
+        wanted[MIGRATION_TARGET_NODE_LABEL] = None
+    return wanted
 
 
 def ready_with_gate(vmi: Obj, conditions: list[dict[str, Any]],

@@ -26,7 +26,7 @@ import structlog
 from .hotplug import status_after_hotplug
 from .informer import Key, WorkQueue
 from .kube import DATAVOLUMES, NADS, NODES, PODS, PVCS, VMIS, KubeError
-from .node_lifecycle import heartbeat_patch
+from .node_lifecycle import NODE_NAME_LABEL, heartbeat_patch
 from .runtime import SimRuntime
 from .virt_controller import now_utc
 from .vmi_status import (
@@ -292,8 +292,7 @@ class VirtHandlers:
         patch += [{"op": "add", "path": f"/status/{field}", "value": value}
                   for field, value in status.items() if _status(vmi).get(field) != value]
         try:
-            written = await self.kube.patch(VMIS, namespace, name, patch, subresource="status",
-                                            kind="json")
+            written = await self.kube.patch(VMIS, namespace, name, patch, kind="json")
         except KubeError as error:
             if error.status == 422:
                 return None  # no longer Scheduled: nothing to boot
@@ -312,8 +311,8 @@ class VirtHandlers:
             started = {**state, "targetNodeAddress": node_internal_ip(
                 self.nodes.get("", target_node)), "targetNodeDomainDetected": True,
                 "startTimestamp": rfc3339(now)}
-            await self.kube.patch(VMIS, namespace, name,
-                                  {"status": {"migrationState": started}}, subresource="status")
+            self.written.remember(VMIS, await self.kube.patch(
+                VMIS, namespace, name, {"status": {"migrationState": started}}))
             return self.settings.migration_seconds
         elapsed = _seconds_since(str(state.get("startTimestamp")), now)
         if elapsed < self.settings.migration_seconds:
@@ -322,8 +321,8 @@ class VirtHandlers:
         if target_pod is None:
             failed = {**state, "failed": True, "endTimestamp": rfc3339(now),
                       "failureReason": "target virt-launcher pod is not running"}
-            await self.kube.patch(VMIS, namespace, name,
-                                  {"status": {"migrationState": failed}}, subresource="status")
+            self.written.remember(VMIS, await self.kube.patch(
+                VMIS, namespace, name, {"status": {"migrationState": failed}}))
             return None
         source_pod = self._pod_on(vmi, str(state.get("sourceNode", "")))
         status = status_after_hotplug(vmi)
@@ -338,8 +337,12 @@ class VirtHandlers:
             "targetNodeDomainReadyTimestamp": rfc3339(now)}
         status["conditions"] = [c for c in status.get("conditions") or []
                                 if c.get("type") != "EvictionRequested"]
-        written = await self.kube.request("PUT", VMIS.path(namespace, name, "status"),
-                                          body={**vmi, "status": status})
+        # The target handler takes the VMI over: the node label moves with the status
+        # (`migration-target.go`), in the same write.
+        meta = {**_meta(vmi), "labels": {**(_meta(vmi).get("labels") or {}),
+                                         NODE_NAME_LABEL: target_node}}
+        written = await self.kube.request("PUT", VMIS.path(namespace, name),
+                                          body={**vmi, "metadata": meta, "status": status})
         self.written.remember(VMIS, written)
         if source_pod is not None:
             await self._complete_source_pod(source_pod, now)
