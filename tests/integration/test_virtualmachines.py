@@ -31,6 +31,20 @@ spec:
 """
 
 
+def linux_cluster(name: str) -> str:
+    """A ComputeCluster of every Linux host."""
+    return f"""
+apiVersion: vdcos.io/v1alpha1
+kind: ComputeCluster
+metadata:
+  name: {name}
+spec:
+  hostSelector:
+    matchLabels:
+      kubernetes.io/os: linux
+"""
+
+
 def vdc_vm(cluster: DevCluster, namespace: str, name: str) -> dict:
     result: dict = get_json(cluster, "vdcvm", name, "-n", namespace)
     return result
@@ -87,6 +101,14 @@ def test_examples_reach_ready(datacenter: DevCluster, namespace: str) -> None:
     assert gold["status"]["storageClassName"] == "gold"
     assert condition(gold, "Ready")["status"] == "True"
     datacenter.kubectl("get", "storageclass", "gold")
+    # Start-up is quiet: db-01's "gold" class is created by its policy moments after db-01 is
+    # first seen, which is a wait, not a Warning; each VM is announced once.
+    for vm in ("web-01", "db-01", "build-01"):
+        events = [(e["type"], e["reason"], e["message"])
+                  for e in events_of(datacenter, namespace, vm)]
+        assert [e for e in events if e[0] == "Warning"] == [], (vm, events)
+        assert [e[1] for e in events].count("Created") == 1, (vm, events)
+        assert len(events) == len(set(events)), (vm, events)
 
 
 def test_power_off_on_and_suspend(datacenter: DevCluster, namespace: str) -> None:
@@ -202,16 +224,7 @@ def test_missing_references_wait_and_heal(datacenter: DevCluster, namespace: str
     assert ready["status"] == "False" and cluster_name in ready["message"]
     assert datacenter.kubectl("get", "vm", "waits", "-n", namespace, check=False).returncode != 0
 
-    apply_yaml(datacenter, f"""
-apiVersion: vdcos.io/v1alpha1
-kind: ComputeCluster
-metadata:
-  name: {cluster_name}
-spec:
-  hostSelector:
-    matchLabels:
-      kubernetes.io/os: linux
-""")
+    apply_yaml(datacenter, linux_cluster(cluster_name))
     wait_ready(datacenter, namespace, "waits")
     vm = get_json(datacenter, "vm", "waits", "-n", namespace)
     assert vm["spec"]["template"]["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
@@ -292,3 +305,71 @@ def test_bad_input_is_rejected_naming_the_field(
     assert result.returncode != 0
     assert field in result.stderr, result.stderr
     assert datacenter.kubectl("get", "vdcvm", "bad", "-n", namespace, check=False).returncode != 0
+
+
+def test_fields_removed_from_the_spec_leave_the_kubevirt_vm(
+    datacenter: DevCluster, namespace: str
+) -> None:
+    cluster_name, policy = f"rm-{namespace}"[:60], f"rm-{namespace}"[:60]
+    apply_yaml(datacenter, linux_cluster(cluster_name) + f"""---
+apiVersion: vdcos.io/v1alpha1
+kind: StoragePolicy
+metadata:
+  name: {policy}
+spec:
+  storageClassName: standard
+  accessMode: ReadWriteOnce
+""")
+    disks = f"""  disks:
+    - name: root
+      size: 1Gi
+      storagePolicyName: {policy}
+"""
+    full = small_vm("shrink", extra=f"  clusterName: {cluster_name}\n" + disks
+                    + "      bootOrder: 1\n")
+    apply_yaml(datacenter, full, namespace)
+    wait_ready(datacenter, namespace, "shrink")
+    template = get_json(datacenter, "vm", "shrink", "-n", namespace)["spec"]["template"]
+    assert template["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert template["spec"]["domain"]["devices"]["disks"][0] == {
+        "name": "root", "disk": {"bus": "virtio"}, "bootOrder": 1}
+
+    # kubectl apply without them: the VDC VM loses clusterName and bootOrder, and nothing
+    # it still sets changes (a change there would make any planner apply).
+    apply_yaml(datacenter, small_vm("shrink", extra=disks), namespace)
+    wait(datacenter, "--for=jsonpath={.status.observedGeneration}=2", "vdcvm/shrink",
+         "-n", namespace)
+    kubevirt_vm = get_json(datacenter, "vm", "shrink", "-n", namespace)
+    template = kubevirt_vm["spec"]["template"]
+    assert "nodeSelector" not in template["spec"] and "affinity" not in template["spec"]
+    assert "vdcos.io/cluster" not in kubevirt_vm["metadata"]["labels"]
+    assert "vdcos.io/cluster" not in template["metadata"]["labels"]
+    assert template["spec"]["domain"]["devices"]["disks"][0] == {
+        "name": "root", "disk": {"bus": "virtio"}}
+    # The running guest takes the rest at its next restart.
+    restart = condition(vdc_vm(datacenter, namespace, "shrink"), "RestartRequired")
+    assert restart["status"] == "True" and "bootOrder" in restart["message"]
+
+
+def test_wide_columns_show_what_the_guest_runs(datacenter: DevCluster, namespace: str) -> None:
+    apply_yaml(datacenter, small_vm("cols", cpu=2, memory="2Gi", hot_add=True), namespace)
+    wait_ready(datacenter, namespace, "cols")
+    vmi = get_json(datacenter, "vmi", "cols", "-n", namespace)
+    datacenter.kubectl("patch", "vdcvm", "cols", "-n", namespace, "--type", "merge",
+                       "-p", '{"spec":{"cpu":{"count":4},"memory":{"size":"4Gi"}}}')
+    wait(datacenter, "--for=jsonpath={.status.cpu}=4", "vdcvm/cols", "-n", namespace)
+    wait(datacenter, "--for=jsonpath={.status.memory}=4Gi", "vdcvm/cols", "-n", namespace)
+    wide = datacenter.kubectl("get", "vdcvm", "cols", "-n", namespace, "-o", "wide").stdout
+    header, row = wide.splitlines()[:2]
+    columns = dict(zip(header.split(), row.split(), strict=False))
+    assert (columns["CPU"], columns["MEMORY"]) == ("4", "4Gi")
+    # The hot-add went through a live migration: the VM says where it moved.
+    after = get_json(datacenter, "vmi", "cols", "-n", namespace)
+    assert after["metadata"]["uid"] == vmi["metadata"]["uid"]
+    source, target = vmi["status"]["nodeName"], after["status"]["nodeName"]
+    assert source != target
+    wait(datacenter, f"--for=jsonpath={{.status.host}}={target}", "vdcvm/cols", "-n", namespace)
+    migrated = [e for e in events_of(datacenter, namespace, "cols") if e["reason"] == "Migrated"]
+    assert len(migrated) == 1, migrated
+    assert source in migrated[0]["message"] and target in migrated[0]["message"]
+
