@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+SIMULATION_READY = "Simulation running against"  # devcluster/sim/__main__.py READY_LINE
 
 
 def kubectl_binaries() -> list[tuple[str, str]]:
@@ -117,6 +118,7 @@ def start_devcluster(workdir: Path, *extra: str, module: str = "devcluster",
     if kubeconfig.exists():
         kubeconfig.unlink()
     log_path = workdir / f"{module}.log"
+    earlier_log = log_path.read_text() if log_path.exists() else ""  # a restart appends
     args = [sys.executable, "-m", module, "--kubeconfig", str(kubeconfig), *extra]
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT,
@@ -125,11 +127,16 @@ def start_devcluster(workdir: Path, *extra: str, module: str = "devcluster",
     if "--data-dir" in extra:
         data_dir = Path(extra[extra.index("--data-dir") + 1])
     cluster = DevCluster(workdir, kubeconfig, process, args, data_dir, log_path)
+    # With the simulation, `python -m devcluster` runs it as a second process: wait for it
+    # too, so that what it registers (metrics.k8s.io, KubeVirt's CRDs) is there.
+    wait_for_simulation = module == "devcluster" and "--no-sim" not in extra
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"devcluster exited early:\n{cluster.log()}")
-        if kubeconfig.exists():
+        if wait_for_simulation and SIMULATION_READY not in cluster.log()[len(earlier_log):]:
+            pass
+        elif kubeconfig.exists():
             try:
                 context = ssl.create_default_context(cafile=None)
                 context.check_hostname = False

@@ -82,6 +82,9 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     _r("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration",
        "mutatingwebhookconfigurations", False),
     _r("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, short=("netpol",)),
+    # Aggregated APIs (metrics.k8s.io): devcluster/apiserver/aggregation.py proxies to them.
+    _r("apiregistration.k8s.io", "v1", "APIService", "apiservices", False,
+       subresources=("status",)),
 )
 
 # Kinds whose names must be DNS-1123 labels rather than subdomains.

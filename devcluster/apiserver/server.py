@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import secrets
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from . import discovery, errors, openapi, openapi_v2_protobuf
 from .admission import fold_secret_string_data
+from .aggregation import Aggregator
 from .auth_apis import USER_KEY, AccessControl
 from .bootstrap import Bootstrap
 from .builtin import BUILTIN_RESOURCES, CRD_KEY
@@ -43,6 +45,10 @@ KUBERNETES_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-devclu
                       "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23",
                       "compiler": "gc", "platform": "linux/amd64"}
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+# Write requests by client (the User-Agent's product token), for benchmarks that report
+# the operator's and the simulation's writes apart. Not a Kubernetes API.
+WRITE_COUNTS_PATH = "/debug/devcluster/writes"
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 ExtensionHandler = Callable[[web.Request, "Target"], Awaitable[web.StreamResponse]]
 # Called with the pod before an eviction deletes it; raising ApiError denies the eviction
@@ -97,6 +103,8 @@ class ApiServer:
         self.bootstrap = Bootstrap(self.store, self.registry, self.rest)
         self.extensions: dict[tuple[str, str], Extension] = {}
         self.eviction_admitters: list[EvictionAdmitter] = []
+        self.aggregator = Aggregator(self.store)
+        self.write_counts: collections.Counter[str] = collections.Counter()
         self.access = AccessControl(self.store, self.registry, self.token, data_dir)
         for api in self.access.served_apis():
             self.add_extension(Extension(api.group, api.version, api.resources, api.handler))
@@ -129,6 +137,7 @@ class ApiServer:
 
     async def stop(self) -> None:
         await self.gc.stop()
+        await self.aggregator.close()
         if self._runner is not None:
             await self._runner.cleanup()
         with contextlib.suppress(Exception):
@@ -169,12 +178,23 @@ class ApiServer:
         if path in OPEN_PATHS:
             return web.Response(text="ok")
         self.access.check(request[USER_KEY], request.method, path, request.query)
+        if request.method not in _READ_METHODS:
+            self.write_counts[_default_manager(request)] += 1
+        if path == WRITE_COUNTS_PATH:
+            return _json(dict(self.write_counts))
         if path == "/version":
             return _json(KUBERNETES_VERSION)
         if path == "/api":
             return _json(discovery.api_versions(self.address))
         if path == "/apis":
-            return _json(discovery.api_group_list(self.registry))
+            return _json(self.aggregator.group_list(discovery.api_group_list(self.registry)))
+        if len(parts) >= 3 and parts[0] == "apis" and self.aggregator.is_remote(*parts[1:3]):
+            return await self.aggregator.proxy(request, parts[1], parts[2], request[USER_KEY])
+        if len(parts) == 2 and parts[0] == "apis":
+            aggregated = self.aggregator.group(parts[1], discovery.api_group(self.registry,
+                                                                             parts[1]))
+            if aggregated is not None:
+                return _json(aggregated)
         if parts and parts[0] == "openapi":
             return self._openapi(parts[1:], request.headers.get("Accept", ""))
         if len(parts) == 2 and parts[0] == "api":

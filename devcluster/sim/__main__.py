@@ -1,7 +1,8 @@
 """`python -m devcluster.sim --kubeconfig FILE`: the simulated hosts against any API server.
 
-Runs the same components as `python -m devcluster` does in-process, except the API
-extensions that need the server's process (metrics.k8s.io).
+What `python -m devcluster` runs as its second process. Everything here speaks the
+Kubernetes API only (metrics.k8s.io is served from here and aggregated by the API server);
+virt-api's subresources and admission live in the API server's process (`--virt-api`).
 """
 
 from __future__ import annotations
@@ -13,22 +14,25 @@ import signal
 import sys
 from pathlib import Path
 
-from devcluster.serve import add_sim_arguments
+from devcluster.options import add_sim_arguments
 
 from .kube import Kube
 from .runner import run_components, settings_from_args
 from .runtime import SimRuntime
 
+USER_AGENT = "devcluster-sim/0.1"
+READY_LINE = "Simulation running against"
+
 
 async def run(args: argparse.Namespace) -> None:
-    kube = Kube.from_kubeconfig(args.kubeconfig, user_agent="devcluster-sim/0.1")
+    kube = Kube.from_kubeconfig(args.kubeconfig, user_agent=USER_AGENT)
     runtime = SimRuntime(kube, settings_from_args(args))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    components = await run_components(runtime, None)
-    print(f"Simulation running against {kube.server}", flush=True)
+    components = await run_components(runtime)
+    print(f"{READY_LINE} {kube.server}", flush=True)
     try:
         await stop.wait()
     finally:
@@ -46,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="kubeconfig of the API server to simulate hosts for")
     add_sim_arguments(parser)
     args = parser.parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(args))
+    from devcluster.serve import event_loop_runner
+
+    with contextlib.suppress(KeyboardInterrupt), event_loop_runner() as runner:
+        runner.run(run(args))
     return 0
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .hosts import Hosts
 from .metrics import MetricsServer
 from .node_controller import NodeLifecycleController
@@ -11,17 +9,9 @@ from .runtime import Component, SimRuntime
 from .scheduler import Scheduler
 from .storage import StorageProvisioner
 
-if TYPE_CHECKING:
-    from devcluster.apiserver.server import ApiServer
 
-
-def infrastructure_components(runtime: SimRuntime, server: ApiServer | None) -> list[Component]:
-    """Storage, the scheduler, the node lifecycle controller and the hosts (in start order);
-    plus metrics.k8s.io when running inside the API server's process."""
-    components: list[Component] = [StorageProvisioner(runtime), Scheduler(runtime),
-                                   NodeLifecycleController(runtime), Hosts(runtime)]
-    if server is not None:
-        metrics = MetricsServer(runtime)
-        server.add_extension(metrics.extension())
-        components.append(metrics)
-    return components
+def infrastructure_components(runtime: SimRuntime) -> list[Component]:
+    """Storage, the scheduler, the node lifecycle controller, the hosts and metrics-server
+    (an aggregated API it registers with the API server), in start order."""
+    return [StorageProvisioner(runtime), Scheduler(runtime), NodeLifecycleController(runtime),
+            Hosts(runtime), MetricsServer(runtime)]

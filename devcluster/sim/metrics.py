@@ -1,7 +1,10 @@
 """metrics.k8s.io/v1beta1 as metrics-server serves it, from the simulated load.
 
-Served in the API server's process (an aggregated API): NodeMetrics and PodMetrics, get
-and list (with label selectors), what `kubectl top` reads. Usage is simulated:
+Served as metrics-server serves it, an aggregated API: this process listens with HTTPS on
+127.0.0.1, publishes its address as the Endpoints of the Service `kube-system/metrics-server`,
+and registers the APIService `v1beta1.metrics.k8s.io`; the API server proxies the group's
+requests (discovery included) here. NodeMetrics and PodMetrics, get and list (with label
+selectors), what `kubectl top` reads. Usage is simulated:
 
 - a virt-launcher pod (label `kubevirt.io/created-by` = VMI uid, or `vm.kubevirt.io/name`)
   uses what the annotations `sim.vdcos.io/cpu-usage` (cores, e.g. "1.5") and
@@ -15,22 +18,27 @@ Powered-off hosts are not scraped: they and their pods are missing, as with a de
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from devcluster.apiserver.certs import create_serving_certificate
+from devcluster.apiserver.discovery import api_resource_list
 from devcluster.apiserver.errors import ApiError
-from devcluster.apiserver.resources import PrinterColumn, ResourceType
+from devcluster.apiserver.resources import PrinterColumn, Registry, ResourceType
 from devcluster.apiserver.selectors import parse_label_selector
-from devcluster.apiserver.server import Extension, Target
+from devcluster.apiserver.server import Target
 from devcluster.apiserver.tables import to_table
 from kubeunits.quantity import QuantityError, to_bytes, to_millis
 
 from .hosts import is_powered_on
-from .kube import NODES, PODS, VMIS, VMS
+from .kube import NODES, PODS, VMIS, VMS, Resource
 from .runtime import SimRuntime
 
 Obj = Mapping[str, Any]
@@ -56,6 +64,37 @@ POD_METRICS = ResourceType(GROUP, VERSION, "PodMetrics", "pods", "", True,
                            printer_columns=(PrinterColumn("Window", "string", ".window"),))
 
 Usage = tuple[int, int]  # (millicores, bytes)
+
+SERVICE_NAMESPACE, SERVICE_NAME = "kube-system", "metrics-server"
+FIELD_MANAGER = "metrics-server"
+SERVICES = Resource("", "v1", "services")
+ENDPOINTS = Resource("", "v1", "endpoints")
+APISERVICES = Resource("apiregistration.k8s.io", "v1", "apiservices", namespaced=False)
+
+
+def registration(port: int, ca_pem: bytes) -> list[tuple[Resource, dict[str, Any]]]:
+    """The Service, its Endpoints (this process) and the APIService, as metrics-server's
+    manifests declare them (components.yaml), with the endpoint we listen on."""
+    service = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": SERVICE_NAME, "namespace": SERVICE_NAMESPACE,
+                            "labels": {"k8s-app": "metrics-server"}},
+               "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                                   "targetPort": port}],
+                        "selector": {"k8s-app": "metrics-server"}}}
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints",
+                 "metadata": {"name": SERVICE_NAME, "namespace": SERVICE_NAMESPACE,
+                              "labels": {"k8s-app": "metrics-server"}},
+                 "subsets": [{"addresses": [{"ip": "127.0.0.1"}],
+                              "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}
+    apiservice = {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                  "metadata": {"name": f"{VERSION}.{GROUP}",
+                               "labels": {"k8s-app": "metrics-server"}},
+                  "spec": {"group": GROUP, "version": VERSION,
+                           "service": {"namespace": SERVICE_NAMESPACE, "name": SERVICE_NAME,
+                                       "port": 443},
+                           "caBundle": base64.b64encode(ca_pem).decode(),
+                           "groupPriorityMinimum": 100, "versionPriority": 100}}
+    return [(SERVICES, service), (ENDPOINTS, endpoints), (APISERVICES, apiservice)]
 
 
 def usage_quantities(usage: Usage) -> dict[str, str]:
@@ -101,23 +140,49 @@ def _timestamp() -> str:
 
 
 class MetricsServer:
-    """The metrics.k8s.io extension of the in-process API server."""
+    """metrics-server: an HTTPS server on 127.0.0.1 that the API server aggregates."""
 
     name = "metrics"
 
     def __init__(self, runtime: SimRuntime) -> None:
         self.runtime = runtime
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        registry = Registry()
+        for resource in (NODE_METRICS, POD_METRICS):
+            registry.add(resource)
+        self._discovery = api_resource_list(registry, GROUP, VERSION)
 
     async def start(self) -> None:
         for resource in (NODES, PODS, VMIS, VMS):
             self.runtime.informer(resource)
         await self.runtime.wait_synced(NODES, PODS)
+        certificate = create_serving_certificate()
+        app = web.Application(middlewares=[_status_middleware])
+        app.router.add_get(f"/apis/{GROUP}/{VERSION}", self._serve_discovery)
+        app.router.add_route("*", f"/apis/{GROUP}/{VERSION}/{{tail:.+}}", self._serve)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        with tempfile.TemporaryDirectory(prefix="metrics-server-") as directory:
+            context = certificate.ssl_context(Path(directory))  # loaded: files not needed after
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        for resource, obj in registration(self.port, certificate.ca_pem):
+            await self.runtime.kube.apply(resource, obj, FIELD_MANAGER)
 
     async def stop(self) -> None:
-        return None
+        # The APIService stays: as with a stopped metrics-server, the API server answers 503.
+        if self._runner is not None:
+            await self._runner.cleanup()
 
-    def extension(self) -> Extension:
-        return Extension(GROUP, VERSION, [NODE_METRICS, POD_METRICS], self.handle)
+    async def _serve_discovery(self, _: web.Request) -> web.Response:
+        return web.Response(text=json.dumps(self._discovery), content_type="application/json")
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        return await self.handle(request, metrics_target(request.match_info["tail"]))
 
     # --- usage ------------------------------------------------------------------------
 
@@ -218,3 +283,29 @@ class MetricsServer:
             body = {"kind": target.resource.list_kind, "apiVersion": f"{GROUP}/{VERSION}",
                     "metadata": {}, "items": items}
         return web.Response(text=json.dumps(body), content_type="application/json")
+
+
+def metrics_target(tail: str) -> Target:
+    """What a path under /apis/metrics.k8s.io/v1beta1/ names (nodes, pods, per namespace)."""
+    parts = [p for p in tail.split("/") if p]
+    namespace: str | None = None
+    if len(parts) >= 3 and parts[0] == "namespaces":
+        namespace, parts = parts[1], parts[2:]
+    resources = {"nodes": NODE_METRICS, "pods": POD_METRICS}
+    if not parts or parts[0] not in resources or len(parts) > 3 or (
+            namespace is not None and parts[0] == "nodes") or (
+            parts[0] == "pods" and len(parts) > 1 and namespace is None):
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    return Target(resources[parts[0]], namespace, parts[1] if len(parts) > 1 else "",
+                  "/".join(parts[2:]))
+
+
+@web.middleware
+async def _status_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return web.Response(text=json.dumps(error.status()), status=error.code,
+                            content_type="application/json")

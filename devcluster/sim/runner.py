@@ -3,18 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
-import structlog
-
-from .kube import Kube
 from .runtime import Component, SimRuntime, SimSettings
-
-if TYPE_CHECKING:
-    from devcluster.apiserver.server import ApiServer
-
-log = structlog.get_logger("devcluster.sim")
 
 
 def settings_from_args(args: argparse.Namespace) -> SimSettings:
@@ -31,30 +21,14 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
                        import_seconds=args.import_seconds)
 
 
-async def run_components(runtime: SimRuntime, server: ApiServer | None) -> list[Component]:
+async def run_components(runtime: SimRuntime) -> list[Component]:
+    """Start every component, in order. The simulation runs in its own process and speaks
+    only the API; virt-api's admission is the one part loaded into the API server's process
+    (see devcluster/serve.py)."""
     from .infrastructure import infrastructure_components
     from .kubevirt import kubevirt_components
 
-    components = [*infrastructure_components(runtime, server),
-                  *kubevirt_components(runtime, server)]
+    components = [*infrastructure_components(runtime), *kubevirt_components(runtime, None)]
     for component in components:
         await component.start()
     return components
-
-
-async def start_simulation(
-    server: ApiServer, args: argparse.Namespace
-) -> Callable[[], Awaitable[None]]:
-    """Start the simulation in the API server's process (`python -m devcluster`)."""
-    kube = Kube(f"https://{server.address}", server.token, server.certificate.ca_pem,
-                user_agent="devcluster-sim/0.1")
-    runtime = SimRuntime(kube, settings_from_args(args))
-    components = await run_components(runtime, server)
-
-    async def stop() -> None:
-        for component in reversed(components):
-            await component.stop()
-        await runtime.stop_informers()
-        await kube.close()
-
-    return stop

@@ -1,0 +1,75 @@
+"""The flags of `python -m devcluster`, shared with `python -m devcluster.sim` and `vdcos up`.
+
+Kept apart from serve.py so that reading them (e.g. for `vdcos --help`) imports nothing of
+the API server, and so that a supervisor can pass what it was given on to its children.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+DEFAULT_STATE_DIR = Path(".vdcos")
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=0,
+                        help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--kubeconfig", type=Path, default=DEFAULT_STATE_DIR / "kubeconfig",
+                        help="where to write the kubeconfig (default: .vdcos/kubeconfig)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="keep objects in SQLite here (default: in memory)")
+    parser.add_argument("--token", default=None, help="bearer token (default: random)")
+    parser.add_argument("--watch-history", type=int, default=1000,
+                        help="events kept per resource for watch replay before 410 Gone")
+
+
+def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hosts", type=int, default=3, help="simulated hosts (default 3)")
+    parser.add_argument("--host-cpu", default="32", help="CPU cores per host (default 32)")
+    parser.add_argument("--host-memory", default="128Gi", help="memory per host")
+    parser.add_argument("--node-grace-seconds", type=float, default=50.0,
+                        help="seconds without heartbeat before a host turns NotReady "
+                             "(Kubernetes 1.32 default: 50)")
+    parser.add_argument("--host-pods", type=int, default=110,
+                        help="pods per host (kubelet maxPods, default 110)")
+    parser.add_argument("--zones", type=int, default=1,
+                        help="spread hosts over this many zones (zone-a, zone-b, ...)")
+    parser.add_argument("--node-status-seconds", type=float, default=10.0,
+                        help="kubelet lease renewal period (default 10)")
+    parser.add_argument("--node-monitor-seconds", type=float, default=5.0,
+                        help="node lifecycle controller check period (default 5)")
+    parser.add_argument("--pod-gc-seconds", type=float, default=20.0,
+                        help="PodGC period: force-delete pods of out-of-service hosts "
+                             "(default 20)")
+    parser.add_argument("--virt-handler-heartbeat-seconds", type=float, default=60.0,
+                        help="virt-handler Node heartbeat period (KubeVirt default: 60)")
+    parser.add_argument("--virt-handler-timeout-seconds", type=float, default=300.0,
+                        help="heartbeat age after which virt-controller fails the VMIs of a "
+                             "host whose launcher pods are gone (KubeVirt default: 300)")
+    parser.add_argument("--vmi-start-seconds", type=float, default=0.5,
+                        help="time a guest takes to boot once its pod runs (default 0.5)")
+    parser.add_argument("--migration-seconds", type=float, default=2.0,
+                        help="time a live migration takes (default 2)")
+    parser.add_argument("--import-seconds", type=float, default=2.0,
+                        help="time a DataVolume import or clone takes (default 2)")
+
+
+def forward_arguments(args: argparse.Namespace,
+                      add_arguments: Callable[[argparse.ArgumentParser], None]) -> list[str]:
+    """The command line that gives a child process the values `args` holds for the flags
+    `add_arguments` defines (all of them, defaults too: the child then sees what we saw)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    argv: list[str] = []
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        flag = action.option_strings[-1] if action.option_strings else ""
+        if not flag or value is None:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            argv += [flag] if value else []
+        else:
+            argv += [flag, str(value)]
+    return argv
