@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from controllers.common.apply import (
     EventType,
@@ -61,6 +61,9 @@ from controllers.virtualmachine.status_pacing import in_transition, status_write
 from kubeunits.workqueue import RetryLater
 
 log = get_logger("vdcos.virtualmachine")
+
+#: How long a KubeVirt VM just created stands in for the cache's (which shows it in moments).
+CREATED_MEMORY_SECONDS: Final = 30.0
 
 
 def _resolved(
@@ -114,7 +117,9 @@ class VirtualMachineReconciler:
         self._pending_restart: dict[Key, tuple[str, tuple[str, ...]]] = {}
         # KubeVirt VMs this reconciler created that its cache does not show yet: a pass in
         # between (another event of the VM) must not create it, and announce it, again.
-        self._created: dict[Key, Mapping[str, Any]] = {}
+        # Kept for CREATED_MEMORY_SECONDS at most: a VM deleted before the cache ever showed
+        # it must not be believed in for ever.
+        self._created: dict[Key, tuple[float, Mapping[str, Any]]] = {}
         # The reason each VM is rejected for (the node handler re-admits capacity rejections).
         self._rejected: dict[Key, str] = {}
 
@@ -136,10 +141,13 @@ class VirtualMachineReconciler:
 
     def _live(self, key: Key, observed: Observed) -> Mapping[str, Any] | None:
         """The KubeVirt VM as we know it: the cache's, else the one we just created."""
+        created = self._created.pop(key, None)
         if observed.kubevirt_vm is not None:
-            self._created.pop(key, None)
             return observed.kubevirt_vm
-        return self._created.get(key)
+        if created is None or time.monotonic() - created[0] > CREATED_MEMORY_SECONDS:
+            return None
+        self._created[key] = created
+        return created[1]
 
     async def reconcile(self, key: Key) -> None:
         observed = self.observe(key)
@@ -343,7 +351,8 @@ class VirtualMachineReconciler:
             if not await self._confirm_exists(key, owner_uid):
                 return None
             applied = await self.kube.apply(KUBEVIRT_VMS, desired)
-            live = self._created[key] = slim_kubevirt_vm(applied)
+            live = slim_kubevirt_vm(applied)
+            self._created[key] = (time.monotonic(), live)
             log.info(
                 "Created VirtualMachine",
                 namespace=namespace,

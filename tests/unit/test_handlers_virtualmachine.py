@@ -407,3 +407,16 @@ async def test_a_migration_posts_an_event_once() -> None:
     again = observed(VDC_SPEC, kubevirt_vm=applied, vmi=moved, status=status)
     await VirtualMachineReconciler(kube, lambda key: again).reconcile(("prod", "web"))
     assert kube.requests == []
+
+
+async def test_a_created_vm_the_cache_never_shows_is_created_again_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Deleted before its watch event was seen: after a while the cache is believed again.
+    from controllers.virtualmachine import reconciler as module
+    monkeypatch.setattr(module, "CREATED_MEMORY_SECONDS", -1.0)
+    kube = RecordingKube()
+    reconciler = VirtualMachineReconciler(kube, lambda key: observed(VDC_SPEC))
+    await reconciler.reconcile(("prod", "web"))
+    await reconciler.reconcile(("prod", "web"))
+    assert len(kube.writes_to("kubevirt.io")) == 2
