@@ -218,8 +218,13 @@ def _power_condition(
         ("Suspended", "PoweredOff"): "Starting",
     }
     reason = transitions[(desired, observed)]
-    if reason == "Starting" and printable and printable not in ("Stopped", "Starting"):
+    if (
+        reason == "Starting"
+        and printable
+        and printable not in {"Stopped", "Starting"} | _RUNNING_PRINTABLE
+    ):
         # ErrorUnschedulable, CrashLoopBackOff, Provisioning... say why it is not starting.
+        # (A KubeVirt VM already saying Running is only ahead of its VMI: still Starting.)
         reason = printable
     return mark_false(
         conditions,

@@ -749,3 +749,12 @@ def test_status_shows_the_cpus_and_memory_the_guest_has() -> None:
     assert (status["cpu"], status["memory"]) == (12, "6Gi")
     stopped = _status(SHAPES["every-source"], vm, None)
     assert (stopped["cpu"], stopped["memory"]) == (None, None)
+
+
+def test_a_kubevirt_vm_ahead_of_its_vmi_is_still_starting() -> None:
+    vm = _build(SHAPES["every-source"])
+    vm["status"] = {"printableStatus": "Running"}
+    vmi = _running_vmi(vm)
+    vmi["status"]["phase"] = "Scheduled"
+    ready = _condition(_status(SHAPES["every-source"], vm, vmi), "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "Starting")
