@@ -61,8 +61,9 @@ async def serve_api(args: argparse.Namespace) -> None:
         await server.stop()
 
 
-def api_server_argv(args: argparse.Namespace) -> list[str]:
-    return [sys.executable, "-m", "devcluster", "--no-sim", "--virt-api",
+def api_server_argv(args: argparse.Namespace, *, virt_api: bool = True) -> list[str]:
+    return [sys.executable, "-m", "devcluster", "--no-sim",
+            *(["--virt-api"] if virt_api else []),
             *forward_arguments(args, add_server_arguments)]
 
 
@@ -71,14 +72,17 @@ def sim_argv(args: argparse.Namespace) -> list[str]:
             *forward_arguments(args, add_sim_arguments)]
 
 
-async def start_datacenter(supervisor: Supervisor, args: argparse.Namespace) -> None:
+async def start_datacenter(supervisor: Supervisor, args: argparse.Namespace, *,
+                           simulation: bool = True) -> None:
     """The API server, then (once its kubeconfig is written) the simulation; each ready."""
     kubeconfig: Path = args.kubeconfig
     with contextlib.suppress(FileNotFoundError):
         kubeconfig.unlink()  # a stale one would point the simulation at a dead server
-    api = await supervisor.start("API server", api_server_argv(args),
+    api = await supervisor.start("API server", api_server_argv(args, virt_api=simulation),
                                  markers=(KUBECONFIG_LINE,))
     await supervisor.wait_for(api, KUBECONFIG_LINE, API_START_SECONDS)
+    if not simulation:
+        return
     from .sim.__main__ import READY_LINE
 
     sim = await supervisor.start("simulation", sim_argv(args), markers=(READY_LINE,))

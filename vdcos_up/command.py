@@ -1,117 +1,165 @@
-"""Registers `vdcos up` with the `vdcos` command (entry point group `vdcos.commands`)."""
+"""`vdcos up`: the embedded datacenter and the operator, three processes, one command.
+
+  1. the API server (`python -m devcluster --no-sim --virt-api`), which writes the kubeconfig;
+  2. the simulated hosts, KubeVirt, CDI and metrics-server (`python -m devcluster.sim`);
+  3. the VDC CRDs applied, then the operator as it is deployed (`vdcos run --kubeconfig`);
+  4. with `--apply DIR`, those manifests applied, and the VMs among them followed to Ready;
+  5. what to try next, then wait: Ctrl-C (or SIGTERM) stops all three; a child that exits
+     on its own is reported and stops the rest, and `vdcos up` exits non-zero.
+
+Registered with the `vdcos` command through the `vdcos.commands` entry point.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import threading
+import socket
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import yaml
 
-class OperatorThread:
-    """kopf in its own thread and event loop (moved from controllers/cli.py unchanged)."""
+from devcluster.options import add_server_arguments, add_sim_arguments
 
-    def __init__(self) -> None:
-        self.ready_flag = threading.Event()
-        self.stop_flag = threading.Event()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="vdcos-operator", daemon=True)
+from .console import Console
 
-    def _run(self) -> None:
-        import kopf
-
-        import controllers.operator  # noqa: F401 - registers the handlers
-
-        try:
-            asyncio.run(kopf.operator(clusterwide=True, ready_flag=self.ready_flag,
-                                      stop_flag=self.stop_flag))
-        except BaseException as error:  # reported by the thread that started us
-            self.error = error
-            self.ready_flag.set()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 30) -> None:
-        self.stop_flag.set()
-        self._thread.join(timeout)
+OPERATOR_START_SECONDS = 120.0
+READY_SECONDS = 600.0
+OPERATOR_RUNNING = "Operator running"
 
 
-async def _apply_crds(kubeconfig: Path) -> None:
-    import yaml
+def operator_argv(kubeconfig: Path, liveness_port: int, verbose: bool) -> list[str]:
+    """`vdcos run`, the operator's deployed entry point (the console script's module)."""
+    return [sys.executable, "-m", "controllers.cli", "run", "--kubeconfig", str(kubeconfig),
+            "--liveness", f"http://127.0.0.1:{liveness_port}/healthz",
+            *(["--verbose"] if verbose else [])]
 
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_for_liveness(port: int) -> None:
+    """Until kopf's health endpoint answers 200: it serves once the operator runs."""
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as answer:
+                    if answer.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)  # a just-spawned process's socket: nothing to watch
+
+
+async def apply_crds(kubeconfig: Path) -> None:
+    """The VDC CRDs, applied and served, before the operator watches them."""
     from controllers.cli import crd_documents
-    from controllers.common.apply_files import apply_documents, wait_for_crds_established
-    from controllers.common.kube import KubeClient, discover_credentials
+    from devcluster.sim.kube import Kube, Resource, wait_for_resource
 
-    kube = KubeClient(discover_credentials(kubeconfig), field_manager="vdcos-up")
-    try:
-        crds = [yaml.safe_load(text) for text in crd_documents().values()]
+    from .manifests import apply_documents
+
+    crds = [yaml.safe_load(text) for text in crd_documents().values()]
+    async with Kube.from_kubeconfig(kubeconfig, user_agent="vdcos-up") as kube:
         await apply_documents(kube, crds)
-        await wait_for_crds_established(kube, [crd["metadata"]["name"] for crd in crds])
-    finally:
-        await kube.close()
+        for crd in crds:
+            spec = crd["spec"]
+            version = next(v["name"] for v in spec["versions"] if v.get("storage"))
+            await wait_for_resource(kube, Resource(spec["group"], version,
+                                                   spec["names"]["plural"]))
 
 
-async def _apply_directory(kubeconfig: Path, path: Path) -> list[str]:
-    from controllers.common.apply_files import apply_path
-    from controllers.common.kube import KubeClient, discover_credentials
+async def apply_and_follow(console: Console, kubeconfig: Path,
+                           objects: list[dict[str, Any]]) -> None:
+    """Apply the manifests, then show the applied VDC VMs converging to Ready."""
+    from devcluster.sim.kube import Kube
 
-    kube = KubeClient(discover_credentials(kubeconfig), field_manager="vdcos-up")
-    try:
-        return await apply_path(kube, path)
-    finally:
-        await kube.close()
+    from .hints import vdc_vm_names
+    from .manifests import apply_documents
+    from .readiness import Key, not_ready_reasons, wait_until_ready
+
+    async with Kube.from_kubeconfig(kubeconfig, user_agent="vdcos-up") as kube:
+        for line in await apply_documents(kube, objects):
+            console.line(line)
+        names = vdc_vm_names(objects)
+        if not names:
+            return
+        wanted = [(str(o["metadata"].get("namespace") or "default"), str(o["metadata"]["name"]))
+                  for o in objects if o.get("kind") == "VirtualMachine"
+                  and str(o.get("apiVersion", "")).startswith("vdcos.io/")]
+        started = time.monotonic()
+
+        def report(ready: int, total: int) -> None:
+            console.progress(f"VMs ready {ready}/{total} "
+                             f"({time.monotonic() - started:.0f}s)")
+
+        seen: dict[Key, Any] = {}
+        try:
+            await asyncio.wait_for(wait_until_ready(kube, wanted, report, seen),
+                                   READY_SECONDS)
+        except TimeoutError:
+            console.end_progress(f"Not all VMs are Ready after {READY_SECONDS:.0f}s:")
+            for line in not_ready_reasons(seen):
+                console.line(f"  {line}")
+            return
+        console.end_progress(f"All {len(wanted)} VMs are Ready "
+                             f"({time.monotonic() - started:.1f}s).")
+
+
+async def up(args: argparse.Namespace, console: Console) -> int:
+    from devcluster.serve import start_datacenter
+    from devcluster.supervisor import Supervisor
+
+    from .hints import next_steps
+    from .manifests import documents, manifest_files
+
+    objects = list(documents(manifest_files(args.apply))) if args.apply is not None else []
+    shown = objects
+    if args.apply is None and Path("examples").is_dir():
+        shown = list(documents(manifest_files(Path("examples"))))
+    supervisor = Supervisor(write=console.line)
+
+    async def start() -> None:
+        await start_datacenter(supervisor, args, simulation=not args.no_sim)
+        await supervisor.until(apply_crds(args.kubeconfig), 60, "the VDC CRDs were not served")
+        port = free_port()
+        await supervisor.start("operator", operator_argv(args.kubeconfig, port, args.verbose))
+        await supervisor.until(wait_for_liveness(port), OPERATOR_START_SECONDS,
+                               f"the operator did not start in {OPERATOR_START_SECONDS:g}s")
+        console.line(OPERATOR_RUNNING)
+        if objects:
+            await supervisor.until(apply_and_follow(console, args.kubeconfig, objects),
+                                   READY_SECONDS + 60, "applying the manifests took too long")
+        console.line(next_steps(args.kubeconfig, shown, applied_from=args.apply))
+
+    return await supervisor.run(start)
 
 
 def command_up(args: argparse.Namespace) -> int:
-    from controllers.common.logging import configure_logging
-    from devcluster.serve import serve
+    from devcluster.serve import event_loop_runner
 
-    configure_logging(verbose=args.verbose)
-    extras: list[Any] = []
-    if not args.no_sim:
-        from devcluster.sim.runner import start_simulation
-
-        extras.append(start_simulation)
-
-    async def operator(_: Any, __: argparse.Namespace) -> Any:
-        from controllers.common import settings
-
-        settings.CONFIG.kubeconfig = args.kubeconfig
-        await _apply_crds(args.kubeconfig)
-        thread = OperatorThread()
-        thread.start()
-        await asyncio.to_thread(thread.ready_flag.wait, 120)
-        if thread.error is not None:
-            raise RuntimeError(f"the operator failed to start: {thread.error}")
-        print("Operator running", flush=True)
-        if args.apply is not None:
-            for line in await _apply_directory(args.kubeconfig, args.apply):
-                print(line, flush=True)
-
-        async def stop() -> None:
-            await asyncio.to_thread(thread.stop)
-
-        return stop
-
-    extras.append(operator)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args, extras))
-    return 0
+    with event_loop_runner() as runner:
+        return runner.run(up(args, Console()))
 
 
 def register(commands: Any) -> None:
     """Adds `up` to the `vdcos` subcommands, with the flags of `python -m devcluster`."""
-    from devcluster.serve import add_server_arguments, add_sim_arguments
-
-    up: argparse.ArgumentParser = commands.add_parser(
-        "up", help="run the embedded datacenter and the operator (Ctrl-C stops all)")
-    add_server_arguments(up)
-    add_sim_arguments(up)
-    up.add_argument("--apply", type=Path, default=None, metavar="DIR",
-                    help="apply these manifests once the operator runs (like kubectl apply -f)")
-    up.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    up.set_defaults(handler=command_up)
+    up_parser: argparse.ArgumentParser = commands.add_parser(
+        "up", help="run the embedded datacenter and the operator (Ctrl-C stops all)",
+        description="The embedded datacenter (API server, simulated hosts) and the operator, "
+                    "each in its own process. Writes a kubeconfig; Ctrl-C stops all.")
+    add_server_arguments(up_parser)
+    add_sim_arguments(up_parser)
+    up_parser.add_argument("--no-sim", action="store_true",
+                           help="no simulated hosts: the API server and the operator only")
+    up_parser.add_argument("--apply", type=Path, default=None, metavar="DIR",
+                           help="apply these manifests once the operator runs (like kubectl "
+                                "apply -f) and wait until their VMs are Ready")
+    up_parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    up_parser.set_defaults(handler=command_up)

@@ -31,3 +31,22 @@ def test_up_says_it_is_not_part_of_an_installation_without_vdcos_up(tmp_path: Pa
         env={"PYTHONPATH": f"{tmp_path}:{REPO}", "PATH": "/usr/bin:/bin"})
     assert answer.returncode == 2, answer.stderr
     assert "not part of this installation" in answer.stderr
+
+
+def test_the_hot_add_hint_names_a_vm_that_can_live_migrate() -> None:
+    from vdcos_up.hints import hot_add_candidate, next_steps
+    from vdcos_up.manifests import documents, manifest_files
+
+    examples = list(documents(manifest_files(REPO / "examples")))
+    assert hot_add_candidate(examples) == ("web-01", 4)
+    text = next_steps(Path("kc"), examples, applied_from=REPO / "examples")
+    assert "kubectl patch vdcvm web-01 --type merge -p '{\"spec\": {\"cpu\": {\"count\": 4}}}'" \
+        in text
+    assert "kubectl apply -f examples/" not in text
+    # The same VM with its disk on a ReadWriteOnce policy: a hot-add would wait for a
+    # restart, so no hot-add is offered.
+    on_thin = [{**o, "spec": {**o["spec"], "disks": [
+        {**d, "storagePolicyName": "thin"} for d in o["spec"].get("disks", [])]}}
+        if o.get("kind") == "VirtualMachine" else o for o in examples]
+    assert hot_add_candidate(on_thin) is None
+    assert "hot-add" not in next_steps(Path("kc"), on_thin, applied_from=None)
