@@ -1,59 +1,104 @@
-"""VM benchmarks for hack/bench.py: figures only, no assertions.
+"""VM benchmarks for hack/bench.py, through `vdcos up` as a user starts it. Figures only.
 
-bench_kubevirt: KubeVirt VMs applied straight to the embedded datacenter -> all Running
-                (what the simulated KubeVirt costs, without the operator).
-bench_vms:      VDC VirtualMachines -> all Ready through the operator: time to converge,
-                operator API writes per VM, writes on a no-op resync, operator memory.
+bench_kubevirt: bare KubeVirt VMs applied through the API -> all Running (what the simulated
+                KubeVirt costs; the operator runs beside it, as `vdcos up` starts it).
+bench_vms:      VDC VirtualMachines -> all Ready through the operator.
 
-The datacenter (API server and simulated hosts, one process) runs as `python -m devcluster`;
-the operator runs in this process so its write counter and memory can be read.
+Both start `vdcos up` (a subprocess, a temporary kubeconfig), apply N VMs through the API,
+and print the time to all Ready/Running, the API writes per VM of the operator and of the
+simulation apart (the API server counts writes by User-Agent at /debug/devcluster/writes),
+and CPU seconds and RSS of each process (from /proc/<pid>).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from devcluster.sim.kube import Kube, Resource
 
-from controllers.common.apply_files import apply_documents, wait_for_crds_established
-from controllers.common.kube import (
-    KUBEVIRT_VMS,
-    VDC_VIRTUAL_MACHINES,
-    KubeClient,
-    ResourceRef,
-    discover_credentials,
-)
-from controllers.common.logging import configure_logging
-from tests.harness import DevCluster, start_devcluster
-
-NAMESPACES = ResourceRef("", "v1", "namespaces", namespaced=False)
+NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
+KUBEVIRT_VMS = Resource("kubevirt.io", "v1", "virtualmachines")
+VDC_VMS = Resource("vdcos.io", "v1alpha1", "virtualmachines")
 NAMESPACE = "bench"
+UP_READY = "Ctrl-C stops the datacenter."
+WRITE_COUNTS_PATH = "/debug/devcluster/writes"
+# Which process a User-Agent belongs to: the operator logs in twice (its client, and kopf's).
+PROCESS_OF_AGENT = {"vdcos-operator": "operator", "kopf": "operator",
+                    "devcluster-sim": "simulation", "metrics-server": "simulation",
+                    "vdcos-up": "vdcos up", "bench": "bench"}
+CHILD_NAMES = (("-m devcluster.sim", "simulation"), ("-m devcluster --no-sim", "apiserver"),
+               ("controllers.cli run", "operator"))
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+@dataclass
+class UpProcess:
+    process: subprocess.Popen[bytes]
+    kubeconfig: Path
+    log_path: Path
+
+    def pids(self) -> dict[str, int]:
+        """name -> pid of `vdcos up` and of each of its children."""
+        pid = self.process.pid
+        found = {"vdcos up": pid}
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            name = next((n for marker, n in CHILD_NAMES if marker in command), command)
+            found[name] = int(child)
+        return found
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
-def _start_datacenter(workdir: Path, vms: int) -> DevCluster:
+def process_figures(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) and RSS now and at peak (MB) of a live process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    status = dict(line.split(":", 1) for line in
+                  Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {"cpu_seconds": round(cpu, 1),
+            "rss_mb": round(int(status["VmRSS"].split()[0]) / 1024),
+            "peak_rss_mb": round(int(status["VmHWM"].split()[0]) / 1024)}
+
+
+def start_vdcos_up(workdir: Path, vms: int, timeout: float = 180) -> UpProcess:
     hosts = max(3, vms // 150 + 1)
-    return start_devcluster(
-        workdir, "--hosts", str(hosts), "--host-pods", "250", "--host-cpu", "256",
-        "--host-memory", "1Ti", "--watch-history", str(max(20_000, vms * 20)),
-        "--import-seconds", "0.5", timeout=120,
-    )
+    kubeconfig = workdir / "kubeconfig"
+    log_path = workdir / "vdcos-up.log"
+    vdcos = Path(sys.executable).parent / "vdcos"
+    args = [str(vdcos), "up", "--kubeconfig", str(kubeconfig), "--hosts", str(hosts),
+            "--host-pods", "250", "--host-cpu", "256", "--host-memory", "1Ti",
+            "--watch-history", str(max(20_000, vms * 20)), "--import-seconds", "0.5"]
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    up = UpProcess(process, kubeconfig, log_path)
+    deadline = time.monotonic() + timeout
+    while UP_READY not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            up.stop()
+            raise RuntimeError(f"vdcos up did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.2)  # a child process's log: nothing to watch
+    return up
 
 
-async def _create_all(kube: KubeClient, resource: ResourceRef, objects: list[dict[str, Any]],
+async def _create_all(kube: Kube, resource: Resource, objects: list[dict[str, Any]],
                       concurrency: int = 32) -> None:
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for obj in objects:
@@ -66,14 +111,14 @@ async def _create_all(kube: KubeClient, resource: ResourceRef, objects: list[dic
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def _wait_for(kube: KubeClient, resource: ResourceRef, done: Callable[[dict[str, Any]],
-                    bool], count: int, timeout: float) -> float:
-    """Seconds until `count` objects satisfy `done` (a benchmark may poll; the operator never)."""
+async def _wait_for(kube: Kube, resource: Resource, done: Callable[[dict[str, Any]], bool],
+                    count: int, timeout: float) -> None:
+    """Until `count` objects satisfy `done` (a benchmark may poll; the operator never)."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
-        items = await kube.list(resource, NAMESPACE)
+        items = (await kube.list(resource, NAMESPACE)).get("items", [])
         if sum(1 for item in items if done(item)) >= count:
-            return time.perf_counter() - started
+            return
         await asyncio.sleep(0.5)
     raise TimeoutError(f"not all {count} {resource.plural} converged in {timeout}s")
 
@@ -83,126 +128,80 @@ def _ready(vm: dict[str, Any]) -> bool:
                for c in vm.get("status", {}).get("conditions") or [])
 
 
-async def bench_kubevirt(args: argparse.Namespace) -> dict[str, Any]:
-    count = int(args.vms)
+def _running(vm: dict[str, Any]) -> bool:
+    return bool(vm.get("status", {}).get("printableStatus") == "Running")
+
+
+def writes_by_process(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]
+                      ) -> dict[str, dict[str, int]]:
+    """Writes made between two snapshots, by process, then resource (and `total`)."""
+    found: dict[str, dict[str, int]] = {}
+    for agent, counts in after.items():
+        process = PROCESS_OF_AGENT.get(agent, agent)
+        of_process = found.setdefault(process, {})
+        for resource, count in counts.items():
+            delta = count - before.get(agent, {}).get(resource, 0)
+            if delta:
+                of_process[resource] = of_process.get(resource, 0) + delta
+    return {process: counts for process, counts in found.items() if counts}
+
+
+async def _measure(args: argparse.Namespace, resource: Resource, objects: list[dict[str, Any]],
+                   done: Callable[[dict[str, Any]], bool], label: str) -> dict[str, Any]:
+    count = len(objects)
+    results: dict[str, Any] = {"vms": count, "machine": "2 cores, shared with other work"}
     with tempfile.TemporaryDirectory() as tmp:
-        cluster = _start_datacenter(Path(tmp), count)
-        kube = KubeClient(discover_credentials(cluster.kubeconfig), connections=64)
+        up = start_vdcos_up(Path(tmp), count)
         try:
-            await kube.create(NAMESPACES, {"metadata": {"name": NAMESPACE}})
-            vms = [{
-                "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-                "metadata": {"name": f"kv-{i}", "namespace": NAMESPACE},
-                "spec": {"runStrategy": "Always", "template": {"spec": {
-                    "domain": {"cpu": {"sockets": 1}, "memory": {"guest": "256Mi"},
-                               "devices": {}}}}},
-            } for i in range(count)]
-            started = time.perf_counter()
-            await _create_all(kube, KUBEVIRT_VMS, vms)
-            created = time.perf_counter() - started
-            await _wait_for(kube, KUBEVIRT_VMS,
-                            lambda vm: vm.get("status", {}).get("printableStatus") == "Running",
-                            count, timeout=600)
-            return {"vms": count, "create_seconds": round(created, 1),
-                    "all_running_seconds": round(time.perf_counter() - started, 1),
-                    "server_rss_mb": round(_server_rss(cluster))}
+            pids = up.pids()
+            async with Kube.from_kubeconfig(up.kubeconfig, user_agent="bench",
+                                            connections=64) as kube:
+                await kube.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
+                                               "metadata": {"name": NAMESPACE}})
+                idle = {name: process_figures(pid) for name, pid in pids.items()}
+                before = await kube.request("GET", WRITE_COUNTS_PATH)
+                started = time.perf_counter()
+                await _create_all(kube, resource, objects)
+                results["create_seconds"] = round(time.perf_counter() - started, 1)
+                await _wait_for(kube, resource, done, count, timeout=args.timeout)
+                results[f"all_{label}_seconds"] = round(time.perf_counter() - started, 1)
+                after = await kube.request("GET", WRITE_COUNTS_PATH)
+                writes = writes_by_process(before, after)
+                for process in ("operator", "simulation"):
+                    total = writes.get(process, {}).get("total", 0)
+                    results[f"{process}_writes_per_vm"] = round(total / count, 2)
+                results["writes_by_process"] = writes
+                busy = {name: process_figures(pid) for name, pid in pids.items()}
+                results["processes"] = {
+                    name: {"cpu_seconds_while_converging": round(
+                        busy[name]["cpu_seconds"] - idle[name]["cpu_seconds"], 1),
+                           "rss_mb_idle": idle[name]["rss_mb"], "rss_mb": busy[name]["rss_mb"],
+                           "peak_rss_mb": busy[name]["peak_rss_mb"]}
+                    for name in pids}
+                # The operator with nothing to do: writes in the next seconds (aim: none).
+                await asyncio.sleep(args.idle_seconds)
+                quiet = await kube.request("GET", WRITE_COUNTS_PATH)
+                results[f"operator_writes_in_{args.idle_seconds:g}s_after"] = writes_by_process(
+                    after, quiet).get("operator", {}).get("total", 0)
         finally:
-            await kube.close()
-            cluster.stop()
+            up.stop()
+    return results
 
 
-def _server_rss(cluster: DevCluster) -> float:
-    for line in Path(f"/proc/{cluster.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-async def _run_operator(kubeconfig: Path) -> tuple[asyncio.Task[None], asyncio.Event]:
-    import kopf
-
-    import controllers.operator  # noqa: F401 - registers the handlers
-    from controllers.common import settings
-
-    settings.CONFIG.kubeconfig = kubeconfig
-    ready, stop = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(kopf.operator(clusterwide=True, ready_flag=ready,
-                                             stop_flag=stop))
-    await asyncio.wait_for(ready.wait(), 120)
-    return task, stop
-
-
-async def _stop_operator(task: asyncio.Task[None], stop: asyncio.Event) -> None:
-    stop.set()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait_for(task, 60)
-
-
-async def _quiet(expected_reconciles: int, timeout: float = 300) -> None:
-    """Until the VM controller has looked at every VM and has nothing left to do."""
-    from controllers.virtualmachine import handlers
-
-    started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
-        controller = handlers.CONTROLLER
-        if (controller is not None and controller.queue.reconciles >= expected_reconciles
-                and controller.queue.pending() == 0):
-            return
-        await asyncio.sleep(0.2)
-    raise TimeoutError("the operator did not settle")
+async def bench_kubevirt(args: argparse.Namespace) -> dict[str, Any]:
+    vms = [{
+        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+        "metadata": {"name": f"kv-{i}", "namespace": NAMESPACE},
+        "spec": {"runStrategy": "Always", "template": {"spec": {
+            "domain": {"cpu": {"sockets": 1}, "memory": {"guest": "256Mi"}, "devices": {}}}}},
+    } for i in range(int(args.vms))]
+    return await _measure(args, KUBEVIRT_VMS, vms, _running, "running")
 
 
 async def bench_vms(args: argparse.Namespace) -> dict[str, Any]:
-    from controllers import operator
-    from controllers.crds import generate_all
-
-    configure_logging()  # to stderr: stdout carries the figures
-    count = int(args.vms)
-    results: dict[str, Any] = {"vms": count}
-    with tempfile.TemporaryDirectory() as tmp:
-        cluster = _start_datacenter(Path(tmp), count)
-        client = KubeClient(discover_credentials(cluster.kubeconfig), field_manager="bench",
-                            connections=64)
-        try:
-            crds = [yaml.safe_load(text) for text in generate_all().values()]
-            await apply_documents(client, crds)
-            await wait_for_crds_established(client, [c["metadata"]["name"] for c in crds])
-            await client.create(NAMESPACES, {"metadata": {"name": NAMESPACE}})
-            rss_before = _rss_mb()
-            task, stop = await _run_operator(cluster.kubeconfig)
-            assert operator.KUBE is not None
-
-            vms = [{
-                "apiVersion": "vdcos.io/v1alpha1", "kind": "VirtualMachine",
-                "metadata": {"name": f"vm-{i}", "namespace": NAMESPACE},
-                "spec": {"cpu": {"count": 1}, "memory": {"size": "256Mi"}},
-            } for i in range(count)]
-            started = time.perf_counter()
-            await _create_all(client, VDC_VIRTUAL_MACHINES, vms)
-            results["create_seconds"] = round(time.perf_counter() - started, 1)
-            await _wait_for(client, VDC_VIRTUAL_MACHINES, _ready, count, timeout=900)
-            results["all_ready_seconds"] = round(time.perf_counter() - started, 1)
-            await _quiet(count)
-            by_resource = operator.KUBE.writes.by_resource()
-            writes = sum(n for what, n in by_resource.items() if "priorityclasses" not in what)
-            results["operator_writes"] = writes
-            results["operator_writes_per_vm"] = round(writes / count, 2)
-            results["operator_writes_by_resource"] = by_resource
-            results["operator_rss_mb"] = round(_rss_mb())
-            results["operator_rss_growth_mb"] = round(_rss_mb() - rss_before)
-            results["server_rss_mb"] = round(_server_rss(cluster))
-            await _stop_operator(task, stop)
-
-            # A restarted operator resyncs every VM and, all being converged, writes nothing.
-            task, stop = await _run_operator(cluster.kubeconfig)
-            assert operator.KUBE is not None
-            startup_writes = operator.KUBE.writes.total
-            resync_started = time.perf_counter()
-            await _quiet(count)
-            results["resync_seconds"] = round(time.perf_counter() - resync_started, 1)
-            results["resync_writes"] = operator.KUBE.writes.total - startup_writes
-            await _stop_operator(task, stop)
-        finally:
-            await client.close()
-            cluster.stop()
-    return results
+    vms = [{
+        "apiVersion": "vdcos.io/v1alpha1", "kind": "VirtualMachine",
+        "metadata": {"name": f"vm-{i}", "namespace": NAMESPACE},
+        "spec": {"cpu": {"count": 1}, "memory": {"size": "256Mi"}},
+    } for i in range(int(args.vms))]
+    return await _measure(args, VDC_VMS, vms, _ready, "ready")

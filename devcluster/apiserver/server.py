@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import secrets
@@ -36,6 +35,7 @@ from .rest import DeleteOptions, ListOptions, Rest, WriteOptions
 from .schema import check_crd
 from .store import Event, Expired, Store
 from .tables import to_table
+from .write_counts import WRITE_COUNTS_PATH, WriteCounts
 
 log = structlog.get_logger("devcluster.apiserver")
 
@@ -45,10 +45,6 @@ KUBERNETES_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-devclu
                       "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23",
                       "compiler": "gc", "platform": "linux/amd64"}
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
-# Write requests by client (the User-Agent's product token), for benchmarks that report
-# the operator's and the simulation's writes apart. Not a Kubernetes API.
-WRITE_COUNTS_PATH = "/debug/devcluster/writes"
-_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 ExtensionHandler = Callable[[web.Request, "Target"], Awaitable[web.StreamResponse]]
 # Called with the pod before an eviction deletes it; raising ApiError denies the eviction
@@ -104,7 +100,7 @@ class ApiServer:
         self.extensions: dict[tuple[str, str], Extension] = {}
         self.eviction_admitters: list[EvictionAdmitter] = []
         self.aggregator = Aggregator(self.store)
-        self.write_counts: collections.Counter[str] = collections.Counter()
+        self.write_counts = WriteCounts()
         self.access = AccessControl(self.store, self.registry, self.token, data_dir)
         for api in self.access.served_apis():
             self.add_extension(Extension(api.group, api.version, api.resources, api.handler))
@@ -178,10 +174,9 @@ class ApiServer:
         if path in OPEN_PATHS:
             return web.Response(text="ok")
         self.access.check(request[USER_KEY], request.method, path, request.query)
-        if request.method not in _READ_METHODS:
-            self.write_counts[_default_manager(request)] += 1
+        self.write_counts.record(_default_manager(request), request.method, parts)
         if path == WRITE_COUNTS_PATH:
-            return _json(dict(self.write_counts))
+            return _json(self.write_counts.snapshot())
         if path == "/version":
             return _json(KUBERNETES_VERSION)
         if path == "/api":
