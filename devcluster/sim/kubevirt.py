@@ -1,8 +1,9 @@
 """The emulated KubeVirt, CDI and Multus: what `kubevirt_components` gives the runner.
 
-Start order: the installer (CRDs, the `kubevirt` namespace and KubeVirt CR, virt-api's
-subresource API and admission hooks when running inside the API server's process), then
-CDI, virt-controller and virt-handler.
+Start order: the installer (CRDs, the `kubevirt` namespace and KubeVirt CR), then CDI,
+virt-controller and virt-handler, all in the simulation's process. virt-api's subresource
+API and admission hooks are loaded into the API server's process instead
+(`install_virt_api`, called by `python -m devcluster --virt-api`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ KUBEVIRT_VERSION = "v1.9.0"
 
 def install_virt_api(server: ApiServer) -> VirtApi:
     """Serve subresources.kubevirt.io and hook virt-api's webhooks into the API server.
+
+    Runs in the API server's process (real virt-api is a webhook server the API server
+    calls; ours reads and writes the store directly, so it is an admission plugin there).
 
     The VMI mutating webhook runs as a per-kind admission function (it edits the object
     in place, as a mutating webhook's patch would); the launcher-eviction webhook is an
@@ -75,9 +79,8 @@ class KubeVirtInstaller:
 
     name = "kubevirt-installer"
 
-    def __init__(self, runtime: SimRuntime, server: ApiServer | None) -> None:
+    def __init__(self, runtime: SimRuntime) -> None:
         self.runtime = runtime
-        self.server = server
 
     async def start(self) -> None:
         kube = self.runtime.kube
@@ -88,8 +91,6 @@ class KubeVirtInstaller:
             await wait_for_resource(kube, Resource(
                 spec["group"], spec["versions"][0]["name"], spec["names"]["plural"],
                 namespaced=spec["scope"] == "Namespaced"))
-        if self.server is not None:
-            install_virt_api(self.server)
         try:
             await kube.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace",
                                            "metadata": {"name": KUBEVIRT_NAMESPACE}})
@@ -117,7 +118,7 @@ class KubeVirtInstaller:
         return None
 
 
-def kubevirt_components(runtime: SimRuntime, server: ApiServer | None) -> list[Component]:
+def kubevirt_components(runtime: SimRuntime) -> list[Component]:
     """The KubeVirt/CDI/Multus emulation, in start order."""
-    return [KubeVirtInstaller(runtime, server), CdiController(runtime),
+    return [KubeVirtInstaller(runtime), CdiController(runtime),
             VirtController(runtime), VirtHandlers(runtime)]

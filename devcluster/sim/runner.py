@@ -28,7 +28,7 @@ async def run_components(runtime: SimRuntime) -> list[Component]:
     from .infrastructure import infrastructure_components
     from .kubevirt import kubevirt_components
 
-    components = [*infrastructure_components(runtime), *kubevirt_components(runtime, None)]
+    components = [*infrastructure_components(runtime), *kubevirt_components(runtime)]
     for component in components:
         await component.start()
     return components
