@@ -81,6 +81,7 @@ MIGRATION_ACTIVE_PHASES = frozenset(
     {"Scheduling", "Scheduled", "PreparingTarget", "TargetReady", "Running"}
 )
 MIGRATION_FINAL_PHASES = frozenset({"Succeeded", "Failed"})
+FIRST_VMI_STATUS_SECONDS = 5.0
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -516,6 +517,9 @@ class VirtController:
         else:
             conditions = remove_condition(conditions, "Failure")
         status["conditions"] = conditions
+        hold = first_status_pending(vm, vmi, status, now) if sync_error is None else 0.0
+        if hold > 0:
+            return hold if requeue is None else min(requeue, hold)
         await self.write_status(VMS, vm, status)
         return requeue
 
@@ -1047,6 +1051,26 @@ class VirtController:
             kind, reason, message = vmi_unresponsive_event(name)
             await self._event(vmi, reason, message, kind=kind)
         return check_every if node is not None else None
+
+
+def first_status_pending(vm: Obj, vmi: Obj | None, status: Obj, now: datetime) -> float:
+    """Seconds the VM's status may wait for its new VMI's first phase (0: write now).
+
+    The VMI controller gives a VMI its phase and first conditions within moments of its
+    creation; the VM's Starting status waits for them so that both are one write, not
+    two (the VMI's watch event brings the VM back). Waits only while nothing else in the
+    VM's status changes that a client acts on (a state change request), and at most
+    `FIRST_VMI_STATUS_SECONDS` (a VMI controller that is down must not hide the VM's).
+    """
+    if vmi is None or _phase(vmi) or _meta(vmi).get("deletionTimestamp"):
+        return 0.0
+    if status.get("stateChangeRequests") != _status(vm).get("stateChangeRequests"):
+        return 0.0
+    created = str(_meta(vmi).get("creationTimestamp") or "")
+    if not created:
+        return FIRST_VMI_STATUS_SECONDS
+    age = (now - datetime.fromisoformat(created.replace("Z", "+00:00"))).total_seconds()
+    return max(0.0, FIRST_VMI_STATUS_SECONDS - age)
 
 
 def vmi_label_changes(vmi: Obj, status: Obj) -> dict[str, str | None]:
