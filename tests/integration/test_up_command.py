@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,35 @@ def test_the_hot_add_hint_names_a_vm_that_can_live_migrate() -> None:
         if o.get("kind") == "VirtualMachine" else o for o in examples]
     assert hot_add_candidate(on_thin) is None
     assert "hot-add" not in next_steps(Path("kc"), on_thin, applied_from=None)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_line_stays_below_the_output_on_a_terminal() -> None:
+    from vdcos_up.console import Console
+
+    terminal = _Terminal()
+    console = Console(terminal)
+    console.progress("VMs ready 0/3 (0s)")
+    console.line("a log line")
+    console.progress("VMs ready 2/3 (1s)")
+    console.end_progress("All 3 VMs are Ready (1.2s).")
+    # What the terminal shows once the carriage returns and line clears are applied.
+    shown = [line.rsplit("\r\x1b[K", 1)[-1] for line in terminal.getvalue().split("\n")]
+    assert shown == ["a log line", "All 3 VMs are Ready (1.2s).", ""]
+
+
+def test_the_progress_is_plain_lines_in_a_file() -> None:
+    from vdcos_up.console import Console
+
+    file = io.StringIO()
+    console = Console(file)
+    console.progress("VMs ready 0/3 (0s)")
+    console.progress("VMs ready 0/3 (0s)")  # unchanged: not repeated
+    console.line("a log line")
+    console.end_progress("All 3 VMs are Ready (1.2s).")
+    assert file.getvalue().splitlines() == ["VMs ready 0/3 (0s)", "a log line",
+                                            "All 3 VMs are Ready (1.2s)."]

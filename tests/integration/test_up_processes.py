@@ -128,3 +128,22 @@ def test_a_crashed_simulation_is_reported_and_stops_the_rest(tmp_path: Path) -> 
         assert [pid for pid in children if alive(pid)] == []
     finally:
         started.cluster.stop(kill=True)
+
+
+def test_python_m_devcluster_runs_two_processes_and_sigterm_stops_both(tmp_path: Path) -> None:
+    from tests.harness import start_devcluster
+
+    cluster = start_devcluster(tmp_path, "--hosts", "1")
+    try:
+        up = Up(cluster)
+        children = up.children()
+        commands = sorted(children.values())
+        assert len(commands) == 2, commands
+        assert any("-m devcluster --no-sim --virt-api" in c for c in commands)
+        assert any("-m devcluster.sim --kubeconfig" in c for c in commands)
+        cluster.kubectl("wait", "--for=condition=Ready", "node/host-1", "--timeout=60s")
+        cluster.process.send_signal(signal.SIGTERM)
+        assert cluster.process.wait(timeout=60) == 0
+        assert [pid for pid in children if alive(pid)] == []
+    finally:
+        cluster.stop(kill=True)
