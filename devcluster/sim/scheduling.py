@@ -20,6 +20,7 @@ lifecycle controller has added them (it does within one 5 s monitor period).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -245,17 +246,18 @@ def _prefilter_node_names(pod: Obj) -> set[str] | None:
 # --- resources --------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
+def _amount(resource: str, quantity: str) -> int:
+    """A request in millicores (cpu) or base units. Cached: a scheduling pass sums the
+    requests of every placed pod, and a datacenter has few distinct quantity strings."""
+    return to_millis(quantity) if resource == "cpu" else to_bytes(quantity)
+
+
 def _container_requests(container: Obj) -> dict[str, int]:
     resources = container.get("resources") or {}
     # The API server defaults requests to limits when only limits are given.
     merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
-    requests: dict[str, int] = {}
-    for resource, quantity in merged.items():
-        if resource == "cpu":
-            requests[resource] = to_millis(quantity)
-        else:
-            requests[resource] = to_bytes(quantity)
-    return requests
+    return {resource: _amount(resource, str(quantity)) for resource, quantity in merged.items()}
 
 
 def _add(total: dict[str, int], extra: Mapping[str, int]) -> None:

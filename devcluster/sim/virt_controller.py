@@ -529,6 +529,9 @@ class VirtController:
         """LiveUpdate rollout: patch hot-pluggable changes into the VMI or ask for a restart."""
         if not rollout_is_live_update(self.kubevirt_cr()):
             return conditions, None
+        started_from = (_meta(vmi).get("annotations") or {}).get("kubevirt.io/vm-generation")
+        if started_from == str(_meta(vm).get("generation", 1)):
+            return conditions, None  # the VMI runs this very template: nothing to roll out
         current = {**vm, "status": {**_status(vm), "conditions": conditions}}
         plan = plan_live_update(current, vmi, started_template_spec(vm, vmi), now,
                                 cpu_allocation_ratio=self.settings.cpu_allocation_ratio)
