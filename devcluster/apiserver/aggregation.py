@@ -139,7 +139,7 @@ class Aggregator:
             async with self._client().request(
                 request.method, backend.url + request.rel_url.path_qs, data=body,
                 headers=[*headers.items(), *(("X-Remote-Group", g) for g in groups)],
-                ssl=self._ssl(backend),
+                ssl=self.ssl_for(backend),
             ) as answer:
                 response = web.StreamResponse(status=answer.status)
                 for key, value in answer.headers.items():
@@ -161,7 +161,7 @@ class Aggregator:
                 auto_decompress=False)
         return self._session
 
-    def _ssl(self, backend: Backend) -> ssl.SSLContext | bool:
+    def ssl_for(self, backend: Backend) -> ssl.SSLContext | bool:
         if backend.insecure:
             return False
         context = self._contexts.get(backend.ca_bundle)

@@ -21,6 +21,7 @@ from aiohttp import web
 from . import discovery, errors, openapi, openapi_v2_protobuf
 from .admission import fold_secret_string_data
 from .aggregation import Aggregator
+from .apiservice_availability import AvailabilityController
 from .auth_apis import USER_KEY, AccessControl
 from .bootstrap import Bootstrap
 from .builtin import BUILTIN_RESOURCES, CRD_KEY
@@ -100,6 +101,8 @@ class ApiServer:
         self.extensions: dict[tuple[str, str], Extension] = {}
         self.eviction_admitters: list[EvictionAdmitter] = []
         self.aggregator = Aggregator(self.store)
+        self.availability = AvailabilityController(self.store, self.registry, self.rest,
+                                                   self.aggregator)
         self.write_counts = WriteCounts()
         self.access = AccessControl(self.store, self.registry, self.token, data_dir)
         for api in self.access.served_apis():
@@ -119,6 +122,7 @@ class ApiServer:
         self.bootstrap.ensure_system_namespaces()
         await self.store.durable()
         self.gc.start()
+        self.availability.start()
         self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         pki = self.data_dir / "pki" if self.data_dir else Path(tempfile.mkdtemp(prefix="pki-"))
@@ -133,6 +137,7 @@ class ApiServer:
 
     async def stop(self) -> None:
         await self.gc.stop()
+        await self.availability.stop()
         await self.aggregator.close()
         if self._runner is not None:
             await self._runner.cleanup()

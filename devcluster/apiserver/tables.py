@@ -461,6 +461,20 @@ def _lease_row(obj: dict[str, Any], now: datetime) -> list[Cell]:
     return [_get(obj, "spec", "holderIdentity") or "", _age(obj, now)]
 
 
+def _apiservice_row(obj: dict[str, Any], now: datetime) -> list[Cell]:
+    """As kube-aggregator prints it: the Service or Local; True, or False (reason)."""
+    service = _get(obj, "spec", "service") or {}
+    where = f"{service.get('namespace')}/{service.get('name')}" if service else "Local"
+    available = next((c for c in _get(obj, "status", "conditions") or []
+                      if c.get("type") == "Available"), None)
+    shown = "Unknown"
+    if available is not None:
+        shown = str(available.get("status"))
+        if shown != "True" and available.get("reason"):
+            shown += f" ({available['reason']})"
+    return [where, shown, _age(obj, now)]
+
+
 def _name_age_row(obj: dict[str, Any], now: datetime) -> list[Cell]:
     return [_age(obj, now)]
 
@@ -553,6 +567,8 @@ _BUILTIN_TABLES: dict[tuple[str, str], tuple[list[dict[str, Any]], RowFunction]]
         ],
         _pv_row,
     ),
+    ("apiregistration.k8s.io", "APIService"): (
+        [_column("Service"), _column("Available"), _column("Age")], _apiservice_row),
     ("storage.k8s.io", "StorageClass"): (
         [
             _column("Provisioner"),

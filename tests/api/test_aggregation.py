@@ -137,8 +137,23 @@ def test_requests_are_proxied_with_the_user_not_the_token(apiserver: DevCluster,
     assert "Authorization" not in seen["headers"]
 
 
-def test_a_stopped_backend_answers_503(apiserver: DevCluster, backend: Backend) -> None:
+
+
+def test_the_apiservice_says_it_is_available(apiserver: DevCluster, backend: Backend) -> None:
+    apiserver.kubectl("wait", "--for=condition=Available", f"apiservice/{VERSION}.{GROUP}",
+                      "--timeout=30s", timeout=40)
+    row = apiserver.kubectl("get", "apiservice", f"{VERSION}.{GROUP}", "--no-headers").stdout
+    assert row.split()[:3] == [f"{VERSION}.{GROUP}", "kube-system/widgets", "True"]
+
+
+def test_a_stopped_backend_answers_503_and_is_not_available(apiserver: DevCluster,
+                                                            backend: Backend) -> None:
     backend.stop()
     answer = apiserver.kubectl("get", "--raw", f"/apis/{GROUP}/{VERSION}/widgets", check=False)
     assert answer.returncode != 0
     assert "ServiceUnavailable" in answer.stderr or "503" in answer.stderr, answer.stderr
+    apiserver.kubectl("wait", "--for=condition=Available=False",
+                      f"apiservice/{VERSION}.{GROUP}", "--timeout=30s", timeout=40)
+    reason = apiserver.kubectl("get", "apiservice", f"{VERSION}.{GROUP}", "-o",
+                               "jsonpath={.status.conditions[0].reason}").stdout
+    assert reason == "FailedDiscoveryCheck"
