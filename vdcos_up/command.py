@@ -58,14 +58,24 @@ async def wait_for_liveness(port: int) -> None:
             await asyncio.sleep(0.1)  # a just-spawned process's socket: nothing to watch
 
 
+async def vdc_crds() -> list[dict[str, Any]]:
+    """The VDC CRDs as `vdcos crds` prints them. Asked of a child process: importing the
+    operator here would keep its memory (kopf, the models) in this idle supervisor."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "controllers.cli", "crds", stdout=asyncio.subprocess.PIPE)
+    printed, _ = await child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"vdcos crds exited with code {child.returncode}")
+    return [document for document in yaml.safe_load_all(printed) if document]
+
+
 async def apply_crds(kubeconfig: Path) -> None:
     """The VDC CRDs, applied and served, before the operator watches them."""
-    from controllers.cli import crd_documents
     from devcluster.sim.kube import Kube, Resource, wait_for_resource
 
     from .manifests import apply_documents
 
-    crds = [yaml.safe_load(text) for text in crd_documents().values()]
+    crds = await vdc_crds()
     async with Kube.from_kubeconfig(kubeconfig, user_agent="vdcos-up") as kube:
         await apply_documents(kube, crds)
         for crd in crds:
