@@ -2,7 +2,8 @@
 
 bench_kubevirt: bare KubeVirt VMs applied through the API -> all Running (what the simulated
                 KubeVirt costs; the operator runs beside it, as `vdcos up` starts it).
-bench_vms:      VDC VirtualMachines -> all Ready through the operator.
+bench_vms:      VDC VirtualMachines -> all Ready through the operator; then the writes of a
+                second operator started on the converged datacenter (a resync; aim: none).
 
 Both start `vdcos up` (a subprocess, a temporary kubeconfig), apply N VMs through the API,
 and print the time to all Ready/Running, the API writes per VM of the operator and of the
@@ -146,8 +147,46 @@ def writes_by_process(before: dict[str, dict[str, int]], after: dict[str, dict[s
     return {process: counts for process, counts in found.items() if counts}
 
 
+async def _resync(kube: Kube, kubeconfig: Path, settle_seconds: float = 5,
+                  timeout: float = 300) -> dict[str, Any]:
+    """A second operator started on the converged datacenter reconciles every VM again (what
+    a restarted operator does): its writes, until the operator writes nothing for
+    `settle_seconds`. The first operator, idle, writes nothing (measured just before)."""
+    from vdcos_up.command import free_port, wait_for_liveness
+
+    before = await kube.request("GET", WRITE_COUNTS_PATH)
+    started = time.perf_counter()
+    port = free_port()
+    second = subprocess.Popen([sys.executable, "-m", "controllers.cli", "run", "--kubeconfig",
+                               str(kubeconfig), "--standalone", "--liveness",
+                               f"http://127.0.0.1:{port}/healthz"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await asyncio.wait_for(wait_for_liveness(port), 120)  # it runs: now count
+        last, still_since = -1, time.perf_counter()
+        while time.perf_counter() - started < timeout:
+            await asyncio.sleep(1)
+            now = await kube.request("GET", WRITE_COUNTS_PATH)
+            writes = writes_by_process(before, now).get("operator", {})
+            total = sum(n for what, n in writes.items()
+                        if what != "total" and "priorityclasses" not in what)
+            if total != last:
+                last, still_since = total, time.perf_counter()
+            elif time.perf_counter() - still_since >= settle_seconds and \
+                    time.perf_counter() - started > 2 * settle_seconds:
+                break
+        if second.poll() is not None:
+            raise RuntimeError(f"the second operator exited with code {second.returncode}")
+        return {"resync_writes": last, "resync_writes_by_resource": writes,
+                "resync_settled_seconds": round(still_since - started, 1)}
+    finally:
+        second.terminate()
+        second.wait(60)
+
+
 async def _measure(args: argparse.Namespace, resource: Resource, objects: list[dict[str, Any]],
-                   done: Callable[[dict[str, Any]], bool], label: str) -> dict[str, Any]:
+                   done: Callable[[dict[str, Any]], bool], label: str,
+                   resync: bool = False) -> dict[str, Any]:
     count = len(objects)
     results: dict[str, Any] = {"vms": count, "machine": "2 cores, shared with other work"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,6 +222,8 @@ async def _measure(args: argparse.Namespace, resource: Resource, objects: list[d
                 quiet = await kube.request("GET", WRITE_COUNTS_PATH)
                 results[f"operator_writes_in_{args.idle_seconds:g}s_after"] = writes_by_process(
                     after, quiet).get("operator", {}).get("total", 0)
+                if resync:
+                    results.update(await _resync(kube, up.kubeconfig))
         finally:
             up.stop()
     return results
@@ -204,4 +245,4 @@ async def bench_vms(args: argparse.Namespace) -> dict[str, Any]:
         "metadata": {"name": f"vm-{i}", "namespace": NAMESPACE},
         "spec": {"cpu": {"count": 1}, "memory": {"size": "256Mi"}},
     } for i in range(int(args.vms))]
-    return await _measure(args, VDC_VMS, vms, _ready, "ready")
+    return await _measure(args, VDC_VMS, vms, _ready, "ready", resync=True)
