@@ -133,9 +133,8 @@ class Supervisor:
         await self.until(child.markers[marker].wait(), timeout,
                          f"{child.name} did not print {marker!r} within {timeout:g}s")
 
-    async def until(self, awaitable: object, timeout: float, what: str) -> None:
+    async def until(self, awaitable: Awaitable[object], timeout: float, what: str) -> None:
         """Await `awaitable`, unless a child fails or a stop is asked for first."""
-        assert asyncio.iscoroutine(awaitable) or isinstance(awaitable, asyncio.Future)
         task = asyncio.ensure_future(awaitable)
         try:
             while not task.done():

@@ -76,10 +76,16 @@ def test_the_progress_is_plain_lines_in_a_file() -> None:
     from vdcos_up.console import Console
 
     file = io.StringIO()
-    console = Console(file)
+    now = [0.0]
+    console = Console(file, clock=lambda: now[0])
     console.progress("VMs ready 0/3 (0s)")
     console.progress("VMs ready 0/3 (0s)")  # unchanged: not repeated
     console.line("a log line")
-    console.end_progress("All 3 VMs are Ready (1.2s).")
+    now[0] = 0.5
+    console.progress("VMs ready 1/3 (0s)")  # half a second later: not a line of its own
+    now[0] = 3.0
+    console.progress("VMs ready 2/3 (3s)")
+    console.end_progress("All 3 VMs are Ready (3.2s).")
     assert file.getvalue().splitlines() == ["VMs ready 0/3 (0s)", "a log line",
-                                            "All 3 VMs are Ready (1.2s)."]
+                                            "VMs ready 2/3 (3s)",
+                                            "All 3 VMs are Ready (3.2s)."]
