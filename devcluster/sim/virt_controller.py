@@ -531,7 +531,8 @@ class VirtController:
             return conditions, None
         started_from = (_meta(vmi).get("annotations") or {}).get("kubevirt.io/vm-generation")
         if started_from == str(_meta(vm).get("generation", 1)):
-            return conditions, None  # the VMI runs this very template: nothing to roll out
+            # The VMI runs this very template: nothing to roll out, no restart pending.
+            return remove_condition(conditions, "RestartRequired"), None
         current = {**vm, "status": {**_status(vm), "conditions": conditions}}
         plan = plan_live_update(current, vmi, started_template_spec(vm, vmi), now,
                                 cpu_allocation_ratio=self.settings.cpu_allocation_ratio)

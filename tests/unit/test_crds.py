@@ -174,7 +174,7 @@ def test_examples_build_a_small_datacenter() -> None:
         doc["kind"] for _, doc in _example_documents() if doc["apiVersion"] == "vdcos.io/v1alpha1"
     ]
     assert kinds.count("ComputeCluster") == 1
-    assert kinds.count("StoragePolicy") == 2
+    assert kinds.count("StoragePolicy") == 3  # thin, gold and shared (ReadWriteMany)
     assert kinds.count("VirtualMachine") == 3
 
 
