@@ -1,12 +1,12 @@
 # The vdcos operator image: `vdcos run` against the cluster it is deployed in.
-# It holds the operator only (controllers/ and the neutral kubeunits/); the embedded
+# It holds the operator only (controllers/ and the neutral kubekit/); the embedded
 # datacenter and `vdcos up` are not in it. tests/test_operator_image.py installs exactly
 # what the COPY lines name, without docker, and imports every module of it.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY controllers ./controllers
-COPY kubeunits ./kubeunits
+COPY kubekit ./kubekit
 RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim

@@ -25,7 +25,7 @@ from controllers.common.controller import (
     Watch,
     WatchEvent,
 )
-from controllers.common.kube import PRIORITY_CLASSES, KubeClient, KubeError
+from controllers.common.kube import KubeClient, KubeError
 from controllers.common.logging import get_logger
 from controllers.common.login import Login, log_in
 from controllers.common.settings import OperatorConfig
@@ -33,6 +33,7 @@ from controllers.computecluster.controller import ComputeClusterController
 from controllers.storagepolicy.controller import StoragePolicyController
 from controllers.virtualmachine.builders import build_priority_classes
 from controllers.virtualmachine.controller import VirtualMachineController
+from kubekit.resources import PRIORITY_CLASSES
 
 log = get_logger("vdcos.operator")
 

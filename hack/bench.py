@@ -26,10 +26,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from devcluster.sim.kube import Kube, Resource  # noqa: E402
+from kubekit.resources import ResourceRef  # noqa: E402
+from kubekit.restclient import Kube  # noqa: E402
 from tests.harness import DevCluster, start_devcluster  # noqa: E402
 
-CONFIGMAPS = Resource("", "v1", "configmaps")
+CONFIGMAPS = ResourceRef("", "v1", "configmaps")
 
 
 def _kube(cluster: DevCluster) -> Kube:

@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devcluster.sim.kube import Kube, Resource
+from kubekit.resources import NAMESPACES, VMS, ResourceRef
+from kubekit.restclient import Kube
 
-NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
-KUBEVIRT_VMS = Resource("kubevirt.io", "v1", "virtualmachines")
-VDC_VMS = Resource("vdcos.io", "v1alpha1", "virtualmachines")
+VDC_VMS = ResourceRef("vdcos.io", "v1alpha1", "virtualmachines")
 NAMESPACE = "bench"
 UP_READY = "Ctrl-C stops the datacenter."
 WRITE_COUNTS_PATH = "/debug/devcluster/writes"
@@ -99,7 +98,7 @@ def start_vdcos_up(workdir: Path, vms: int, timeout: float = 180) -> UpProcess:
     return up
 
 
-async def _create_all(kube: Kube, resource: Resource, objects: list[dict[str, Any]],
+async def _create_all(kube: Kube, resource: ResourceRef, objects: list[dict[str, Any]],
                       concurrency: int = 32) -> None:
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for obj in objects:
@@ -112,7 +111,7 @@ async def _create_all(kube: Kube, resource: Resource, objects: list[dict[str, An
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def _wait_for(kube: Kube, resource: Resource, done: Callable[[dict[str, Any]], bool],
+async def _wait_for(kube: Kube, resource: ResourceRef, done: Callable[[dict[str, Any]], bool],
                     count: int, timeout: float) -> None:
     """Until `count` objects satisfy `done` (a benchmark may poll; the operator never)."""
     started = time.perf_counter()
@@ -184,7 +183,7 @@ async def _resync(kube: Kube, kubeconfig: Path, settle_seconds: float = 5,
         second.wait(60)
 
 
-async def _measure(args: argparse.Namespace, resource: Resource, objects: list[dict[str, Any]],
+async def _measure(args: argparse.Namespace, resource: ResourceRef, objects: list[dict[str, Any]],
                    done: Callable[[dict[str, Any]], bool], label: str,
                    resync: bool = False) -> dict[str, Any]:
     count = len(objects)
@@ -236,7 +235,7 @@ async def bench_kubevirt(args: argparse.Namespace) -> dict[str, Any]:
         "spec": {"runStrategy": "Always", "template": {"spec": {
             "domain": {"cpu": {"sockets": 1}, "memory": {"guest": "256Mi"}, "devices": {}}}}},
     } for i in range(int(args.vms))]
-    return await _measure(args, KUBEVIRT_VMS, vms, _running, "running")
+    return await _measure(args, VMS, vms, _running, "running")
 
 
 async def bench_vms(args: argparse.Namespace) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def test_what_the_image_copies_installs_and_runs_the_operator(tmp_path: Path) ->
 
     modules = sorted(
         ".".join(path.relative_to(source).with_suffix("").parts).removesuffix(".__init__")
-        for package in ("controllers", "kubeunits")
+        for package in ("controllers", "kubekit")
         for path in (source / package).rglob("*.py")
     )
     imported = subprocess.run(

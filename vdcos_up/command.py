@@ -71,7 +71,8 @@ async def vdc_crds() -> list[dict[str, Any]]:
 
 async def apply_crds(kubeconfig: Path) -> None:
     """The VDC CRDs, applied and served, before the operator watches them."""
-    from devcluster.sim.kube import Kube, Resource, wait_for_resource
+    from kubekit.resources import ResourceRef
+    from kubekit.restclient import Kube, wait_for_resource
 
     from .manifests import apply_documents
 
@@ -81,14 +82,14 @@ async def apply_crds(kubeconfig: Path) -> None:
         for crd in crds:
             spec = crd["spec"]
             version = next(v["name"] for v in spec["versions"] if v.get("storage"))
-            await wait_for_resource(kube, Resource(spec["group"], version,
+            await wait_for_resource(kube, ResourceRef(spec["group"], version,
                                                    spec["names"]["plural"]))
 
 
 async def apply_and_follow(console: Console, kubeconfig: Path,
                            objects: list[dict[str, Any]]) -> None:
     """Apply the manifests, then show the applied VDC VMs converging to Ready."""
-    from devcluster.sim.kube import Kube
+    from kubekit.restclient import Kube
 
     from .hints import vdc_vm_names
     from .manifests import apply_documents

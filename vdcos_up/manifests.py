@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from devcluster.sim.kube import Kube, Resource
+from kubekit.resources import ResourceRef
+from kubekit.restclient import Kube
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 FIELD_MANAGER = "vdcos-up"
@@ -44,7 +45,7 @@ def documents(files: Iterable[Path]) -> Iterator[dict[str, Any]]:
 class Served:
     """A kind as discovery describes it."""
 
-    resource: Resource
+    resource: ResourceRef
     singular: str
 
 
@@ -73,7 +74,7 @@ class Discovery:
             if "/" in entry["name"]:
                 continue  # a subresource
             found[entry["kind"]] = Served(
-                Resource(group, version, entry["name"], namespaced=bool(entry["namespaced"])),
+                ResourceRef(group, version, entry["name"], namespaced=bool(entry["namespaced"])),
                 entry.get("singularName") or entry["kind"].lower())
         return found
 

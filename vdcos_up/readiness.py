@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from devcluster.sim.kube import Kube, KubeError, Resource
+from kubekit.resources import ResourceRef
+from kubekit.restclient import Kube, KubeError
 
-VDC_VMS = Resource("vdcos.io", "v1alpha1", "virtualmachines")
+VDC_VMS = ResourceRef("vdcos.io", "v1alpha1", "virtualmachines")
 Key = tuple[str, str]  # (namespace, name)
 
 

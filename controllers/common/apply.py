@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from controllers.common.kube import EVENTS, FIELD_MANAGER, KubeClient
-from controllers.common.resources import ResourceRef
+from controllers.common.kube import FIELD_MANAGER, KubeClient
+from kubekit.resources import EVENTS, ResourceRef
 
 EventType = Literal["Normal", "Warning"]
 

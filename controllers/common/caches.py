@@ -13,8 +13,8 @@ import pydantic
 
 from controllers.common.controller import CacheSpec
 from controllers.common.crd_generator import CustomResourceKind
-from controllers.common.kube import NODES, PODS, STORAGE_CLASSES
 from controllers.common.validation import validation_message
+from kubekit.resources import NODES, PODS, STORAGE_CLASSES
 
 #: StorageClass fields Kubernetes does not let anyone change after creation.
 SpecT = TypeVar("SpecT", bound=pydantic.BaseModel)

@@ -23,9 +23,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from controllers.common.crd_generator import CustomResourceKind
 from controllers.common.kube import KubeClient
-from controllers.common.resources import ResourceRef
 from controllers.common.settings import OperatorConfig
-from kubeunits.workqueue import WorkQueue
+from kubekit.resources import ResourceRef
+from kubekit.workqueue import WorkQueue
 
 ValueT = TypeVar("ValueT")
 KeyT = TypeVar("KeyT", bound=Hashable)

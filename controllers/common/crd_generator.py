@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel
 
-from controllers.common.resources import ResourceRef
+from kubekit.resources import ResourceRef
 
 # Keys a structural schema may carry that we copy verbatim (the rest are dropped or rewritten).
 _KEPT_KEYS = frozenset(

@@ -22,7 +22,7 @@ from kubernetes.aio.client import ApiClient
 from kubernetes.aio.utils.retry import Backoff, on_retry_after_error
 
 from controllers.common.login import AUTHORIZATION, Login
-from controllers.common.resources import ResourceRef
+from kubekit.resources import ResourceRef
 
 FIELD_MANAGER: Final = "vdcos-operator"
 
@@ -64,18 +64,6 @@ def retriable(method: str, error: Exception) -> bool:
     return isinstance(error, aiohttp.ClientConnectionError | TimeoutError) and method != "POST"
 
 
-VDC_VIRTUAL_MACHINES: Final = ResourceRef("vdcos.io", "v1alpha1", "virtualmachines")
-STORAGE_POLICIES: Final = ResourceRef("vdcos.io", "v1alpha1", "storagepolicies", False)
-COMPUTE_CLUSTERS: Final = ResourceRef("vdcos.io", "v1alpha1", "computeclusters", False)
-KUBEVIRT_VMS: Final = ResourceRef("kubevirt.io", "v1", "virtualmachines")
-KUBEVIRT_VMIS: Final = ResourceRef("kubevirt.io", "v1", "virtualmachineinstances")
-VMI_SUBRESOURCES: Final = ResourceRef("subresources.kubevirt.io", "v1", "virtualmachineinstances")
-STORAGE_CLASSES: Final = ResourceRef("storage.k8s.io", "v1", "storageclasses", False)
-PRIORITY_CLASSES: Final = ResourceRef("scheduling.k8s.io", "v1", "priorityclasses", False)
-EVENTS: Final = ResourceRef("", "v1", "events")
-CRDS: Final = ResourceRef("apiextensions.k8s.io", "v1", "customresourcedefinitions", False)
-NODES: Final = ResourceRef("", "v1", "nodes", False)
-PODS: Final = ResourceRef("", "v1", "pods")
 
 
 @dataclass

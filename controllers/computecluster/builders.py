@@ -10,7 +10,7 @@ from typing import Any
 
 from controllers.common.conditions import Condition, mark_false, mark_true
 from controllers.computecluster.models import ComputeClusterSpec, LabelSelector
-from kubeunits.quantity import (
+from kubekit.quantity import (
     QuantityError,
     format_bytes,
     format_millis,

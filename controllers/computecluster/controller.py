@@ -17,9 +17,9 @@ from controllers.common.apply import patch_status
 from controllers.common.caches import NODE_CACHE, PODS_BY_NODE
 from controllers.common.conditions import Condition, mark_false
 from controllers.common.controller import CacheSpec, Controller, OperatorContext, Watch, WatchEvent
-from controllers.common.kube import NODES, PODS
 from controllers.computecluster.builders import cluster_nodes, cluster_status_with_conditions
 from controllers.computecluster.kind import COMPUTE_CLUSTER, COMPUTE_CLUSTER_CACHE
+from kubekit.resources import NODES, PODS
 
 #: Host and pod changes are gathered for this long into one status write.
 ALLOCATION_COALESCE_SECONDS: Final = 2.0

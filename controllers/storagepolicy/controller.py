@@ -16,7 +16,6 @@ from controllers.common.apply import owned_by, owner_reference, patch_status, po
 from controllers.common.caches import STORAGE_CLASS_CACHE
 from controllers.common.conditions import Condition, mark_false, mark_true
 from controllers.common.controller import CacheSpec, Controller, OperatorContext, Watch, WatchEvent
-from controllers.common.kube import STORAGE_CLASSES
 from controllers.common.logging import get_logger
 from controllers.storagepolicy.builders import (
     build_storage_class,
@@ -29,6 +28,7 @@ from controllers.storagepolicy.builders import (
 from controllers.storagepolicy.kind import STORAGE_POLICY, STORAGE_POLICY_CACHE
 from controllers.storagepolicy.models import StoragePolicySpec
 from controllers.virtualmachine.controller import VDC_VMS
+from kubekit.resources import STORAGE_CLASSES
 
 log = get_logger("vdcos.storagepolicy")
 

@@ -20,7 +20,7 @@ from controllers.storagepolicy.builders import ResolvedStoragePolicy
 from controllers.storagepolicy.models import StoragePolicySpec
 from controllers.virtualmachine.builders import storage_policy_for
 from controllers.virtualmachine.models import VirtualMachineSpec
-from kubeunits.quantity import QuantityError, to_bytes, to_millis
+from kubekit.quantity import QuantityError, to_bytes, to_millis
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from controllers.virtualmachine.models import (
     RestartPriority,
     VirtualMachineSpec,
 )
-from kubeunits.quantity import format_bytes, to_bytes
+from kubekit.quantity import format_bytes, to_bytes
 
 KUBEVIRT_API_VERSION: Final = "kubevirt.io/v1"
 CDI_API_VERSION: Final = "cdi.kubevirt.io/v1beta1"

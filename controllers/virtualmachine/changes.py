@@ -32,7 +32,7 @@ from controllers.virtualmachine.models import (
     PowerState,
     VirtualMachineSpec,
 )
-from kubeunits.quantity import QuantityError, format_bytes, quantities_equal, to_bytes
+from kubekit.quantity import QuantityError, format_bytes, quantities_equal, to_bytes
 
 #: KubeVirt's default maxHotplugRatio: hot-add ceilings are 4x the size a VM starts with.
 HOT_ADD_RATIO: Final = 4

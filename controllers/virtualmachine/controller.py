@@ -21,8 +21,6 @@ from controllers.common.controller import (
     Watch,
     WatchEvent,
 )
-from controllers.common.kube import KUBEVIRT_VMIS, KUBEVIRT_VMS, NODES, STORAGE_CLASSES
-from controllers.common.resources import ResourceRef
 from controllers.computecluster.kind import COMPUTE_CLUSTER_CACHE
 from controllers.storagepolicy.builders import storage_class_name_for
 from controllers.storagepolicy.kind import STORAGE_POLICY_CACHE
@@ -37,6 +35,7 @@ from controllers.virtualmachine.observed import (
     vm_references,
 )
 from controllers.virtualmachine.reconciler import VirtualMachineReconciler
+from kubekit.resources import NODES, STORAGE_CLASSES, VMIS, VMS, ResourceRef
 
 #: Only the KubeVirt objects we made (KubeVirt users may have thousands of their own).
 OWNED: Final = {VM_LABEL: kopf.PRESENT}
@@ -61,13 +60,13 @@ VM_REFERENCES: Final = CacheSpec[Key](
 )
 KUBEVIRT_VM_CACHE: Final = CacheSpec[dict[str, Any]](
     "kubevirt_virtualmachines",
-    KUBEVIRT_VMS,
+    VMS,
     lambda body: {_key(body): slim_kubevirt_vm(body)},
     labels=OWNED,
 )
 VMI_CACHE: Final = CacheSpec[dict[str, Any]](
     "kubevirt_virtualmachineinstances",
-    KUBEVIRT_VMIS,
+    VMIS,
     lambda body: {_key(body): slim_vmi(body)},
     labels=OWNED,
 )
@@ -186,8 +185,8 @@ class VirtualMachineController(Controller[Key]):
     def watches(cls) -> Sequence[Watch]:
         return (
             Watch(VIRTUAL_MACHINE.resource, cls.vdc_vm_changed),
-            Watch(KUBEVIRT_VMS, cls.kubevirt_object_changed, labels=OWNED),
-            Watch(KUBEVIRT_VMIS, cls.kubevirt_object_changed, labels=OWNED),
+            Watch(VMS, cls.kubevirt_object_changed, labels=OWNED),
+            Watch(VMIS, cls.kubevirt_object_changed, labels=OWNED),
             Watch(STORAGE_POLICY_CACHE.resource, cls.storage_policy_changed),
             Watch(COMPUTE_CLUSTER_CACHE.resource, cls.compute_cluster_changed),
             Watch(PORT_GROUPS_RESOURCE, cls.port_group_changed),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from kubeunits.quantity import QuantityError, to_bytes
+from kubekit.quantity import QuantityError, to_bytes
 
 #: VMI phases after which the guest no longer runs.
 FINAL_VMI_PHASES: Final = frozenset({"Succeeded", "Failed"})

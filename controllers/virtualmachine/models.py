@@ -15,7 +15,7 @@ from pydantic.config import JsonDict
 
 from controllers.common.apimodel import SpecModel, StatusModel
 from controllers.common.conditions import ConditionModel
-from kubeunits.quantity import SIZE_PATTERN, to_bytes
+from kubekit.quantity import SIZE_PATTERN, to_bytes
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

@@ -24,13 +24,7 @@ from controllers.common.apply import (
     status_changed,
 )
 from controllers.common.conditions import Condition
-from controllers.common.kube import (
-    KUBEVIRT_VMS,
-    VDC_VIRTUAL_MACHINES,
-    VMI_SUBRESOURCES,
-    KubeClient,
-    KubeError,
-)
+from controllers.common.kube import KubeClient, KubeError
 from controllers.common.logging import get_logger
 from controllers.computecluster.builders import ResolvedCluster
 from controllers.storagepolicy.builders import (
@@ -49,6 +43,7 @@ from controllers.virtualmachine.admission import (
 )
 from controllers.virtualmachine.builders import UnresolvedReferenceError, build_kubevirt_vm
 from controllers.virtualmachine.changes import ChangePlan, plan_changes, power_action, power_event
+from controllers.virtualmachine.kind import VIRTUAL_MACHINE
 from controllers.virtualmachine.models import VirtualMachineSpec
 from controllers.virtualmachine.observed import Key, Observed, slim_kubevirt_vm
 from controllers.virtualmachine.status import (
@@ -58,7 +53,8 @@ from controllers.virtualmachine.status import (
     vm_status_from,
 )
 from controllers.virtualmachine.status_pacing import in_transition, status_write_delay
-from kubeunits.workqueue import RetryLater
+from kubekit.resources import VMI_SUBRESOURCES, VMS
+from kubekit.workqueue import RetryLater
 
 log = get_logger("vdcos.virtualmachine")
 
@@ -261,7 +257,7 @@ class VirtualMachineReconciler:
         if delay > 0 and self.requeue is not None:
             self.requeue(key, delay)
             return
-        await patch_status(self.kube, VDC_VIRTUAL_MACHINES, namespace, name, previous, status)
+        await patch_status(self.kube, VIRTUAL_MACHINE.resource, namespace, name, previous, status)
         # Progress written while converging is written less and less often.
         next_window = (
             min(window * 2, 30.0) if in_transition(status) else self.progress_window_seconds
@@ -298,7 +294,7 @@ class VirtualMachineReconciler:
         After a watch gap the cache may still hold a VM deleted meanwhile; a KubeVirt VM
         created for it would be deleted by the garbage collector and created again.
         """
-        current = await self.kube.get(VDC_VIRTUAL_MACHINES, *key)
+        current = await self.kube.get(VIRTUAL_MACHINE.resource, *key)
         metadata = (current or {}).get("metadata") or {}
         if current is not None and metadata.get("uid") == owner_uid:
             return not metadata.get("deletionTimestamp")
@@ -350,7 +346,7 @@ class VirtualMachineReconciler:
         if live is None:
             if not await self._confirm_exists(key, owner_uid):
                 return None
-            applied = await self.kube.apply(KUBEVIRT_VMS, desired)
+            applied = await self.kube.apply(VMS, desired)
             live = slim_kubevirt_vm(applied)
             self._created[key] = (time.monotonic(), live)
             log.info(
@@ -368,7 +364,7 @@ class VirtualMachineReconciler:
                 + ("; powering on" if spec.power_state != "PoweredOff" else ""),
             )
         elif plan.changed:
-            live = slim_kubevirt_vm(await self.kube.apply(KUBEVIRT_VMS, desired))
+            live = slim_kubevirt_vm(await self.kube.apply(VMS, desired))
             log.info(
                 "Updated VirtualMachine",
                 namespace=namespace,

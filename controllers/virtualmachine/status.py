@@ -31,7 +31,7 @@ from controllers.virtualmachine.kubevirt_reading import (
     vmi_running,
 )
 from controllers.virtualmachine.models import PowerState, VirtualMachineSpec
-from kubeunits.quantity import format_bytes
+from kubekit.quantity import format_bytes
 
 # Condition types of a VDC VirtualMachine.
 ADMITTED: Final = "Admitted"

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from devcluster.options import add_sim_arguments
+from kubekit.restclient import Kube
 
-from .kube import Kube
 from .runner import run_components, settings_from_args
 from .runtime import SimRuntime
 

@@ -15,6 +15,11 @@ from typing import Any
 
 import structlog
 
+from kubekit.informer import Key
+from kubekit.resources import DATAVOLUMES, PVCS, STORAGE_CLASSES, ResourceRef
+from kubekit.restclient import KubeError
+from kubekit.workqueue import WorkQueue
+
 from .datavolume import (
     ANN_POD_PHASE,
     ClaimNotValid,
@@ -22,15 +27,13 @@ from .datavolume import (
     default_storage_class,
     next_datavolume_state,
 )
-from .informer import Key, WorkQueue
-from .kube import DATAVOLUMES, PVCS, STORAGE_CLASSES, KubeError, Resource
-from .runtime import SimRuntime
+from .runtime import SIM_RETRY_DELAYS, SimRuntime
 
 log = structlog.get_logger("devcluster.sim.cdi")
 
 Obj = Mapping[str, Any]
 
-STORAGE_PROFILES = Resource("cdi.kubevirt.io", "v1beta1", "storageprofiles", namespaced=False)
+STORAGE_PROFILES = ResourceRef("cdi.kubevirt.io", "v1beta1", "storageprofiles", namespaced=False)
 ANN_IMPORT_STARTED = "cdi.kubevirt.io/storage.import.startedAt"
 # Access modes CDI's capability table gives each provisioner the simulation offers.
 PROVISIONER_ACCESS_MODES: dict[str, list[str]] = {
@@ -75,20 +78,22 @@ class CdiController:
         self.pvcs = runtime.informer(PVCS)
         self.classes = runtime.informer(STORAGE_CLASSES)
         self.profiles = runtime.informer(STORAGE_PROFILES)
-        self.queue = WorkQueue("datavolume", self._sync, workers=4)
-        self.profile_queue = WorkQueue("storageprofile", self._sync_profile, workers=1)
+        self.queue = WorkQueue("datavolume", self._sync, workers=4,
+                               retry_delays=SIM_RETRY_DELAYS)
+        self.profile_queue = WorkQueue("storageprofile", self._sync_profile, workers=1,
+                                       retry_delays=SIM_RETRY_DELAYS)
 
     async def start(self) -> None:
-        self.dvs.add_listener(lambda _kind, dv: self.queue.add(_key(dv)))
+        self.dvs.add_listener(lambda _kind, dv: self.queue.enqueue(_key(dv)))
         self.pvcs.add_listener(self._on_pvc)
         self.classes.add_listener(self._on_class)
         self.queue.start()
         self.profile_queue.start()
         await self.runtime.wait_synced(DATAVOLUMES, PVCS, STORAGE_CLASSES, STORAGE_PROFILES)
         for dv in self.dvs.values():
-            self.queue.add(_key(dv))
+            self.queue.enqueue(_key(dv))
         for storage_class in self.classes.values():
-            self.profile_queue.add(("", str(_meta(storage_class)["name"])))
+            self.profile_queue.enqueue(("", str(_meta(storage_class)["name"])))
 
     async def stop(self) -> None:
         await self.queue.stop()
@@ -97,13 +102,13 @@ class CdiController:
     def _on_pvc(self, _kind: str, pvc: dict[str, Any]) -> None:
         for ref in _meta(pvc).get("ownerReferences") or []:
             if ref.get("kind") == "DataVolume":
-                self.queue.add((str(_meta(pvc).get("namespace", "")), str(ref.get("name"))))
+                self.queue.enqueue((str(_meta(pvc).get("namespace", "")), str(ref.get("name"))))
 
     def _on_class(self, _kind: str, storage_class: dict[str, Any]) -> None:
-        self.profile_queue.add(("", str(_meta(storage_class)["name"])))
+        self.profile_queue.enqueue(("", str(_meta(storage_class)["name"])))
         for dv in self.dvs.values():
             if (dv.get("status") or {}).get("phase") in (None, "", "Pending"):
-                self.queue.add(_key(dv))
+                self.queue.enqueue(_key(dv))
 
     async def _sync_profile(self, key: Key) -> float | None:
         storage_class = self.classes.get("", key[1])

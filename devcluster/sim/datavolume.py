@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from devcluster.sim.vmi_status import rfc3339
-from kubeunits.quantity import format_decimal, to_bytes
+from kubekit.quantity import format_decimal, to_bytes
 
 Obj = Mapping[str, Any]
 

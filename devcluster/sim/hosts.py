@@ -25,9 +25,12 @@ from typing import Any
 
 import structlog
 
-from .informer import Key, WorkQueue, key_of
-from .kube import LEASES, NODES, PODS, PVCS, KubeError
-from .runtime import SimRuntime, SimSettings, now_rfc3339
+from kubekit.informer import Key, key_of
+from kubekit.resources import LEASES, NODES, PODS, PVCS
+from kubekit.restclient import KubeError
+from kubekit.workqueue import WorkQueue
+
+from .runtime import SIM_RETRY_DELAYS, SimRuntime, SimSettings, now_rfc3339
 
 log = structlog.get_logger("devcluster.sim.hosts")
 
@@ -299,8 +302,10 @@ class Hosts:
         self.hosts = {host.name: host for host in host_specs(runtime.settings)}
         self.addresses = PodAddresses()
         self._powered: dict[str, bool] = {}
-        self._nodes_queue = WorkQueue("hosts", self._reconcile_node, workers=2)
-        self._pods_queue = WorkQueue("kubelet", self._reconcile_pod, workers=8)
+        self._nodes_queue = WorkQueue("hosts", self._reconcile_node, workers=2,
+                                      retry_delays=SIM_RETRY_DELAYS)
+        self._pods_queue = WorkQueue("kubelet", self._reconcile_pod, workers=8,
+                                     retry_delays=SIM_RETRY_DELAYS)
         self._waiting_for_claims: dict[tuple[str, str], set[Key]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self._reported: dict[str, float] = {}  # host -> loop time of its last status report
@@ -318,7 +323,7 @@ class Hosts:
         self._nodes_queue.start()
         self._pods_queue.start()
         for name in self.hosts:
-            self._nodes_queue.add(("", name))
+            self._nodes_queue.enqueue(("", name))
         self._heartbeat = asyncio.get_running_loop().create_task(self._renew_leases())
 
     async def stop(self) -> None:
@@ -334,7 +339,7 @@ class Hosts:
     def _on_node(self, kind: str, node: dict[str, Any]) -> None:
         name = node["metadata"]["name"]
         if name in self.hosts:
-            self._nodes_queue.add(("", name))
+            self._nodes_queue.enqueue(("", name))
 
     def _observe_pod(self, kind: str, pod: dict[str, Any]) -> None:
         meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
@@ -346,14 +351,14 @@ class Hosts:
             return
         if status.get("podIP") and not spec.get("hostNetwork"):
             self.addresses.observe(node, meta.get("uid", ""), status["podIP"])
-        self._pods_queue.add(key_of(pod))
+        self._pods_queue.enqueue(key_of(pod))
 
     def _on_claim(self, kind: str, claim: dict[str, Any]) -> None:
         if (claim.get("status") or {}).get("phase") != "Bound":
             return
         waiting = self._waiting_for_claims.pop(key_of(claim), set())
         for key in waiting:
-            self._pods_queue.add(key)
+            self._pods_queue.enqueue(key)
 
     # --- the host ---------------------------------------------------------------------
 
@@ -400,7 +405,7 @@ class Hosts:
     def _resync_pods(self, node_name: str) -> None:
         for pod in self.runtime.informer(PODS).values():
             if (pod.get("spec") or {}).get("nodeName") == node_name:
-                self._pods_queue.add(key_of(pod))
+                self._pods_queue.enqueue(key_of(pod))
 
     async def _renew_lease(self, node: Obj) -> None:
         now = micro_time(datetime.now(UTC))

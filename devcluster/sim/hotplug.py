@@ -19,7 +19,7 @@ from typing import Any
 from devcluster.sim.launcher import DEFAULT_CPU_ALLOCATION_RATIO, guest_memory
 from devcluster.sim.vm_status import is_migrating
 from devcluster.sim.vmi_status import condition, find_condition
-from kubeunits.quantity import (
+from kubekit.quantity import (
     format_bytes,
     format_millis,
     to_bytes,

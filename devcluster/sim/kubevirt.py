@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from devcluster.apiserver.errors import ApiError
+from kubekit.resources import CRDS, KUBEVIRTS, NAMESPACES, ResourceRef
+from kubekit.restclient import Kube, KubeError, wait_for_resource
 
 from .cdi import CdiController
-from .kube import CRDS, KUBEVIRTS, NAMESPACES, Kube, KubeError, Resource, wait_for_resource
 from .kubevirt_crds import KUBEVIRT_NAMESPACE, default_kubevirt_cr, kubevirt_crds
 from .runtime import Component, SimRuntime
 from .subresources import VirtApi, default_vmi, eviction_denied_message
@@ -88,7 +89,7 @@ class KubeVirtInstaller:
             await _ensure_crd(kube, definition)
         for definition in kubevirt_crds():
             spec = definition["spec"]
-            await wait_for_resource(kube, Resource(
+            await wait_for_resource(kube, ResourceRef(
                 spec["group"], spec["versions"][0]["name"], spec["names"]["plural"],
                 namespaced=spec["scope"] == "Namespaced"))
         try:

@@ -27,7 +27,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from kubeunits.quantity import (
+from kubekit.quantity import (
     format_bytes,
     format_millis,
     to_bytes,

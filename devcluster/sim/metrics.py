@@ -35,10 +35,10 @@ from devcluster.apiserver.resources import PrinterColumn, Registry, ResourceType
 from devcluster.apiserver.selectors import parse_label_selector
 from devcluster.apiserver.server import Target
 from devcluster.apiserver.tables import to_table
-from kubeunits.quantity import QuantityError, to_bytes, to_millis
+from kubekit.quantity import QuantityError, to_bytes, to_millis
+from kubekit.resources import NODES, PODS, VMIS, VMS, ResourceRef
 
 from .hosts import is_powered_on
-from .kube import NODES, PODS, VMIS, VMS, Resource
 from .runtime import SimRuntime
 
 Obj = Mapping[str, Any]
@@ -67,12 +67,12 @@ Usage = tuple[int, int]  # (millicores, bytes)
 
 SERVICE_NAMESPACE, SERVICE_NAME = "kube-system", "metrics-server"
 FIELD_MANAGER = "metrics-server"
-SERVICES = Resource("", "v1", "services")
-ENDPOINTS = Resource("", "v1", "endpoints")
-APISERVICES = Resource("apiregistration.k8s.io", "v1", "apiservices", namespaced=False)
+SERVICES = ResourceRef("", "v1", "services")
+ENDPOINTS = ResourceRef("", "v1", "endpoints")
+APISERVICES = ResourceRef("apiregistration.k8s.io", "v1", "apiservices", namespaced=False)
 
 
-def registration(port: int, ca_pem: bytes) -> list[tuple[Resource, dict[str, Any]]]:
+def registration(port: int, ca_pem: bytes) -> list[tuple[ResourceRef, dict[str, Any]]]:
     """The Service, its Endpoints (this process) and the APIService, as metrics-server's
     manifests declare them (components.yaml), with the endpoint we listen on."""
     service = {"apiVersion": "v1", "kind": "Service",

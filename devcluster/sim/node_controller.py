@@ -29,10 +29,13 @@ from typing import Any
 
 import structlog
 
+from kubekit.informer import Key, key_of
+from kubekit.resources import LEASES, NODES, PODS
+from kubekit.restclient import KubeError
+from kubekit.workqueue import WorkQueue
+
 from . import node_lifecycle
-from .informer import Key, WorkQueue, key_of
-from .kube import LEASES, NODES, PODS, KubeError
-from .runtime import SimRuntime, now_rfc3339
+from .runtime import SIM_RETRY_DELAYS, SimRuntime, now_rfc3339
 from .scheduling import is_terminal, tolerates
 
 log = structlog.get_logger("devcluster.sim.node_controller")
@@ -102,8 +105,10 @@ class NodeLifecycleController:
         self._no_execute_seen: dict[str, list[tuple[str, str, str]]] = {}
         self._orphans_seen: dict[Key, float] = {}
         self._evicted: set[str] = set()  # pod uids deleted already (the watch may lag)
-        self._nodes_queue = WorkQueue("node-lifecycle", self._reconcile_node, workers=2)
-        self._eviction_queue = WorkQueue("taint-eviction", self._reconcile_eviction, workers=4)
+        self._nodes_queue = WorkQueue("node-lifecycle", self._reconcile_node, workers=2,
+                                      retry_delays=SIM_RETRY_DELAYS)
+        self._eviction_queue = WorkQueue("taint-eviction", self._reconcile_eviction, workers=4,
+                                         retry_delays=SIM_RETRY_DELAYS)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -167,21 +172,21 @@ class NodeLifecycleController:
             self._no_execute_seen.pop(name, None)
             return
         self._saw(name)
-        self._nodes_queue.add(("", name))
+        self._nodes_queue.enqueue(("", name))
         taints = _taint_identity(no_execute_taints(node))
         if self._no_execute_seen.get(name) != taints:
             self._no_execute_seen[name] = taints
             if taints:
                 for pod in self.runtime.informer(PODS).values():
                     if (pod.get("spec") or {}).get("nodeName") == name:
-                        self._eviction_queue.add(key_of(pod))
+                        self._eviction_queue.enqueue(key_of(pod))
 
     def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
         if kind == "DELETED":
             return
         node_name = (pod.get("spec") or {}).get("nodeName")
         if node_name and self._no_execute_seen.get(node_name):
-            self._eviction_queue.add(key_of(pod))
+            self._eviction_queue.enqueue(key_of(pod))
 
     # --- node lifecycle ---------------------------------------------------------------
 
@@ -195,7 +200,7 @@ class NodeLifecycleController:
     async def _monitor(self) -> None:
         """The monitor period: nodes whose heartbeat is overdue get looked at."""
         for node in self.runtime.informer(NODES).values():
-            self._nodes_queue.add(("", node["metadata"]["name"]))
+            self._nodes_queue.enqueue(("", node["metadata"]["name"]))
 
     async def _reconcile_node(self, key: Key) -> float | None:
         node = self.runtime.informer(NODES).get("", key[1])

@@ -8,10 +8,15 @@ import itertools
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
-from .informer import Informer
-from .kube import EVENTS, Kube, KubeError, Resource
+from kubekit.informer import Informer
+from kubekit.resources import EVENTS, ResourceRef
+from kubekit.restclient import Kube, KubeError
+
+#: Retries of a failed reconcile in the simulated components: 0.1 s doubling to 10 s, as
+#: client-go's default rate limiter starts fast (a conflict is usually gone at once).
+SIM_RETRY_DELAYS: Final = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10.0)
 
 
 class Component(Protocol):
@@ -54,10 +59,10 @@ class SimRuntime:
     def __init__(self, kube: Kube, settings: SimSettings) -> None:
         self.kube = kube
         self.settings = settings
-        self._informers: dict[Resource, Informer] = {}
+        self._informers: dict[ResourceRef, Informer] = {}
         self._event_names = itertools.count()
 
-    def informer(self, resource: Resource) -> Informer:
+    def informer(self, resource: ResourceRef) -> Informer:
         """The one shared informer of a collection (started on first use)."""
         informer = self._informers.get(resource)
         if informer is None:
@@ -65,7 +70,7 @@ class SimRuntime:
             informer.start()
         return informer
 
-    async def wait_synced(self, *resources: Resource) -> None:
+    async def wait_synced(self, *resources: ResourceRef) -> None:
         await asyncio.gather(*(self.informer(r).synced.wait() for r in resources))
 
     async def stop_informers(self) -> None:

@@ -27,11 +27,13 @@ from typing import Any
 
 import structlog
 
-from kubeunits.quantity import QuantityError, to_bytes, to_millis
+from kubekit.informer import Key, key_of
+from kubekit.quantity import QuantityError, to_bytes, to_millis
+from kubekit.resources import NAMESPACES, NODES, PODS, PVCS, PVS, STORAGE_CLASSES
+from kubekit.restclient import KubeError
+from kubekit.workqueue import WorkQueue
 
-from .informer import Key, WorkQueue, key_of
-from .kube import NAMESPACES, NODES, PODS, PVCS, PVS, STORAGE_CLASSES, KubeError
-from .runtime import SimRuntime, now_rfc3339
+from .runtime import SIM_RETRY_DELAYS, SimRuntime, now_rfc3339
 from .scheduling import is_terminal, pod_requests, schedule
 
 log = structlog.get_logger("devcluster.sim.scheduler")
@@ -224,7 +226,8 @@ class Scheduler:
         self.kube = runtime.kube
         self._placed = Placements()
         self._unschedulable: set[Key] = set()
-        self._queue = WorkQueue("scheduler", self._schedule_one, workers=1)
+        self._queue = WorkQueue("scheduler", self._schedule_one, workers=1,
+                                retry_delays=SIM_RETRY_DELAYS)
         self._bindings = asyncio.Semaphore(BINDINGS_IN_FLIGHT)
         self._binding_tasks: set[asyncio.Task[None]] = set()
 
@@ -269,14 +272,14 @@ class Scheduler:
             self._unschedulable.discard(key)
             return
         if wants_scheduling(pod) and key not in self._unschedulable:
-            self._queue.add(key)
+            self._queue.enqueue(key)
 
     def _on_cluster_change(self, kind: str, obj: dict[str, Any]) -> None:
         self._retry_unschedulable()
 
     def _retry_unschedulable(self) -> None:
         for key in self._unschedulable:
-            self._queue.add(key)
+            self._queue.enqueue(key)
         self._unschedulable.clear()
 
     # --- the scheduling cycle ---------------------------------------------------------
@@ -365,9 +368,9 @@ class Scheduler:
             if not (isinstance(error, KubeError) and error.status in (404, 409)):
                 log.warning("Binding failed, retrying", pod=f"{key[0]}/{key[1]}",
                             error=str(error))
-                self._queue.add_after(key, 1.0)
+                self._queue.enqueue(key, 1.0)
             else:
-                self._queue.add(key)
+                self._queue.enqueue(key)
         finally:
             self._bindings.release()
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeunits.quantity import to_bytes, to_millis
+from kubekit.quantity import to_bytes, to_millis
 
 Obj = Mapping[str, Any]
 

@@ -23,9 +23,12 @@ from typing import Any
 
 import structlog
 
-from .informer import Key, WorkQueue, key_of
-from .kube import PVCS, PVS, STORAGE_CLASSES, KubeError
-from .runtime import SimRuntime
+from kubekit.informer import Key, key_of
+from kubekit.resources import PVCS, PVS, STORAGE_CLASSES
+from kubekit.restclient import KubeError
+from kubekit.workqueue import WorkQueue
+
+from .runtime import SIM_RETRY_DELAYS, SimRuntime
 from .written import WrittenCache
 
 log = structlog.get_logger("devcluster.sim.storage")
@@ -106,8 +109,10 @@ class StorageProvisioner:
     def __init__(self, runtime: SimRuntime) -> None:
         self.runtime = runtime
         self.kube = runtime.kube
-        self._claims = WorkQueue("provisioner", self._reconcile_claim, workers=4)
-        self._volumes = WorkQueue("volume-reclaim", self._reconcile_volume, workers=2)
+        self._claims = WorkQueue("provisioner", self._reconcile_claim, workers=4,
+                                 retry_delays=SIM_RETRY_DELAYS)
+        self._volumes = WorkQueue("volume-reclaim", self._reconcile_volume, workers=2,
+                                  retry_delays=SIM_RETRY_DELAYS)
         self._waiting_reported: set[str] = set()  # claim uids told WaitForFirstConsumer
         # A bind is three writes; the watch events of the first two must not bind again.
         self.written = WrittenCache()
@@ -124,14 +129,14 @@ class StorageProvisioner:
         classes = self.runtime.informer(STORAGE_CLASSES)
         await self.runtime.wait_synced(PVCS, PVS, STORAGE_CLASSES)
         claims.add_listener(self._on_claim)
-        volumes.add_listener(lambda kind, pv: self._volumes.add(key_of(pv)))
+        volumes.add_listener(lambda kind, pv: self._volumes.enqueue(key_of(pv)))
         classes.add_listener(lambda kind, sc: self._requeue_claims())
         self._claims.start()
         self._volumes.start()
         for claim in claims.values():
-            self._claims.add(key_of(claim))
+            self._claims.enqueue(key_of(claim))
         for volume in volumes.values():
-            self._volumes.add(key_of(volume))
+            self._volumes.enqueue(key_of(volume))
 
     async def stop(self) -> None:
         await self._claims.stop()
@@ -139,16 +144,16 @@ class StorageProvisioner:
 
     def _requeue_claims(self) -> None:
         for claim in self.runtime.informer(PVCS).values():
-            self._claims.add(key_of(claim))
+            self._claims.enqueue(key_of(claim))
 
     def _on_claim(self, kind: str, claim: dict[str, Any]) -> None:
         if kind == "DELETED":
             self.written.forget(PVCS, key_of(claim))
             volume_name = (claim.get("spec") or {}).get("volumeName")
             if volume_name:
-                self._volumes.add(("", volume_name))
+                self._volumes.enqueue(("", volume_name))
             return
-        self._claims.add(key_of(claim))
+        self._claims.enqueue(key_of(claim))
 
     async def _reconcile_claim(self, key: Key) -> float | None:
         claim = self.written.latest(PVCS, self.runtime.informer(PVCS), key)

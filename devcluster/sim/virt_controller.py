@@ -18,9 +18,8 @@ from typing import Any
 
 import structlog
 
-from .hotplug import plan_live_update, restart_required_condition
-from .informer import Key, WorkQueue
-from .kube import (
+from kubekit.informer import Key
+from kubekit.resources import (
     DATAVOLUMES,
     KUBEVIRTS,
     NADS,
@@ -30,9 +29,12 @@ from .kube import (
     VMIMS,
     VMIS,
     VMS,
-    KubeError,
-    Resource,
+    ResourceRef,
 )
+from kubekit.restclient import KubeError
+from kubekit.workqueue import WorkQueue
+
+from .hotplug import plan_live_update, restart_required_condition
 from .launcher import READINESS_GATE_UNPAUSED, build_launcher_pod, nad_namespaced_name
 from .node_lifecycle import (
     NODE_NAME_LABEL,
@@ -41,7 +43,7 @@ from .node_lifecycle import (
     unresponsive_node_actions,
     vmi_unresponsive_event,
 )
-from .runtime import SimRuntime
+from .runtime import SIM_RETRY_DELAYS, SimRuntime
 from .vm_status import run_strategy, should_vmi_exist, vm_status
 from .vmi_status import (
     FAILED_CREATE,
@@ -274,10 +276,14 @@ class VirtController:
         # vmi uid -> keys of its pods; (namespace, vmi name) -> migration names
         self._pods_by_vmi: dict[str, set[Key]] = {}
         self._migrations_by_vmi: dict[Key, set[str]] = {}
-        self.vm_queue = WorkQueue("vm", self._sync_vm, workers=4)
-        self.vmi_queue = WorkQueue("vmi", self._sync_vmi, workers=4)
-        self.migration_queue = WorkQueue("migration", self._sync_migration, workers=2)
-        self.node_queue = WorkQueue("kubevirt-node", self._sync_node, workers=1)
+        self.vm_queue = WorkQueue("vm", self._sync_vm, workers=4,
+                                  retry_delays=SIM_RETRY_DELAYS)
+        self.vmi_queue = WorkQueue("vmi", self._sync_vmi, workers=4,
+                                   retry_delays=SIM_RETRY_DELAYS)
+        self.migration_queue = WorkQueue("migration", self._sync_migration, workers=2,
+                                         retry_delays=SIM_RETRY_DELAYS)
+        self.node_queue = WorkQueue("kubevirt-node", self._sync_node, workers=1,
+                                    retry_delays=SIM_RETRY_DELAYS)
 
     # ---- wiring ------------------------------------------------------------------------
 
@@ -298,7 +304,7 @@ class VirtController:
                                 (self.migrations, self.migration_queue),
                                 (self.nodes, self.node_queue)):
             for obj in informer.values():
-                queue.add(_key(obj))
+                queue.enqueue(_key(obj))
 
     async def stop(self) -> None:
         for queue in (self.vm_queue, self.vmi_queue, self.migration_queue, self.node_queue):
@@ -307,7 +313,7 @@ class VirtController:
     def _on_vm(self, kind: str, vm: dict[str, Any]) -> None:
         if kind == "DELETED":
             self.written.forget(VMS, _key(vm))
-        self.vm_queue.add(_key(vm))
+        self.vm_queue.enqueue(_key(vm))
 
     def _on_vmi(self, kind: str, vmi: dict[str, Any]) -> None:
         key = _key(vmi)
@@ -316,15 +322,15 @@ class VirtController:
             self.expectations.observed("delete", key)
         else:
             self.expectations.observed("create", key)
-        self.vmi_queue.add(key)
+        self.vmi_queue.enqueue(key)
         # VMI changes come in bursts (controller, handler): the VM's status follows them
         # a moment later, in one write instead of one per step.
-        self.vm_queue.add_after(key, 0.5)
+        self.vm_queue.enqueue(key, 0.5)
         for name in self._migrations_by_vmi.get(key, set()):
-            self.migration_queue.add((key[0], name))
+            self.migration_queue.enqueue((key[0], name))
         evacuation = _status(vmi).get("evacuationNodeName")
         if evacuation:
-            self.migration_queue.add((key[0], ""))  # the evacuation pass of that namespace
+            self.migration_queue.enqueue((key[0], ""))  # the evacuation pass of that namespace
 
     def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
         if not is_launcher_pod(pod):
@@ -338,30 +344,30 @@ class VirtController:
             self._pods_by_vmi.setdefault(vmi_uid, set()).add(pod_key)
         owner = controller_owner(pod, "VirtualMachineInstance")
         if owner is not None:
-            self.vmi_queue.add((pod_key[0], owner))
+            self.vmi_queue.enqueue((pod_key[0], owner))
             for name in self._migrations_by_vmi.get((pod_key[0], owner), set()):
-                self.migration_queue.add((pod_key[0], name))
+                self.migration_queue.enqueue((pod_key[0], name))
 
     def _on_dv(self, _kind: str, dv: dict[str, Any]) -> None:
         namespace = str(_meta(dv).get("namespace", ""))
         owner = controller_owner(dv, "VirtualMachine")
         if owner is not None:
-            self.vm_queue.add((namespace, owner))
-            self.vmi_queue.add((namespace, owner))
+            self.vm_queue.enqueue((namespace, owner))
+            self.vmi_queue.enqueue((namespace, owner))
         for vmi in self.vmis.values():
             if _meta(vmi).get("namespace") == namespace and _phase(vmi) in ("", PHASE_PENDING):
-                self.vmi_queue.add(_key(vmi))
+                self.vmi_queue.enqueue(_key(vmi))
 
     def _on_pvc(self, _kind: str, pvc: dict[str, Any]) -> None:
         namespace = str(_meta(pvc).get("namespace", ""))
         for vmi in self.vmis.values():
             if _meta(vmi).get("namespace") == namespace and _phase(vmi) in ("", PHASE_PENDING):
-                self.vmi_queue.add(_key(vmi))
+                self.vmi_queue.enqueue(_key(vmi))
 
     def _on_nad(self, _kind: str, nad: dict[str, Any]) -> None:
         for vmi in self.vmis.values():
             if _phase(vmi) in ("", PHASE_PENDING):
-                self.vmi_queue.add(_key(vmi))
+                self.vmi_queue.enqueue(_key(vmi))
 
     def _on_migration(self, kind: str, migration: dict[str, Any]) -> None:
         namespace, name = _key(migration)
@@ -370,12 +376,12 @@ class VirtController:
             self._migrations_by_vmi.get(vmi_key, set()).discard(name)
         else:
             self._migrations_by_vmi.setdefault(vmi_key, set()).add(name)
-        self.migration_queue.add((namespace, name))
-        self.vmi_queue.add(vmi_key)
-        self.vm_queue.add(vmi_key)
+        self.migration_queue.enqueue((namespace, name))
+        self.vmi_queue.enqueue(vmi_key)
+        self.vm_queue.enqueue(vmi_key)
 
     def _on_node(self, _kind: str, node: dict[str, Any]) -> None:
-        self.node_queue.add(("", str(_meta(node)["name"])))
+        self.node_queue.enqueue(("", str(_meta(node)["name"])))
 
     # ---- shared lookups ----------------------------------------------------------------
 
@@ -415,7 +421,7 @@ class VirtController:
                 found.append(migration)
         return found
 
-    async def write_status(self, resource: Resource, obj: Obj, status: dict[str, Any]) -> None:
+    async def write_status(self, resource: ResourceRef, obj: Obj, status: dict[str, Any]) -> None:
         """PUT the status subresource (optimistic concurrency: a 409 is retried)."""
         if resource == VMIS:
             await self.write_vmi(obj, status)

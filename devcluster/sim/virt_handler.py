@@ -23,11 +23,14 @@ from typing import Any
 
 import structlog
 
+from kubekit.informer import Key
+from kubekit.resources import DATAVOLUMES, NADS, NODES, PODS, PVCS, VMIS
+from kubekit.restclient import KubeError
+from kubekit.workqueue import WorkQueue
+
 from .hotplug import status_after_hotplug
-from .informer import Key, WorkQueue
-from .kube import DATAVOLUMES, NADS, NODES, PODS, PVCS, VMIS, KubeError
 from .node_lifecycle import NODE_NAME_LABEL, heartbeat_patch
-from .runtime import SimRuntime
+from .runtime import SIM_RETRY_DELAYS, SimRuntime
 from .virt_controller import now_utc
 from .vmi_status import (
     PHASE_RUNNING,
@@ -128,20 +131,21 @@ class VirtHandlers:
         self.pvcs = runtime.informer(PVCS)
         self.dvs = runtime.informer(DATAVOLUMES)
         self.nads = runtime.informer(NADS)
-        self.queue = WorkQueue("virt-handler", self._sync_vmi, workers=4)
+        self.queue = WorkQueue("virt-handler", self._sync_vmi, workers=4,
+                               retry_delays=SIM_RETRY_DELAYS)
         self._powered: dict[str, bool] = {}
         self.written = WrittenCache()
         self._heartbeat_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.vmis.add_listener(lambda _kind, vmi: self.queue.add(_key(vmi)))
+        self.vmis.add_listener(lambda _kind, vmi: self.queue.enqueue(_key(vmi)))
         self.pods.add_listener(self._on_pod)
         self.nodes.add_listener(self._on_node)
         self.dvs.add_listener(self._on_dv)
         self.queue.start()
         await self.runtime.wait_synced(VMIS, PODS, NODES, PVCS, DATAVOLUMES)
         for vmi in self.vmis.values():
-            self.queue.add(_key(vmi))
+            self.queue.enqueue(_key(vmi))
         for node in self.nodes.values():
             self._on_node("ADDED", node)
         self._heartbeat_task = asyncio.get_running_loop().create_task(self._heartbeats())
@@ -156,12 +160,12 @@ class VirtHandlers:
     def _on_pod(self, _kind: str, pod: dict[str, Any]) -> None:
         for ref in _meta(pod).get("ownerReferences") or []:
             if ref.get("kind") == "VirtualMachineInstance":
-                self.queue.add((str(_meta(pod).get("namespace", "")), str(ref.get("name"))))
+                self.queue.enqueue((str(_meta(pod).get("namespace", "")), str(ref.get("name"))))
 
     def _on_dv(self, _kind: str, dv: dict[str, Any]) -> None:
         for ref in _meta(dv).get("ownerReferences") or []:
             if ref.get("kind") == "VirtualMachine":
-                self.queue.add((str(_meta(dv).get("namespace", "")), str(ref.get("name"))))
+                self.queue.enqueue((str(_meta(dv).get("namespace", "")), str(ref.get("name"))))
 
     def _on_node(self, kind: str, node: dict[str, Any]) -> None:
         name = str(_meta(node)["name"])
@@ -175,7 +179,7 @@ class VirtHandlers:
             for vmi in self.vmis.values():
                 if _status(vmi).get("nodeName") == name or (
                         (_status(vmi).get("migrationState") or {}).get("targetNode") == name):
-                    self.queue.add(_key(vmi))
+                    self.queue.enqueue(_key(vmi))
 
     # ---- heartbeat ---------------------------------------------------------------------
 

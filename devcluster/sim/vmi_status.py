@@ -20,7 +20,7 @@ from devcluster.sim.launcher import (
     memory_overhead,
     nad_namespaced_name,
 )
-from kubeunits.quantity import format_bytes
+from kubekit.quantity import format_bytes
 
 Obj = Mapping[str, Any]
 

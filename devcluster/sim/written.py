@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .informer import Informer, Key
-from .kube import Resource
+from kubekit.informer import Informer, Key
+from kubekit.resources import ResourceRef
 
 Obj = Mapping[str, Any]
 
@@ -41,11 +41,11 @@ class WrittenCache:
     def __init__(self) -> None:
         self._written: dict[tuple[str, Key], dict[str, Any]] = {}
 
-    def remember(self, resource: Resource, written: dict[str, Any]) -> None:
+    def remember(self, resource: ResourceRef, written: dict[str, Any]) -> None:
         if _meta(written).get("name") and _meta(written).get("resourceVersion"):
             self._written[(resource.plural, _key(written))] = written
 
-    def latest(self, resource: Resource, informer: Informer, key: Key) -> dict[str, Any] | None:
+    def latest(self, resource: ResourceRef, informer: Informer, key: Key) -> dict[str, Any] | None:
         cached = informer.get(*key)
         written = self._written.get((resource.plural, key))
         if written is None:
@@ -55,6 +55,6 @@ class WrittenCache:
             return cached
         return written
 
-    def forget(self, resource: Resource, key: Key) -> None:
+    def forget(self, resource: ResourceRef, key: Key) -> None:
         """The object was deleted: what we wrote before is history."""
         self._written.pop((resource.plural, key), None)

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from controllers.common.kube import KubeClient, KubeError, ResourceRef
+from controllers.common.kube import KubeClient, KubeError
 from controllers.common.login import log_in, log_in_cluster
+from kubekit.resources import ResourceRef
 from tests.harness import REPO, DevCluster
 
 SELF_SUBJECT_REVIEWS = ResourceRef("authentication.k8s.io", "v1", "selfsubjectreviews", False)

@@ -10,7 +10,7 @@ from controllers.common.apply import build_event, status_changed, whole_status_p
 from controllers.common.caches import slim_pod
 from controllers.common.kube import KubeError, resource_of, retriable
 from controllers.storagepolicy.builders import count_disks, immutable_differences, mutable_patch
-from kubeunits.workqueue import WorkQueue
+from kubekit.workqueue import WorkQueue
 
 
 async def test_work_queue_coalesces_a_burst_into_one_reconcile() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from controllers.common.resources import ResourceRef
 from controllers.operator import CONTROLLERS, declared_caches
+from kubekit.resources import ResourceRef
 
 RBAC = Path(__file__).resolve().parent.parent.parent / "manifests" / "rbac.yaml"
 

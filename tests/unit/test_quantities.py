@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from kubeunits.quantity import (
+from kubekit.quantity import (
     QUANTITY_PATTERN,
     SIZE_PATTERN,
     QuantityError,

@@ -13,7 +13,7 @@ from devcluster.sim.launcher import (
     memory_overhead,
     vcpus,
 )
-from kubeunits.quantity import to_bytes
+from kubekit.quantity import to_bytes
 
 MI = 1024**2
 

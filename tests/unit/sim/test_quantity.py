@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from kubeunits.quantity import (
+from kubekit.quantity import (
     QuantityError,
     format_bytes,
     format_decimal,

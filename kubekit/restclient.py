@@ -1,4 +1,4 @@
-"""A small asyncio Kubernetes client for the simulated hosts, over aiohttp.
+"""A thin asyncio Kubernetes client over aiohttp: the simulated hosts' and `vdcos up`'s.
 
 The simulation talks to the API server the way KubeVirt's and the kubelet's components do:
 list, watch, create, patch, delete, through the REST API only. It reads a kubeconfig with a
@@ -12,13 +12,14 @@ import base64
 import ssl
 import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import yaml
+
+from kubekit.resources import ResourceRef
 
 
 class KubeError(Exception):
@@ -27,52 +28,6 @@ class KubeError(Exception):
         self.body = body
         self.reason = str(body.get("reason", ""))
         super().__init__(f"{status} {self.reason}: {body.get('message', '')}")
-
-
-@dataclass(frozen=True)
-class Resource:
-    """Where a kind lives in the REST API."""
-
-    group: str
-    version: str
-    plural: str
-    namespaced: bool = True
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def path(self, namespace: str | None = None, name: str = "", subresource: str = "") -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
-        base += f"/{self.plural}"
-        if name:
-            base += f"/{name}"
-        if subresource:
-            base += f"/{subresource}"
-        return base
-
-
-NODES = Resource("", "v1", "nodes", namespaced=False)
-PODS = Resource("", "v1", "pods")
-EVENTS = Resource("", "v1", "events")
-NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
-LEASES = Resource("coordination.k8s.io", "v1", "leases")
-PVCS = Resource("", "v1", "persistentvolumeclaims")
-PVS = Resource("", "v1", "persistentvolumes", namespaced=False)
-STORAGE_CLASSES = Resource("storage.k8s.io", "v1", "storageclasses", namespaced=False)
-CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
-SECRETS = Resource("", "v1", "secrets")
-PRIORITY_CLASSES = Resource("scheduling.k8s.io", "v1", "priorityclasses", namespaced=False)
-VMS = Resource("kubevirt.io", "v1", "virtualmachines")
-VMIS = Resource("kubevirt.io", "v1", "virtualmachineinstances")
-VMIMS = Resource("kubevirt.io", "v1", "virtualmachineinstancemigrations")
-VMIRS = Resource("kubevirt.io", "v1", "virtualmachineinstancereplicasets")
-KUBEVIRTS = Resource("kubevirt.io", "v1", "kubevirts")
-DATAVOLUMES = Resource("cdi.kubevirt.io", "v1beta1", "datavolumes")
-DATASOURCES = Resource("cdi.kubevirt.io", "v1beta1", "datasources")
-NADS = Resource("k8s.cni.cncf.io", "v1", "network-attachment-definitions")
 
 
 class Kube:
@@ -156,7 +111,7 @@ class Kube:
             return decoded if isinstance(decoded, dict) else {"items": decoded}
 
     async def get(
-        self, resource: Resource, namespace: str | None, name: str, subresource: str = ""
+        self, resource: ResourceRef, namespace: str | None, name: str, subresource: str = ""
     ) -> dict[str, Any] | None:
         try:
             return await self.request("GET", resource.path(namespace, name, subresource))
@@ -166,13 +121,13 @@ class Kube:
             raise
 
     async def list(
-        self, resource: Resource, namespace: str | None = None, **params: str
+        self, resource: ResourceRef, namespace: str | None = None, **params: str
     ) -> dict[str, Any]:
         return await self.request("GET", resource.path(namespace), params=params or None)
 
     async def create(
         self,
-        resource: Resource,
+        resource: ResourceRef,
         obj: dict[str, Any],
         namespace: str | None = None,
         subresource: str = "",
@@ -183,7 +138,7 @@ class Kube:
 
     async def patch(
         self,
-        resource: Resource,
+        resource: ResourceRef,
         namespace: str | None,
         name: str,
         patch: Any,
@@ -205,7 +160,7 @@ class Kube:
 
     async def apply(
         self,
-        resource: Resource,
+        resource: ResourceRef,
         obj: dict[str, Any],
         manager: str,
         *,
@@ -223,7 +178,7 @@ class Kube:
 
     async def delete(
         self,
-        resource: Resource,
+        resource: ResourceRef,
         namespace: str | None,
         name: str,
         *,
@@ -246,7 +201,7 @@ class Kube:
 
     async def watch(
         self,
-        resource: Resource,
+        resource: ResourceRef,
         resource_version: str,
         namespace: str | None = None,
         timeout_seconds: int = 300,
@@ -271,7 +226,7 @@ class Kube:
                     yield orjson.loads(line)
 
 
-async def wait_for_resource(kube: Kube, resource: Resource, attempts: int = 600) -> None:
+async def wait_for_resource(kube: Kube, resource: ResourceRef, attempts: int = 600) -> None:
     """Wait until the API serves `resource` (its CRD established), reading discovery."""
     for _ in range(attempts):
         try:

@@ -1,2 +1,0 @@
-"""Kubernetes value types shared by the operator (`controllers`) and the embedded datacenter
-(`devcluster`), which must not import each other."""
