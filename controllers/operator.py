@@ -33,7 +33,7 @@ from controllers.computecluster.controller import ComputeClusterController
 from controllers.storagepolicy.controller import StoragePolicyController
 from controllers.virtualmachine.builders import build_priority_classes
 from controllers.virtualmachine.controller import VirtualMachineController
-from kubekit.resources import PRIORITY_CLASSES
+from kubekit.resources import PRIORITY_CLASSES, ResourceRef
 
 log = get_logger("vdcos.operator")
 
@@ -94,7 +94,13 @@ def _register_cache(spec: CacheSpec[Any]) -> None:
     )
 
 
-def _register_watch(controller: type[Controller[Any]], watch: Watch) -> None:
+WatchKey = tuple[ResourceRef, tuple[tuple[str, Any], ...]]
+
+
+def _register_watches(key: WatchKey, watches: list[tuple[str, Watch]]) -> None:
+    """One kopf handler per resource and label filter, fanning out to every controller that
+    watches it: kopf's per-handler cost is paid once per event, not once per controller."""
+
     async def on_event(
         memo: kopf.Memo,
         type: str | None,
@@ -103,17 +109,21 @@ def _register_watch(controller: type[Controller[Any]], watch: Watch) -> None:
         namespace: str | None,
         **_: Any,
     ) -> None:
-        running = state_of(memo).controllers.get(controller.name)
-        if running is not None:
-            watch.on_event(running, WatchEvent(type, namespace or "", name, body))
+        controllers = state_of(memo).controllers
+        event = WatchEvent(type, namespace or "", name, body)
+        for controller_name, watch in watches:
+            running = controllers.get(controller_name)
+            if running is not None:
+                watch.on_event(running, event)
 
-    resource = watch.resource
+    resource, labels = key
     kopf.on.event(
         resource.group,
         resource.version,
         resource.plural,
-        labels=watch.labels,
-        id=f"{controller.name}.{resource.plural}.{watch.on_event.__name__}",
+        labels=dict(labels) or None,
+        id=f"watch.{resource.plural}.{resource.group or 'core'}"
+        + "".join(f".{label}" for label, _ in labels),
     )(on_event)
 
 
@@ -121,9 +131,13 @@ def register(controllers: tuple[type[Controller[Any]], ...]) -> None:
     """Registers the controllers' caches and watches with kopf's default registry."""
     for spec in declared_caches(controllers).values():
         _register_cache(spec)
+    watches: dict[WatchKey, list[tuple[str, Watch]]] = {}
     for controller in controllers:
         for watch in controller.watches():
-            _register_watch(controller, watch)
+            key = (watch.resource, tuple(sorted((watch.labels or {}).items())))
+            watches.setdefault(key, []).append((controller.name, watch))
+    for key, fan_out in watches.items():
+        _register_watches(key, fan_out)
 
 
 register(CONTROLLERS)

@@ -3,7 +3,8 @@
 
   python hack/bench.py apiserver [--objects 10000]   creates/s (memory, --data-dir), watch latency
   python hack/bench.py kubevirt  [--vms 1000]        KubeVirt VMs applied directly to all Running
-  python hack/bench.py vms       [--vms 1000]        VDC VirtualMachines to all Ready (operator)
+  python hack/bench.py vms       [--vms 1000]        VDC VirtualMachines to all Ready (operator),
+                                                    then as many bare KubeVirt VMs (the ratio)
 
 kubevirt and vms run `vdcos up` as a user starts it and report per process (API server,
 simulation, operator): CPU seconds, RSS, writes per VM. `vms --vms 5000` gives the
@@ -147,6 +148,9 @@ def main() -> int:
                                 help="seconds to wait for all VMs (default 900)")
         parser_vms.add_argument("--idle-seconds", type=float, default=10,
                                 help="then count the operator's writes this long (default 10)")
+        if name == "vms":
+            parser_vms.add_argument("--without-kubevirt", action="store_true",
+                                    help="skip the bare KubeVirt run (e.g. for the RSS at 5,000)")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     from devcluster.serve import event_loop_runner

@@ -187,7 +187,10 @@ async def _measure(args: argparse.Namespace, resource: ResourceRef, objects: lis
                    done: Callable[[dict[str, Any]], bool], label: str,
                    resync: bool = False) -> dict[str, Any]:
     count = len(objects)
-    results: dict[str, Any] = {"vms": count, "machine": "2 cores, shared with other work"}
+    results: dict[str, Any] = {
+        "vms": count,
+        "machine": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         up = start_vdcos_up(Path(tmp), count)
         try:
@@ -244,4 +247,13 @@ async def bench_vms(args: argparse.Namespace) -> dict[str, Any]:
         "metadata": {"name": f"vm-{i}", "namespace": NAMESPACE},
         "spec": {"cpu": {"count": 1}, "memory": {"size": "256Mi"}},
     } for i in range(int(args.vms))]
-    return await _measure(args, VDC_VMS, vms, _ready, "ready", resync=True)
+    results = await _measure(args, VDC_VMS, vms, _ready, "ready", resync=True)
+    if args.without_kubevirt:
+        return results
+    # The same count of bare KubeVirt VMs on an identical datacenter, in the same run: what
+    # the operator adds on top of what KubeVirt costs (aim: at most 1.2x).
+    bare = await bench_kubevirt(args)
+    results["kubevirt_all_running_seconds"] = bare["all_running_seconds"]
+    results["vdc_to_kubevirt_time_ratio"] = round(
+        results["all_ready_seconds"] / bare["all_running_seconds"], 2)
+    return results

@@ -7,6 +7,7 @@ Quantities are compared by value, never as strings: "1Gi" equals "1024Mi", and "
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from fractions import Fraction
@@ -62,6 +63,13 @@ def parse_quantity(value: Quantity) -> Fraction:
         return Fraction(value)
     if isinstance(value, float):
         return Fraction(str(value))
+    return _parse_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(value: str) -> Fraction:
+    """Cached: controllers and the scheduler read the same few quantity strings ("2Gi",
+    "500m") of every pod and host on every pass. Fractions are immutable, so sharing is safe."""
     match = _QUANTITY_RE.match(value.strip())
     if match is None:
         raise QuantityError(f"{value!r} is not a quantity (e.g. '4Gi', '500m', '1.5')")

@@ -13,7 +13,6 @@ from typing import Any, Final
 
 FINALIZER: Final = "vdcos.io/operator"
 PROGRESS_PREFIX: Final = "operator.vdcos.io"
-DIFFBASE_ANNOTATION: Final = "operator.vdcos.io/last-handled-configuration"
 PEERING_NAME: Final = "vdcos-operator"
 
 
@@ -40,9 +39,14 @@ def configure_kopf(settings: Any, config: OperatorConfig) -> None:
     """kopf's settings for our operator: own prefixes, watch timeouts, no per-object writes."""
     import kopf
 
+    from controllers.common.no_diffbase import NoDiffBaseStorage
+
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PROGRESS_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(key=DIFFBASE_ANNOTATION)
+    # No handler of ours reacts to changes (on.create/update/field): kopf would deep-copy
+    # every object on every event to compute a diff nobody reads (a seventh of the
+    # operator's CPU at 1,000 VMs).
+    settings.persistence.diffbase_storage = NoDiffBaseStorage()
     settings.watching.server_timeout = config.watch_timeout_seconds
     settings.watching.client_timeout = config.watch_timeout_seconds + 30
     settings.watching.connect_timeout = 30

@@ -20,7 +20,6 @@ lifecycle controller has added them (it does within one 5 s monitor period).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -246,10 +245,8 @@ def _prefilter_node_names(pod: Obj) -> set[str] | None:
 # --- resources --------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
 def _amount(resource: str, quantity: str) -> int:
-    """A request in millicores (cpu) or base units. Cached: a scheduling pass sums the
-    requests of every placed pod, and a datacenter has few distinct quantity strings."""
+    """A request in millicores (cpu) or base units (parsing is cached by kubekit.quantity)."""
     return to_millis(quantity) if resource == "cpu" else to_bytes(quantity)
 
 
