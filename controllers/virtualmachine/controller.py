@@ -52,12 +52,6 @@ VDC_VMS: Final = CacheSpec[dict[str, Any]](
     VIRTUAL_MACHINE.resource,
     lambda body: {_key(body): slim_vdc_vm(body)},
 )
-#: (kind, name) of what a VM refers to -> the VM: who to wake when a reference changes.
-VM_REFERENCES: Final = CacheSpec[Key](
-    "vdcos_virtualmachine_references",
-    VIRTUAL_MACHINE.resource,
-    lambda body: {reference: _key(body) for reference in vm_references(body.get("spec") or {})},
-)
 KUBEVIRT_VM_CACHE: Final = CacheSpec[dict[str, Any]](
     "kubevirt_virtualmachines",
     VMS,
@@ -82,7 +76,6 @@ class VirtualMachineController(Controller[Key]):
     kind = VIRTUAL_MACHINE
     caches: ClassVar[tuple[CacheSpec[Any], ...]] = (
         VDC_VMS,
-        VM_REFERENCES,
         KUBEVIRT_VM_CACHE,
         VMI_CACHE,
         STORAGE_POLICY_CACHE,
@@ -94,7 +87,6 @@ class VirtualMachineController(Controller[Key]):
 
     def __init__(self, context: OperatorContext) -> None:
         self.vdc_vms = context.cache(VDC_VMS)
-        self.references = context.cache(VM_REFERENCES)
         self.kubevirt_vms = context.cache(KUBEVIRT_VM_CACHE)
         self.vmis = context.cache(VMI_CACHE)
         self.policies = context.cache(STORAGE_POLICY_CACHE)
@@ -102,6 +94,7 @@ class VirtualMachineController(Controller[Key]):
         self.storage_classes = context.cache(STORAGE_CLASS_CACHE)
         self.port_groups = context.cache(PORT_GROUPS)
         self.nodes = context.cache(NODE_CACHE)
+        self._generations: dict[tuple[str, str], Any] = {}
         self.reconciler = VirtualMachineReconciler(
             context.kube,
             self.observe,
@@ -139,9 +132,13 @@ class VirtualMachineController(Controller[Key]):
 
     def dependents(self, kind: str, name: str) -> set[Key]:
         """VMs that refer to the object (and, for the default policy, VMs that use it)."""
-        keys = set(self.references.values_of((kind, name)))
-        if kind == "policy":
-            keys |= set(self.references.values_of(("policy", "")))
+        # A scan, not an index: references change rarely, VMs often (an index would cost
+        # kopf one more handler call on every VM event).
+        wanted = {(kind, name), ("policy", "")} if kind == "policy" else {(kind, name)}
+        keys: set[Key] = set()
+        for key, vm in self.vdc_vms.items():
+            if wanted & set(vm_references(vm.get("spec") or {})):
+                keys.add(key)  # type: ignore[arg-type]
         return keys
 
     def enqueue_all(self, keys: Iterable[Key], delay: float = 0.0) -> None:
@@ -157,11 +154,25 @@ class VirtualMachineController(Controller[Key]):
         # Status changes of KubeVirt objects come in bursts: gather them into one pass.
         self.queue.enqueue((event.namespace, event.name), self.config.status_coalesce_seconds)
 
+    def _spec_changed(self, kind: str, event: WatchEvent) -> bool:
+        """Whether a referenced object changed what VMs read of it (its spec), not only its
+        status: policies and clusters rewrite their status every few seconds while VMs start,
+        and each rewrite would otherwise send every VM that names them through a pass."""
+        metadata = event.body.get("metadata") or {}
+        seen = (kind, event.name)
+        generation = None if event.type == "DELETED" else metadata.get("generation")
+        if seen in self._generations and self._generations[seen] == generation:
+            return False
+        self._generations[seen] = generation
+        return True
+
     def storage_policy_changed(self, event: WatchEvent) -> None:
-        self.enqueue_all(self.dependents("policy", event.name))
+        if self._spec_changed("policy", event):
+            self.enqueue_all(self.dependents("policy", event.name))
 
     def compute_cluster_changed(self, event: WatchEvent) -> None:
-        self.enqueue_all(self.dependents("cluster", event.name))
+        if self._spec_changed("cluster", event):
+            self.enqueue_all(self.dependents("cluster", event.name))
 
     def port_group_changed(self, event: WatchEvent) -> None:
         self.enqueue_all(self.dependents("portgroup", event.name))
