@@ -15,6 +15,8 @@ import signal
 import sys
 from pathlib import Path
 
+from devcluster.log_level import configure_log_level
+
 from .kubeconfig import write_kubeconfig
 from .options import add_server_arguments, add_sim_arguments, forward_arguments
 from .supervisor import Supervisor
@@ -96,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     add_sim_arguments(parser)
     add_process_arguments(parser)
     args = parser.parse_args(argv)
+    configure_log_level()
     with event_loop_runner() as runner:
         if args.no_sim:
             with contextlib.suppress(KeyboardInterrupt):

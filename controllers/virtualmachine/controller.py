@@ -35,11 +35,10 @@ from controllers.virtualmachine.observed import (
     vm_references,
 )
 from controllers.virtualmachine.reconciler import VirtualMachineReconciler
-from kubekit.resources import NODES, STORAGE_CLASSES, VMIS, VMS, ResourceRef
+from kubekit.resources import NODES, STORAGE_CLASSES, VMIS, VMS
 
 #: Only the KubeVirt objects we made (KubeVirt users may have thousands of their own).
 OWNED: Final = {VM_LABEL: kopf.PRESENT}
-PORT_GROUPS_RESOURCE: Final = ResourceRef("vdcos.io", "v1alpha1", "distributedportgroups", False)
 
 
 def _key(body: Mapping[str, Any]) -> Key:
@@ -64,13 +63,6 @@ VMI_CACHE: Final = CacheSpec[dict[str, Any]](
     lambda body: {_key(body): slim_vmi(body)},
     labels=OWNED,
 )
-PORT_GROUPS: Final = CacheSpec[bool](
-    "vdcos_distributedportgroups",
-    PORT_GROUPS_RESOURCE,
-    lambda body: {str(body["metadata"]["name"]): True},
-)
-
-
 class VirtualMachineController(Controller[Key]):
     name = "virtualmachines"
     kind = VIRTUAL_MACHINE
@@ -81,7 +73,6 @@ class VirtualMachineController(Controller[Key]):
         STORAGE_POLICY_CACHE,
         COMPUTE_CLUSTER_CACHE,
         STORAGE_CLASS_CACHE,
-        PORT_GROUPS,
         NODE_CACHE,
     )
 
@@ -92,7 +83,6 @@ class VirtualMachineController(Controller[Key]):
         self.policies = context.cache(STORAGE_POLICY_CACHE)
         self.clusters = context.cache(COMPUTE_CLUSTER_CACHE)
         self.storage_classes = context.cache(STORAGE_CLASS_CACHE)
-        self.port_groups = context.cache(PORT_GROUPS)
         self.nodes = context.cache(NODE_CACHE)
         self._generations: dict[tuple[str, str], Any] = {}
         self.reconciler = VirtualMachineReconciler(
@@ -126,7 +116,9 @@ class VirtualMachineController(Controller[Key]):
             storage_policies=policies,
             clusters=clusters,
             storage_classes=frozenset(str(name) for name in self.storage_classes),
-            port_groups=frozenset(str(name) for name in self.port_groups),
+            # No DistributedPortGroup kind exists yet (the vNetwork controller brings it and its
+            # cache): a NIC naming a port group waits with DistributedPortGroupNotFound.
+            port_groups=frozenset(),
             nodes=tuple(self.nodes.values()),
         )
 
@@ -174,9 +166,6 @@ class VirtualMachineController(Controller[Key]):
         if self._spec_changed("cluster", event):
             self.enqueue_all(self.dependents("cluster", event.name))
 
-    def port_group_changed(self, event: WatchEvent) -> None:
-        self.enqueue_all(self.dependents("portgroup", event.name))
-
     def storage_class_changed(self, event: WatchEvent) -> None:
         for policy_name, entry in self.policies.items():
             if entry.spec is not None and storage_class_name_for(
@@ -200,7 +189,6 @@ class VirtualMachineController(Controller[Key]):
             Watch(VMIS, cls.kubevirt_object_changed, labels=OWNED),
             Watch(STORAGE_POLICY_CACHE.resource, cls.storage_policy_changed),
             Watch(COMPUTE_CLUSTER_CACHE.resource, cls.compute_cluster_changed),
-            Watch(PORT_GROUPS_RESOURCE, cls.port_group_changed),
             Watch(STORAGE_CLASSES, cls.storage_class_changed),
             Watch(NODES, cls.node_changed),
         )

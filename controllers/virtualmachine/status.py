@@ -459,4 +459,4 @@ def migration_event(
     ):
         return None
     addresses = ", ".join(status.get("ipAddresses") or []) or "none reported"
-    return "Migrated", f"Live-migrated from host {before} to host {after} (IP {addresses})"
+    return "Migrated", f"Live-migrated from {before} to {after} (IP {addresses})"

@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
+from devcluster.log_level import configure_log_level
 from devcluster.options import add_sim_arguments
 from kubekit.restclient import Kube
 
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="kubeconfig of the API server to simulate hosts for")
     add_sim_arguments(parser)
     args = parser.parse_args(argv)
+    configure_log_level()
     from devcluster.serve import event_loop_runner
 
     with contextlib.suppress(KeyboardInterrupt), event_loop_runner() as runner:
