@@ -8,7 +8,6 @@ means list again) and tells its listeners the keys that changed. The keys then g
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ import structlog
 
 from kubekit.resources import ResourceRef
 from kubekit.restclient import Kube, KubeError
+from kubekit.tasks import cancel_and_wait
 
 log = structlog.get_logger("devcluster.sim")
 
@@ -51,10 +51,7 @@ class Informer:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     def _notify(self, kind: str, obj: dict[str, Any]) -> None:
         for listener in self._listeners:

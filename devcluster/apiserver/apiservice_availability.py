@@ -17,6 +17,8 @@ from typing import Any
 import aiohttp
 import structlog
 
+from kubekit.tasks import cancel_and_wait
+
 from .aggregation import APISERVICES_KEY, SERVICES_KEY, Aggregator
 from .errors import ApiError
 from .resources import Registry
@@ -51,10 +53,7 @@ class AvailabilityController:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         subscription, _ = self.store.subscribe(APISERVICES_KEY, None, None)

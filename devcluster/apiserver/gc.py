@@ -17,6 +17,8 @@ from typing import Any
 
 import structlog
 
+from kubekit.tasks import cancel_and_wait
+
 from .builtin import NAMESPACE_KEY
 from .resources import Registry
 from .rest import DeleteOptions, Rest
@@ -46,10 +48,7 @@ class GarbageCollector:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     def _index(self, key: StorageKey, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]

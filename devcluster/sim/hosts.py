@@ -14,7 +14,6 @@ catches up with whatever happened meanwhile.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import ipaddress
 import json
@@ -28,6 +27,7 @@ import structlog
 from kubekit.informer import Key, key_of
 from kubekit.resources import LEASES, NODES, PODS, PVCS
 from kubekit.restclient import KubeError
+from kubekit.tasks import cancel_and_wait
 from kubekit.workqueue import WorkQueue
 
 from .runtime import SIM_RETRY_DELAYS, SimRuntime, SimSettings, now_rfc3339
@@ -327,10 +327,7 @@ class Hosts:
         self._heartbeat = asyncio.get_running_loop().create_task(self._renew_leases())
 
     async def stop(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+        await cancel_and_wait(self._heartbeat)
         await self._nodes_queue.stop()
         await self._pods_queue.stop()
 

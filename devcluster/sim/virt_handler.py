@@ -13,7 +13,6 @@ powered-off host stops, which is how virt-controller learns it is gone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import hashlib
 import ipaddress
@@ -26,6 +25,7 @@ import structlog
 from kubekit.informer import Key
 from kubekit.resources import DATAVOLUMES, NADS, NODES, PODS, PVCS, VMIS
 from kubekit.restclient import KubeError
+from kubekit.tasks import cancel_and_wait
 from kubekit.workqueue import WorkQueue
 
 from .hotplug import status_after_hotplug
@@ -151,10 +151,7 @@ class VirtHandlers:
         self._heartbeat_task = asyncio.get_running_loop().create_task(self._heartbeats())
 
     async def stop(self) -> None:
-        if self._heartbeat_task is not None:
-            self._heartbeat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat_task
+        await cancel_and_wait(self._heartbeat_task)
         await self.queue.stop()
 
     def _on_pod(self, _kind: str, pod: dict[str, Any]) -> None:
