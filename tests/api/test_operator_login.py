@@ -193,9 +193,9 @@ def test_vdcos_run_works_with_an_exec_plugin_kubeconfig(
 
     _wait_for(storage_class_made, 60, "the operator made the policy's StorageClass",
               operator_with_exec_login)
-    ready = cluster.kubectl("get", "sp", "exec-login", "-o",
-                            "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
-    assert ready.stdout == "True"
+    # The status write follows the StorageClass; both go through the exec-plugin login.
+    cluster.kubectl("wait", "--for=condition=Ready", "sp/exec-login", "--timeout=60s",
+                    timeout=70)
 
 
 def test_every_log_line_of_vdcos_run_is_one_json_object(
