@@ -17,7 +17,7 @@ the controllers keep their own work queues beside kopf.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -148,6 +148,11 @@ class Controller(ABC, Generic[KeyT]):
 
     def worker_count(self) -> int:
         return self.workers
+
+    def enqueue_all(self, keys: Iterable[Any], delay: float = 0.0) -> None:
+        """Asks for a pass over each key (within `delay` seconds, bursts gathered)."""
+        for key in keys:
+            self.queue.enqueue(key, delay)
 
     def start(self) -> None:
         """Starts the work queue (kopf calls start-up handlers once every cache is listed)."""

@@ -71,15 +71,11 @@ class ComputeClusterController(Controller[str]):
             )
         await patch_status(self.kube, COMPUTE_CLUSTER.resource, None, name, previous, status)
 
-    def enqueue_every_cluster(self, delay: float) -> None:
-        for name in self.clusters:
-            self.queue.enqueue(str(name), delay)
-
     def cluster_changed(self, event: WatchEvent) -> None:
         self.queue.enqueue(event.name)
 
     def host_or_pod_changed(self, event: WatchEvent) -> None:
-        self.enqueue_every_cluster(ALLOCATION_COALESCE_SECONDS)
+        self.enqueue_all(self.clusters.keys(), ALLOCATION_COALESCE_SECONDS)
 
     @classmethod
     def watches(cls) -> Sequence[Watch]:

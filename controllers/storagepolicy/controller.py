@@ -134,20 +134,16 @@ class StoragePolicyController(Controller[str]):
             )
         return True, "StorageClassCreated", f'manages StorageClass "{class_name}"'
 
-    def enqueue_every_policy(self, delay: float) -> None:
-        for name in self.policies:
-            self.queue.enqueue(str(name), delay)
-
     def storage_policy_changed(self, event: WatchEvent) -> None:
         # The default flag of one policy changes the disk count of the others.
-        self.enqueue_every_policy(DISK_COUNT_COALESCE_SECONDS)
+        self.enqueue_all(self.policies.keys(), DISK_COUNT_COALESCE_SECONDS)
         self.queue.enqueue(event.name)
 
     def storage_class_changed(self, event: WatchEvent) -> None:
-        self.enqueue_every_policy(0)
+        self.enqueue_all(self.policies.keys(), 0)
 
     def vm_changed(self, event: WatchEvent) -> None:
-        self.enqueue_every_policy(DISK_COUNT_COALESCE_SECONDS)
+        self.enqueue_all(self.policies.keys(), DISK_COUNT_COALESCE_SECONDS)
 
     @classmethod
     def watches(cls) -> Sequence[Watch]:

@@ -8,7 +8,7 @@ finalizers, no progress or diff-base annotations): the reconciler compares and w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 import kopf
@@ -132,10 +132,6 @@ class VirtualMachineController(Controller[Key]):
             if wanted & set(vm_references(vm.get("spec") or {})):
                 keys.add(key)  # type: ignore[arg-type]
         return keys
-
-    def enqueue_all(self, keys: Iterable[Key], delay: float = 0.0) -> None:
-        for key in keys:
-            self.queue.enqueue(key, delay)
 
     # ----------------------------------------------------------------------- triggers
 
