@@ -22,8 +22,8 @@ COMPUTE_CLUSTER = CustomResourceKind(
     spec_model=ComputeClusterSpec,
     status_model=ComputeClusterStatus,
     description=(
-        "A pool of hosts (Nodes picked by label) that runs VMs, with DRS balancing, HA "
-        "restarts and placement rules."
+        "A pool of hosts (Nodes picked by label) that runs VMs; status reports its hosts, "
+        "capacity and allocation. DRS, HA and rules are accepted but not acted on yet."
     ),
     short_names=("cc",),
     categories=(CATEGORY,),

@@ -143,11 +143,20 @@ class ComputeClusterSpec(SpecModel):
     host_selector: LabelSelector = Field(
         description="Labels of the Nodes (hosts) in the cluster; {} selects every node."
     )
-    drs: DRS = Field(default=DRS(), description="DRS settings (balancing).")
-    ha: HA = Field(default=HA(), description="HA settings (restart after host failure).")
+    drs: DRS = Field(
+        default=DRS(),
+        description="DRS settings (balancing). Accepted and stored; nothing acts on them yet.",
+    )
+    ha: HA = Field(
+        default=HA(),
+        description="HA settings (restart after a host failure). Accepted; not acted on yet.",
+    )
     rules: list[Rule] = Field(
         default_factory=list,
-        description="DRS affinity and anti-affinity rules; names are unique.",
+        description=(
+            "DRS affinity and anti-affinity rules; names are unique. Accepted and stored; not "
+            "enforced yet."
+        ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
 
