@@ -1,4 +1,5 @@
-"""Caches of built-in kinds that several controllers read: hosts, StorageClasses, pods.
+"""Caches of built-in kinds that several controllers read: hosts, StorageClasses, pods,
+namespaces.
 
 Each keeps only what is read, so 5,000 pods cost kilobytes each, not the whole objects.
 """
@@ -14,7 +15,7 @@ import pydantic
 from controllers.common.controller import CacheSpec
 from controllers.common.crd_generator import CustomResourceKind
 from controllers.common.validation import validation_message
-from kubekit.resources import NODES, PODS, STORAGE_CLASSES
+from kubekit.resources import NAMESPACES, NODES, PODS, STORAGE_CLASSES
 
 #: StorageClass fields Kubernetes does not let anyone change after creation.
 SpecT = TypeVar("SpecT", bound=pydantic.BaseModel)
@@ -88,6 +89,12 @@ NODE_CACHE: Final = CacheSpec[dict[str, Any]](
 STORAGE_CLASS_CACHE: Final = CacheSpec[dict[str, Any]](
     "storageclasses", STORAGE_CLASSES, lambda body: {_name(body): slim_storage_class(body)}
 )
+#: Every namespace's labels by name: what port groups' namespaceSelectors are matched with.
+NAMESPACE_CACHE: Final = CacheSpec[dict[str, str]](
+    "namespaces",
+    NAMESPACES,
+    lambda body: {_name(body): dict((body.get("metadata") or {}).get("labels") or {})},
+)
 #: Pods bound to a host, by host name (unscheduled pods are not indexed).
 PODS_BY_NODE: Final = CacheSpec[dict[str, Any]](
     "pods_by_node",
@@ -129,7 +136,10 @@ def spec_cache(
             "apiVersion": body.get("apiVersion"),
             "kind": body.get("kind"),
             "metadata": {
-                key: metadata.get(key) for key in ("name", "namespace", "uid", "generation")
+                key: metadata.get(key)
+                for key in (
+                    "name", "namespace", "uid", "generation", "deletionTimestamp", "finalizers"
+                )
             },
             "spec": raw_spec,
             "status": dict(body.get("status") or {}),
