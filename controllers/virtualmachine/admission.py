@@ -5,6 +5,8 @@
   StorageClass its StoragePolicy is about to create): a temporary wait that heals.
 - `capacity_rejection`, `storage_class_rejection`: what no later event will fix by itself
   (more CPU than any host has, a StorageClass nobody creates): Ready=False and an Event.
+- `port_group_rejection`: a NIC on a port group whose namespaceSelector does not pick the
+  VM's namespace (the port group's owner decides who may attach; the VM waits for that).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 import pydantic
 
 from controllers.computecluster.builders import ResolvedCluster, cluster_nodes
+from controllers.distributedportgroup.admission import admits_namespace
+from controllers.distributedportgroup.models import DistributedPortGroupSpec
 from controllers.storagepolicy.builders import ResolvedStoragePolicy
 from controllers.storagepolicy.models import StoragePolicySpec
 from controllers.virtualmachine.builders import storage_policy_for
@@ -188,4 +192,29 @@ def capacity_rejection(
             f"spec.memory.size: {spec.memory.size} exceeds the largest host of {where} "
             f"({largest_memory // 2**30}Gi)",
         )
+    return None
+
+
+def port_group_rejection(
+    spec: VirtualMachineSpec,
+    namespace: str,
+    port_groups: Mapping[str, DistributedPortGroupSpec | None],
+    namespace_labels: Mapping[str, str],
+) -> Rejection | None:
+    """A rejection when a NIC names a port group that does not admit the VM's namespace.
+
+    `port_groups` maps names to specs (None: a spec the API holds but that does not parse,
+    which admits nobody). Missing port groups are `unresolved_references`' to report.
+    """
+    for index, network in enumerate(spec.networks):
+        name = network.port_group_name
+        if name is None or name not in port_groups:
+            continue
+        port_group = port_groups[name]
+        if port_group is None or not admits_namespace(port_group, namespace_labels):
+            return Rejection(
+                "PortGroupNotAllowed",
+                f'spec.networks[{index}].portGroupName: DistributedPortGroup "{name}" does not '
+                f'admit namespace "{namespace}" (its namespaceSelector does not select it)',
+            )
     return None

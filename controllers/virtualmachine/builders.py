@@ -27,6 +27,7 @@ from controllers.virtualmachine.models import (
     RestartPriority,
     VirtualMachineSpec,
 )
+from controllers.virtualmachine.nics import nic_devices
 from kubekit.quantity import format_bytes, to_bytes
 
 KUBEVIRT_API_VERSION: Final = "kubevirt.io/v1"
@@ -36,9 +37,6 @@ VM_LABEL: Final = "vdcos.io/vm"
 CLUSTER_LABEL: Final = "vdcos.io/cluster"
 DISK_LABEL: Final = "vdcos.io/disk"
 STORAGE_POLICY_LABEL: Final = "vdcos.io/storage-policy"
-
-#: Name of the NIC added when a VM declares none (KubeVirt would add a non-migratable bridge).
-DEFAULT_POD_NETWORK: Final = "default"
 
 #: PriorityClass values per restart priority: HA restarts in this order, and the scheduler
 #: preempts lower ones first when hosts run short. Disabled VMs get the lowest value.
@@ -104,11 +102,6 @@ def build_priority_classes() -> list[dict[str, Any]]:
     ]
 
 
-def network_attachment_name(port_group_name: str) -> str:
-    """The NetworkAttachmentDefinition (in the VM's namespace) of a DistributedPortGroup."""
-    return port_group_name
-
-
 # --------------------------------------------------------------------------- references
 
 
@@ -171,29 +164,6 @@ def build_data_volume_template(
     }
 
 
-def _networks_and_interfaces(
-    spec: VirtualMachineSpec,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    if not spec.networks:
-        # KubeVirt's own default would be a bridge binding, which cannot live-migrate.
-        return (
-            [{"name": DEFAULT_POD_NETWORK, "pod": {}}],
-            [{"name": DEFAULT_POD_NETWORK, "masquerade": {}}],
-        )
-    networks: list[dict[str, Any]] = []
-    interfaces: list[dict[str, Any]] = []
-    for network in spec.networks:
-        if network.pod_network is not None:
-            networks.append({"name": network.name, "pod": {}})
-            interfaces.append({"name": network.name, "masquerade": {}})
-        else:
-            assert network.port_group_name is not None  # Network validates exactly one
-            nad = network_attachment_name(network.port_group_name)
-            networks.append({"name": network.name, "multus": {"networkName": nad}})
-            interfaces.append({"name": network.name, "bridge": {}})
-    return networks, interfaces
-
-
 def _resolve_disk_policies(
     spec: VirtualMachineSpec,
     storage_policies: Mapping[str, ResolvedStoragePolicy],
@@ -220,12 +190,16 @@ def build_kubevirt_vm(
     cluster: ResolvedCluster | None,
     default_storage_policy_name: str | None = None,
     live: Mapping[str, Any] | None = None,
+    mac_addresses: Mapping[str, str] | None = None,
+    vmi: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The kubevirt.io/v1 VirtualMachine for a VDC VirtualMachine (same name and namespace).
 
     `storage_policies` maps policy names to resolved policies; `cluster` is the resolved
     ComputeCluster (None when `spec.clusterName` is unset). `live` is the KubeVirt VM as it
-    exists, so hot-add ceilings chosen at creation are kept (see `hot_add_ceilings`).
+    exists, so hot-add ceilings chosen at creation are kept (see `hot_add_ceilings`), and
+    NICs removed from the spec are unplugged (`state: absent`) while `vmi` still has them.
+    `mac_addresses` maps NIC names to MACs (`nics.resolve_macs`); without it NICs get none.
     Raises UnresolvedReferenceError naming the field when a reference is missing: call
     `unresolved_references` first to report them all in a condition.
 
@@ -272,7 +246,7 @@ def build_kubevirt_vm(
             }
         )
 
-    networks, interfaces = _networks_and_interfaces(spec)
+    networks, interfaces = nic_devices(spec, mac_addresses or {}, live, vmi)
     bootloader: dict[str, Any] = (
         {"efi": {"secureBoot": False}} if spec.firmware == "EFI" else {"bios": {}}
     )

@@ -32,6 +32,7 @@ from controllers.virtualmachine.models import (
     PowerState,
     VirtualMachineSpec,
 )
+from controllers.virtualmachine.nics import template_nics
 from kubekit.quantity import QuantityError, format_bytes, quantities_equal, to_bytes
 
 #: KubeVirt's default maxHotplugRatio: hot-add ceilings are 4x the size a VM starts with.
@@ -272,6 +273,104 @@ def _memory_change(
     return f"memory -> {wanted} (hot-add)", None
 
 
+_NIC_PATHS: Final = (("domain", "devices", "interfaces"), ("networks",))
+
+
+def _is_nic_path(path: Path) -> bool:
+    return any(path[: len(prefix)] == prefix for prefix in _NIC_PATHS)
+
+
+def _by_name(items: Any) -> dict[str, Mapping[str, Any]]:
+    return {str(item.get("name")): item for item in items or [] if isinstance(item, Mapping)}
+
+
+def _without_state(interface: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in interface.items() if key != "state"}
+
+
+def _hot_plug_blocker(vmi: Mapping[str, Any] | None) -> str | None:
+    """Why a NIC cannot be hot-plugged or unplugged now; None when it can.
+
+    KubeVirt plugs a bridge NIC into a running guest through a live migration to a launcher
+    pod that has the new network (pkg/network/migration/evaluator.go), so the VM must be
+    live-migratable; otherwise the NIC waits for the next restart.
+    """
+    migratable = vmi_condition(vmi, VMI_LIVE_MIGRATABLE)
+    if migratable is not None and migratable.get("status") == "False":
+        return (
+            "completes through a live migration and the VM is not live-migratable "
+            f"({migratable.get('message') or migratable.get('reason')})"
+        )
+    return None
+
+
+def _nic_changes(
+    desired_template: Mapping[str, Any],
+    kubevirt_vm: Mapping[str, Any],
+    vmi: Mapping[str, Any] | None,
+) -> tuple[list[str], list[str]]:
+    """(live updates, restart reasons) for changed NICs of a running VM.
+
+    Mirrors KubeVirt's rules (pkg/network/vmliveupdate/restart.go and
+    pkg/network/controllers/vm.go): a new bridge NIC is hot-plugged, a bridge NIC set
+    `state: absent` is unplugged (and dropped once the guest no longer has it); a NIC removed
+    without unplugging, a changed NIC (model, MAC, binding) and a new pod-network NIC need a
+    restart; a NIC moved to another port group is live on a live-migratable VM. The live
+    NICs are read as the KubeVirt VM has them, whoever wrote them (KubeVirt drops unplugged
+    ones itself).
+    """
+    live_nics = template_nics(kubevirt_vm)
+    want = _by_name(nested(desired_template, "domain", "devices", "interfaces"))
+    have = _by_name(live_nics.get("interfaces"))
+    want_networks = _by_name(desired_template.get("networks"))
+    have_networks = _by_name(live_nics.get("networks"))
+    blocker = _hot_plug_blocker(vmi)
+    updates: list[str] = []
+    restart: list[str] = []
+    for name, interface in want.items():
+        current = have.get(name)
+        if current is None:
+            if "bridge" not in interface:
+                restart.append(f"NIC {name} added (only bridge NICs can be hot-plugged)")
+            elif blocker is not None:
+                restart.append(f"NIC {name} hot-plug {blocker}")
+            else:
+                updates.append(f"NIC {name} hot-plugged")
+            continue
+        if _without_state(interface) != _without_state(current):
+            changed = sorted(
+                key
+                for key in {*interface, *current} - {"state"}
+                if interface.get(key) != current.get(key)
+            )
+            restart.append(f"NIC {name} changed ({', '.join(changed)})")
+        elif interface.get("state") != current.get("state"):
+            if interface.get("state") == "absent" and blocker is not None:
+                restart.append(f"NIC {name} hot-unplug {blocker}")
+            else:
+                updates.append(f"NIC {name} hot-unplugged")
+        network, current_network = want_networks.get(name), have_networks.get(name)
+        if current_network is not None and network != current_network:
+            moved = (
+                network is not None
+                and "multus" in network
+                and "multus" in current_network
+                and blocker is None
+            )
+            if moved:
+                updates.append(f"NIC {name} moved to {nested(network, 'multus', 'networkName')}")
+            else:
+                restart.append(f"NIC {name} connected elsewhere")
+    for name, current in have.items():
+        if name in want:
+            continue
+        if current.get("state") == "absent":
+            updates.append(f"NIC {name} removed (unplugged)")
+        else:
+            restart.append(f"NIC {name} removed")
+    return updates, restart
+
+
 def plan_changes(
     desired: Mapping[str, Any],
     live: Mapping[str, Any] | None,
@@ -288,8 +387,9 @@ def plan_changes(
 
     Mirrors KubeVirt's LiveUpdate rules: CPU sockets may grow up to maxSockets, memory may
     grow up to maxGuest (never below the size at boot), and both need a live-migratable VM;
-    nodeSelector, affinity, tolerations and labels are live; any other template change sets
-    RestartRequired. `vmi` is the running VirtualMachineInstance, None when the VM is not
+    bridge NICs are hot-plugged and unplugged (`_nic_changes`); nodeSelector, affinity,
+    tolerations and labels are live; any other template change sets RestartRequired. `vmi`
+    is the running VirtualMachineInstance, None when the VM is not
     running: then nothing needs a restart and template changes are `deferred` to the next
     power-on.
     """
@@ -327,10 +427,16 @@ def plan_changes(
     deferred: list[str] = []
     if label_differences:
         live_updates.append("labels")
+    if running and any(_is_nic_path(path) for path in differences):
+        nic_updates, nic_reasons = _nic_changes(desired_template, live, vmi)
+        live_updates.extend(nic_updates)
+        restart.extend(nic_reasons)
     for path in dict.fromkeys(differences):
         described = ".".join(path)
         if not running:
             deferred.append(described)
+        elif _is_nic_path(path):
+            continue  # judged NIC by NIC above
         elif path[0] in _LIVE_TEMPLATE_FIELDS:
             live_updates.append(f"placement ({path[0]})")
         elif path == ("domain", "cpu", "sockets"):

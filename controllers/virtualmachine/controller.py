@@ -9,11 +9,11 @@ finalizers, no progress or diff-base annotations): the reconciler compares and w
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
 import kopf
 
-from controllers.common.caches import NODE_CACHE, STORAGE_CLASS_CACHE
+from controllers.common.caches import NAMESPACE_CACHE, NODE_CACHE, STORAGE_CLASS_CACHE
 from controllers.common.controller import (
     CacheSpec,
     Controller,
@@ -22,10 +22,12 @@ from controllers.common.controller import (
     WatchEvent,
 )
 from controllers.computecluster.kind import COMPUTE_CLUSTER_CACHE
+from controllers.distributedportgroup.kind import PORT_GROUP_CACHE
 from controllers.storagepolicy.builders import storage_class_name_for
 from controllers.storagepolicy.kind import STORAGE_POLICY_CACHE
 from controllers.virtualmachine.builders import VM_LABEL
 from controllers.virtualmachine.kind import VIRTUAL_MACHINE
+from controllers.virtualmachine.nics import kept_macs
 from controllers.virtualmachine.observed import (
     Key,
     Observed,
@@ -35,7 +37,7 @@ from controllers.virtualmachine.observed import (
     vm_references,
 )
 from controllers.virtualmachine.reconciler import VirtualMachineReconciler
-from kubekit.resources import NODES, STORAGE_CLASSES, VMIS, VMS
+from kubekit.resources import NAMESPACES, NODES, STORAGE_CLASSES, VMIS, VMS
 
 #: Only the KubeVirt objects we made (KubeVirt users may have thousands of their own).
 OWNED: Final = {VM_LABEL: kopf.PRESENT}
@@ -74,6 +76,8 @@ class VirtualMachineController(Controller[Key]):
         COMPUTE_CLUSTER_CACHE,
         STORAGE_CLASS_CACHE,
         NODE_CACHE,
+        PORT_GROUP_CACHE,
+        NAMESPACE_CACHE,
     )
 
     def __init__(self, context: OperatorContext) -> None:
@@ -84,6 +88,8 @@ class VirtualMachineController(Controller[Key]):
         self.clusters = context.cache(COMPUTE_CLUSTER_CACHE)
         self.storage_classes = context.cache(STORAGE_CLASS_CACHE)
         self.nodes = context.cache(NODE_CACHE)
+        self.port_groups = context.cache(PORT_GROUP_CACHE)
+        self.namespaces = context.cache(NAMESPACE_CACHE)
         self._generations: dict[tuple[str, str], Any] = {}
         self.reconciler = VirtualMachineReconciler(
             context.kube,
@@ -116,11 +122,22 @@ class VirtualMachineController(Controller[Key]):
             storage_policies=policies,
             clusters=clusters,
             storage_classes=frozenset(str(name) for name in self.storage_classes),
-            # No DistributedPortGroup kind exists yet (the vNetwork controller brings it and its
-            # cache): a NIC naming a port group waits with DistributedPortGroupNotFound.
-            port_groups=frozenset(),
+            port_groups={str(name): entry.spec for name, entry in self.port_groups.items()},
             nodes=tuple(self.nodes.values()),
+            namespace_labels=dict(self.namespaces.get(key[0]) or {}),
+            macs_in_use=self.macs_in_use,
         )
+
+    def macs_in_use(self) -> set[str]:
+        """Every MAC the VMs have: on their KubeVirt VMs, and given in VDC VM specs."""
+        macs: set[str] = set()
+        for kubevirt_vm in self.kubevirt_vms.values():
+            macs.update(kept_macs(kubevirt_vm).values())
+        for vm in self.vdc_vms.values():
+            for network in (vm.get("spec") or {}).get("networks") or []:
+                if network.get("macAddress"):
+                    macs.add(str(network["macAddress"]).lower())
+        return macs
 
     def dependents(self, kind: str, name: str) -> set[Key]:
         """VMs that refer to the object (and, for the default policy, VMs that use it)."""
@@ -169,6 +186,21 @@ class VirtualMachineController(Controller[Key]):
             ) == event.name:
                 self.enqueue_all(self.dependents("policy", str(policy_name)))
 
+    def port_group_changed(self, event: WatchEvent) -> None:
+        """A port group appearing, going, or changing whom it admits."""
+        if self._spec_changed("portgroup", event):
+            self.enqueue_all(self.dependents("portgroup", event.name))
+
+    def namespace_changed(self, event: WatchEvent) -> None:
+        """A namespace's labels decide which port groups its VMs may attach to."""
+        keys: set[Key] = set()
+        for key, vm in self.vdc_vms.items():
+            namespace, name = cast(Key, key)
+            references = vm_references(vm.get("spec") or {})
+            if namespace == event.name and any(kind == "portgroup" for kind, _ in references):
+                keys.add((namespace, name))
+        self.enqueue_all(keys)
+
     def node_changed(self, event: WatchEvent) -> None:
         """Hosts joining or growing may admit VMs rejected for capacity."""
         if event.type == "DELETED":
@@ -187,5 +219,7 @@ class VirtualMachineController(Controller[Key]):
             Watch(COMPUTE_CLUSTER_CACHE.resource, cls.compute_cluster_changed),
             Watch(STORAGE_CLASSES, cls.storage_class_changed),
             Watch(NODES, cls.node_changed),
+            Watch(PORT_GROUP_CACHE.resource, cls.port_group_changed),
+            Watch(NAMESPACES, cls.namespace_changed),
         )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import ConfigDict, Field, JsonValue, model_validator
+from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 from pydantic.config import JsonDict
 
 from controllers.common.apimodel import SpecModel, StatusModel
@@ -23,6 +23,13 @@ DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 PowerState = Literal["PoweredOn", "PoweredOff", "Suspended"]
 RestartPriority = Literal["Disabled", "Lowest", "Low", "Medium", "High", "Highest"]
 DiskBus = Literal["virtio", "sata", "scsi"]
+#: The NIC models KubeVirt accepts (pkg/network/admitter/netiface.go validInterfaceModels).
+NICModel = Literal["virtio", "e1000e", "e1000", "igb", "rtl8139", "pcnet", "ne2k_pci"]
+#: Six colon-separated octets of a unicast address (the first octet even), so the API
+#: server itself refuses a multicast one, naming the field.
+MAC_ADDRESS_PATTERN = r"^[0-9A-Fa-f][02468aceACE](:[0-9A-Fa-f]{2}){5}$"
+#: KubeVirt reserves this MAC for the in-pod bridge of masquerade NICs (pkg/network/link).
+RESERVED_MAC_ADDRESS = "02:00:00:00:00:00"
 Firmware = Literal["BIOS", "EFI"]
 
 #: The name of the cloud-init volume the builder adds; a disk may not use it.
@@ -235,6 +242,22 @@ class Network(SpecModel):
         pattern=DNS_SUBDOMAIN_PATTERN,
         description="Connect to this DistributedPortGroup (a bridge on every host).",
     )
+    mac_address: str | None = Field(
+        default=None,
+        pattern=MAC_ADDRESS_PATTERN,
+        description=(
+            'MAC address of the NIC, e.g. "02:00:5e:10:00:01" (unicast). When unset, one is '
+            "assigned once (locally administered, unique among the VMs) and kept across "
+            "restarts and migrations; status.nics shows it."
+        ),
+    )
+    model: NICModel = Field(
+        default="virtio",
+        description=(
+            "NIC model the guest sees: virtio (default, fastest), e1000e or e1000 for guests "
+            "without virtio drivers, igb, rtl8139, pcnet, ne2k_pci. Changing it needs a restart."
+        ),
+    )
 
     @model_validator(mode="after")
     def _exactly_one_attachment(self) -> Self:
@@ -243,6 +266,26 @@ class Network(SpecModel):
                 f"network {self.name!r} must set exactly one of podNetwork or portGroupName"
             )
         return self
+
+    @field_validator("mac_address")
+    @classmethod
+    def _usable_mac(cls, mac: str | None) -> str | None:
+        problem = None if mac is None else mac_address_problem(mac)
+        if problem is not None:
+            raise ValueError(problem)
+        return mac
+
+
+def mac_address_problem(mac: str) -> str | None:
+    """Why a MAC (six colon-separated octets) cannot be a NIC's address; None when it can."""
+    octets = [int(part, 16) for part in mac.split(":")]
+    if octets[0] & 0x01:
+        return f"{mac!r} is a multicast address (the first octet is odd); a NIC needs unicast"
+    if not any(octets):
+        return f"{mac!r} is the all-zero address"
+    if mac.lower() == RESERVED_MAC_ADDRESS:
+        return f"{mac!r} is reserved by KubeVirt for the in-pod bridge"
+    return None
 
 
 class CloudInit(SpecModel):
@@ -311,10 +354,42 @@ class VirtualMachineSpec(SpecModel):
         pod_networks = [n.name for n in self.networks if n.pod_network is not None]
         if len(pod_networks) > 1:
             raise ValueError(f"only one network may use podNetwork, got {pod_networks}")
+        macs = [n.mac_address.lower() for n in self.networks if n.mac_address is not None]
+        if len(macs) != len(set(macs)):
+            raise ValueError("networks must not share a macAddress")
         boot_orders = [disk.boot_order for disk in self.disks if disk.boot_order is not None]
         if len(boot_orders) != len(set(boot_orders)):
             raise ValueError("disks must not share a bootOrder")
         return self
+
+
+NICState = Literal["Attached", "Attaching", "Detaching"]
+
+
+class NICStatus(StatusModel):
+    """One NIC as the VM has it: its address, what it connects to, and what the guest reports."""
+
+    name: str = Field(description="Name of the NIC (spec.networks[].name; default when none).")
+    mac_address: str | None = Field(
+        default=None, description="MAC address of the NIC (the one given or the one assigned)."
+    )
+    port_group_name: str | None = Field(
+        default=None,
+        description="DistributedPortGroup the NIC connects to; unset on the pod network.",
+    )
+    ip_address: str | None = Field(
+        default=None, description="First IP address the guest reports on the NIC, when known."
+    )
+    ip_addresses: list[str] = Field(
+        default_factory=list, description="IP addresses the guest reports on the NIC."
+    )
+    state: NICState | None = Field(
+        default=None,
+        description=(
+            "While the VM runs: Attached (the guest has it), Attaching (being hot-plugged), "
+            "Detaching (removed from the spec, being hot-unplugged). Unset while powered off."
+        ),
+    )
 
 
 class VirtualMachineStatus(StatusModel):
@@ -326,6 +401,11 @@ class VirtualMachineStatus(StatusModel):
     host: str | None = Field(default=None, description="Node (host) the VM runs on.")
     ip_addresses: list[str] = Field(
         default_factory=list, description="IP addresses reported for the VM's NICs."
+    )
+    nics: list[NICStatus] = Field(
+        default_factory=list,
+        description="Each NIC with its MAC address, port group, and IP addresses when known.",
+        json_schema_extra=_LIST_MAP,
     )
     cpu: int | None = Field(
         default=None,

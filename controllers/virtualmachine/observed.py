@@ -8,15 +8,17 @@ change planner compares the desired object with what we applied.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from controllers.common.kube import FIELD_MANAGER
 from controllers.computecluster.models import ComputeClusterSpec
+from controllers.distributedportgroup.models import DistributedPortGroupSpec
 from controllers.storagepolicy.models import StoragePolicySpec
 from controllers.virtualmachine.changes import APPLIED_DIGEST_ANNOTATION
 from controllers.virtualmachine.managed_view import applied_fields, managed_view
+from controllers.virtualmachine.nics import TEMPLATE_NICS
 
 Key = tuple[str, str]
 
@@ -34,8 +36,13 @@ class Observed:
     storage_policies: Mapping[str, StoragePolicySpec]
     clusters: Mapping[str, ComputeClusterSpec]
     storage_classes: frozenset[str]
-    port_groups: frozenset[str]
+    #: DistributedPortGroups by name; None for one whose spec does not parse.
+    port_groups: Mapping[str, DistributedPortGroupSpec | None]
     nodes: tuple[Mapping[str, Any], ...]
+    #: Labels of the VM's namespace (what port groups' namespaceSelectors match).
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    #: Every MAC address the cluster's VMs use; called only when a NIC needs a new one.
+    macs_in_use: Callable[[], Collection[str]] = frozenset
 
 
 def slim_vdc_vm(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,6 +75,7 @@ def slim_kubevirt_vm(body: Mapping[str, Any]) -> dict[str, Any]:
     ours: Mapping[str, Any] = managed_view(body, fields) if fields is not None else body
     our_metadata = ours.get("metadata") or {}
     annotations = our_metadata.get("annotations") or {}
+    template = ((body.get("spec") or {}).get("template") or {}).get("spec") or {}
     return {
         "metadata": {
             "name": metadata.get("name"),
@@ -82,6 +90,13 @@ def slim_kubevirt_vm(body: Mapping[str, Any]) -> dict[str, Any]:
             "deletionTimestamp": metadata.get("deletionTimestamp"),
         },
         "spec": dict(ours.get("spec") or {}),
+        # The NICs as they are, whoever wrote them last: KubeVirt rewrites the interface
+        # list when it drops unplugged NICs, and the MACs assigned live there.
+        TEMPLATE_NICS: {
+            "interfaces": list((template.get("domain") or {}).get("devices", {}).get(
+                "interfaces") or []),
+            "networks": list(template.get("networks") or []),
+        },
         "status": {
             "printableStatus": status.get("printableStatus"),
             "conditions": list(status.get("conditions") or []),
@@ -103,10 +118,19 @@ def slim_vmi(body: Mapping[str, Any]) -> dict[str, Any]:
         slim["migrationState"] = {
             key: migration[key] for key in _MIGRATION_FIELDS if key in migration
         }
+    interfaces = ((body.get("spec") or {}).get("domain") or {}).get("devices", {}).get(
+        "interfaces"
+    ) or []
     return {
         "metadata": {
             "uid": metadata.get("uid"),
             "deletionTimestamp": metadata.get("deletionTimestamp"),
+        },
+        # Which NICs the instance has, and which it is unplugging.
+        "spec": {
+            "interfaces": [
+                {key: i[key] for key in ("name", "state") if key in i} for i in interfaces
+            ]
         },
         "status": slim,
     }

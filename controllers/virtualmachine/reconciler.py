@@ -38,6 +38,7 @@ from controllers.virtualmachine.admission import (
     capacity_rejection,
     parse_spec,
     pending_storage_classes,
+    port_group_rejection,
     storage_class_rejection,
     unresolved_references,
 )
@@ -45,6 +46,7 @@ from controllers.virtualmachine.builders import UnresolvedReferenceError, build_
 from controllers.virtualmachine.changes import ChangePlan, plan_changes, power_action, power_event
 from controllers.virtualmachine.kind import VIRTUAL_MACHINE
 from controllers.virtualmachine.models import VirtualMachineSpec
+from controllers.virtualmachine.nics import kept_macs, resolve_macs
 from controllers.virtualmachine.observed import Key, Observed, slim_kubevirt_vm
 from controllers.virtualmachine.status import (
     admitted_rejection,
@@ -118,6 +120,10 @@ class VirtualMachineReconciler:
         self._created: dict[Key, tuple[float, Mapping[str, Any]]] = {}
         # The reason each VM is rejected for (the node handler re-admits capacity rejections).
         self._rejected: dict[Key, str] = {}
+        # MACs this reconciler assigned, per VM: another VM's pass must not pick one before
+        # the cache shows the KubeVirt VM that carries it, and a VM whose apply failed keeps
+        # the ones it was given.
+        self._assigned_macs: dict[Key, dict[str, str]] = {}
 
     def rejected_reasons(self) -> dict[Key, str]:
         """The reason of each VM currently rejected."""
@@ -126,9 +132,33 @@ class VirtualMachineReconciler:
     def forget(self, key: Key) -> None:
         """Drops what the reconciler remembers of a VM that no longer exists."""
         self._progress.pop(key, None)
+        self._assigned_macs.pop(key, None)
         self._pending_restart.pop(key, None)
         self._created.pop(key, None)
         self._rejected.pop(key, None)
+
+    def _mac_addresses(
+        self,
+        key: Key,
+        spec: VirtualMachineSpec,
+        live: Mapping[str, Any] | None,
+        observed: Observed,
+    ) -> dict[str, str]:
+        """Every NIC's MAC: given, kept from the KubeVirt VM, or assigned now (once)."""
+        on_the_vm = kept_macs(live)
+        kept = {**self._assigned_macs.get(key, {}), **on_the_vm}
+
+        def in_use() -> set[str]:
+            others = (m for k, a in self._assigned_macs.items() if k != key for m in a.values())
+            return {*observed.macs_in_use(), *others}
+
+        macs = resolve_macs(spec, *key, kept, in_use)
+        assigned = {nic: mac for nic, mac in macs.items() if on_the_vm.get(nic) != mac}
+        if assigned:
+            self._assigned_macs[key] = assigned
+        else:
+            self._assigned_macs.pop(key, None)
+        return macs
 
     async def _event(
         self, vdc_vm: Mapping[str, Any], event_type: EventType, reason: str, message: str
@@ -174,17 +204,24 @@ class VirtualMachineReconciler:
                 storage_policies=policies.keys(),
                 default_storage_policy_name=default_policy,
                 cluster_exists=cluster is not None,
-                port_groups=observed.port_groups,
+                port_groups=observed.port_groups.keys(),
             ) + pending_storage_classes(
                 spec, policies, observed.storage_policies, default_policy, observed.storage_classes
             )
             if not unresolved:
-                rejection = storage_class_rejection(
-                    spec, policies, default_policy, observed.storage_classes
-                ) or capacity_rejection(spec, cluster, observed.nodes)
+                rejection = (
+                    port_group_rejection(
+                        spec, namespace, observed.port_groups, observed.namespace_labels
+                    )
+                    or storage_class_rejection(
+                        spec, policies, default_policy, observed.storage_classes
+                    )
+                    or capacity_rejection(spec, cluster, observed.nodes)
+                )
             if not unresolved and rejection is None:
+                macs = self._mac_addresses(key, spec, live, observed)
                 converged = await self._converge(
-                    key, vdc_vm, spec, policies, default_policy, cluster, live, vmi
+                    key, vdc_vm, spec, policies, default_policy, cluster, live, vmi, macs
                 )
                 if converged is None:
                     return  # the VDC VM is gone (the cache had not seen it yet)
@@ -312,6 +349,7 @@ class VirtualMachineReconciler:
         cluster: ResolvedCluster | None,
         live: Mapping[str, Any] | None,
         vmi: Mapping[str, Any] | None,
+        mac_addresses: Mapping[str, str],
     ) -> tuple[ChangePlan | None, Mapping[str, Any] | None] | None:
         """Creates or updates the KubeVirt VM and the guest's pause state.
 
@@ -337,6 +375,8 @@ class VirtualMachineReconciler:
                 cluster=cluster,
                 default_storage_policy_name=default_policy,
                 live=live,
+                mac_addresses=mac_addresses,
+                vmi=vmi,
             )
         except UnresolvedReferenceError:
             return None, live  # reported through unresolved_references

@@ -31,6 +31,7 @@ from controllers.virtualmachine.kubevirt_reading import (
     vmi_running,
 )
 from controllers.virtualmachine.models import PowerState, VirtualMachineSpec
+from controllers.virtualmachine.nics import ABSENT, kept_macs, nic_names, template_nics
 from kubekit.quantity import format_bytes
 
 # Condition types of a VDC VirtualMachine.
@@ -51,6 +52,7 @@ STATUS_FIELDS: Final = (
     "powerState",
     "host",
     "ipAddresses",
+    "nics",
     "cpu",
     "memory",
     "kubevirtStatus",
@@ -79,6 +81,69 @@ def ip_addresses(vmi: Mapping[str, Any] | None) -> list[str]:
         for address in addresses:
             found.setdefault(str(address), None)
     return list(found)
+
+
+def _addresses(interface: Mapping[str, Any]) -> list[str]:
+    addresses = [str(a) for a in interface.get("ipAddresses") or []]
+    first = interface.get("ipAddress")
+    if first and str(first) not in addresses:
+        addresses.insert(0, str(first))
+    return addresses
+
+
+def nic_statuses(
+    spec: VirtualMachineSpec | None,
+    kubevirt_vm: Mapping[str, Any] | None,
+    vmi: Mapping[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """status.nics: each NIC of the spec, then those being unplugged, with MAC and IPs.
+
+    The MAC is the one the KubeVirt VM carries (given or assigned), else what the guest
+    reports. While the guest runs, a NIC the VMI reports through its domain is Attached, one
+    it does not report yet is Attaching (hot-plug), one removed from the spec is Detaching.
+    """
+    running = vmi_running(vmi)
+    reported = {
+        str(i.get("name")): i for i in nested(vmi, "status", "interfaces") or [] if running
+    }
+    macs = kept_macs(kubevirt_vm)
+    live = template_nics(kubevirt_vm)
+    port_groups = {
+        str(n.get("name")): str(nested(n, "multus", "networkName"))
+        for n in live.get("networks") or []
+        if nested(n, "multus", "networkName")
+    }
+    declared = {n.name: n for n in spec.networks} if spec is not None else {}
+    names = nic_names(spec) if spec is not None else list(reported)
+    absent = [
+        str(i.get("name"))
+        for i in live.get("interfaces") or []
+        if i.get("state") == ABSENT and str(i.get("name")) in reported
+    ]
+    result: list[dict[str, Any]] = []
+    for name in [*names, *(n for n in absent if n not in names)]:
+        network = declared.get(name)
+        guest = reported.get(name) or {}
+        entry: dict[str, Any] = {"name": name}
+        mac = macs.get(name) or (network.mac_address if network else None) or guest.get("mac")
+        if mac:
+            entry["macAddress"] = str(mac).lower()
+        port_group = network.port_group_name if network is not None else port_groups.get(name)
+        if port_group:
+            entry["portGroupName"] = port_group
+        addresses = _addresses(guest)
+        if addresses:
+            entry["ipAddress"] = addresses[0]
+            entry["ipAddresses"] = addresses
+        if running:
+            if name not in names:
+                entry["state"] = "Detaching"
+            elif "domain" in str(guest.get("infoSource") or "domain") and guest:
+                entry["state"] = "Attached"
+            else:
+                entry["state"] = "Attaching"
+        result.append(entry)
+    return result
 
 
 def restart_instructions(name: str, namespace: str) -> str:
@@ -423,6 +488,7 @@ def vm_status_from(
         "powerState": observed,
         "host": host or None,
         "ipAddresses": ip_addresses(vmi) if observed != "PoweredOff" else [],
+        "nics": nic_statuses(spec, kubevirt_vm, vmi),
         "cpu": running_cpus(vmi),
         "memory": running_memory(vmi),
         "kubevirtStatus": printable_text,

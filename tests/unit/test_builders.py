@@ -218,12 +218,14 @@ def test_networks_use_migratable_masquerade_and_multus_bridges() -> None:
         {"name": "prod", "multus": {"networkName": "pg-prod"}},
     ]
     assert template["domain"]["devices"]["interfaces"] == [
-        {"name": "default", "masquerade": {}},
-        {"name": "prod", "bridge": {}},
+        {"name": "default", "model": "virtio", "masquerade": {}},
+        {"name": "prod", "model": "virtio", "bridge": {}},
     ]
     # No NICs declared: a masquerade pod NIC, never KubeVirt's non-migratable bridge default.
     minimal = _build(SHAPES["minimal"])["spec"]["template"]["spec"]
-    assert minimal["domain"]["devices"]["interfaces"] == [{"name": "default", "masquerade": {}}]
+    assert minimal["domain"]["devices"]["interfaces"] == [
+        {"name": "default", "model": "virtio", "masquerade": {}}
+    ]
 
 
 def test_placement_priority_labels_and_eviction() -> None:

@@ -87,7 +87,7 @@ def observed(vdc_spec: dict[str, Any], *, kubevirt_vm: Any = None, vmi: Any = No
             {"storageClassName": "standard", "default": True})},
         clusters={"prod": ComputeClusterSpec.model_validate(
             {"hostSelector": {"matchLabels": {"kubernetes.io/os": "linux"}}})},
-        storage_classes=frozenset({"standard"}), port_groups=frozenset(),
+        storage_classes=frozenset({"standard"}), port_groups={},
         nodes=(node("host-1"),),
     )
 

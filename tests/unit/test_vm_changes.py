@@ -59,7 +59,7 @@ def _template(vm: dict[str, Any]) -> dict[str, Any]:
         ("clusterName", "placement (nodeSelector)", ("nodeSelector",)),
         ("disks.0.bootOrder", "domain.devices.disks.0.bootOrder changed", ()),
         ("disks.1.bus", "domain.devices.disks.1.disk.bus changed", ()),
-        ("networks.1", "domain.devices.interfaces changed", ()),
+        ("networks.1", "NIC lan removed", ()),
     ],
 )
 def test_a_removed_field_is_a_difference(
