@@ -1,6 +1,7 @@
 """CPU/memory hot-plug and other live updates of a running VM (KubeVirt LiveUpdate rollout).
 
-Mirrors `pkg/virt-controller/watch/vm/vm.go` (`syncRestartRequired`,
+Mirrors `pkg/virt-controller/watch/vm/vm.go` (`syncRestartRequired`, NIC changes judged by
+`nic_hotplug.network_restart_required`,
 `handleCPUChangeRequest`, `VMICPUsPatch`, `handleMemoryHotplugRequest`, the node
 selector/affinity/toleration patches), `pkg/defaults/defaults.go` (maxSockets/maxGuest)
 and the VMI controller's HotVCPUChange/HotMemoryChange conditions. The result is a
@@ -17,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from devcluster.sim.launcher import DEFAULT_CPU_ALLOCATION_RATIO, guest_memory
+from devcluster.sim.nic_hotplug import network_restart_required
 from devcluster.sim.vm_status import is_migrating
 from devcluster.sim.vmi_status import condition, find_condition
 from kubekit.quantity import (
@@ -193,8 +195,14 @@ def _template_spec(vm: Obj) -> dict[str, Any]:
     return spec
 
 
-def _without_live_fields(spec: dict[str, Any], current: Obj) -> dict[str, Any]:
-    """Copy the live-updatable fields of `current` over `spec` so they compare equal."""
+def _without_live_fields(
+    spec: dict[str, Any], current: Obj, vmi: Obj | None = None
+) -> dict[str, Any]:
+    """Copy the live-updatable fields of `current` over `spec` so they compare equal.
+
+    NICs count as live-updatable unless `network_restart_required` says otherwise for the
+    running `vmi` (hot-plug, `state: absent`).
+    """
     result = copy.deepcopy(spec)
     domain = result.setdefault("domain", {})
     current_domain = current.get("domain") or {}
@@ -207,15 +215,28 @@ def _without_live_fields(spec: dict[str, Any], current: Obj) -> dict[str, Any]:
         result.pop(key, None)
         if key in current:
             result[key] = copy.deepcopy(current[key])
+    if vmi is not None and not network_restart_required(current, vmi):
+        current_devices = current_domain.get("devices") or {}
+        devices = domain.setdefault("devices", {})
+        devices.pop("interfaces", None)
+        if "interfaces" in current_devices:
+            devices["interfaces"] = copy.deepcopy(current_devices["interfaces"])
+        result.pop("networks", None)
+        if "networks" in current:
+            result["networks"] = copy.deepcopy(current["networks"])
     return result
 
 
-def needs_restart(last_started_template_spec: Obj | None, vm: Obj) -> bool:
+def needs_restart(
+    last_started_template_spec: Obj | None, vm: Obj, vmi: Obj | None = None
+) -> bool:
     """True when the template changed outside the live-updatable fields since VMI start."""
     if last_started_template_spec is None:
         return False
     current = _template_spec(vm)
-    comparable = _without_live_fields(copy.deepcopy(dict(last_started_template_spec)), current)
+    comparable = _without_live_fields(
+        copy.deepcopy(dict(last_started_template_spec)), current, vmi
+    )
     # Absent and null are the same, and so are absent and empty lists (apimachinery's
     # semantic DeepEqual equates nil and empty slices); an empty object may be a set
     # pointer ("efi: {}") and is kept.
@@ -394,7 +415,7 @@ def plan_live_update(
     defaults and cannot serve for that comparison.
     """
     existing = find_condition(vm, "RestartRequired")
-    if needs_restart(last_started_template_spec, vm):
+    if needs_restart(last_started_template_spec, vm, vmi):
         return LiveUpdatePlan(restart_required=MSG_NON_LIVE_UPDATABLE)
     if existing is not None:
         # Nothing is live-updated while a restart is pending.

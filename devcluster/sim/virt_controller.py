@@ -36,6 +36,12 @@ from kubekit.workqueue import WorkQueue
 
 from .hotplug import plan_live_update, restart_required_condition
 from .launcher import READINESS_GATE_UNPAUSED, build_launcher_pod, nad_namespaced_name
+from .nic_hotplug import (
+    MIGRATION_REQUIRED,
+    migration_required_condition,
+    template_without_detached,
+    vmi_nics_patch,
+)
 from .node_lifecycle import (
     NODE_NAME_LABEL,
     SCHEDULABLE_LABEL,
@@ -44,7 +50,7 @@ from .node_lifecycle import (
     vmi_unresponsive_event,
 )
 from .runtime import SIM_RETRY_DELAYS, SimRuntime
-from .vm_status import run_strategy, should_vmi_exist, vm_status
+from .vm_status import is_migrating, run_strategy, should_vmi_exist, vm_status
 from .vmi_status import (
     FAILED_CREATE,
     FAILED_PVC_NOT_FOUND,
@@ -76,6 +82,8 @@ MIGRATION_JOB_LABEL = "kubevirt.io/migrationJobUID"
 MIGRATION_TARGET_NODE_LABEL = "kubevirt.io/migrationTargetNodeName"
 EVACUATION_ANNOTATION = "kubevirt.io/evacuationMigration"
 WORKLOAD_UPDATE_ANNOTATION = "kubevirt.io/workloadUpdateMigration"
+#: Failure reason of the VM when patching NICs into the VMI fails (pkg/network/controllers).
+HOT_PLUG_NIC_ERROR = "HotPlugNetworkInterfaceError"
 PARALLEL_MIGRATIONS_PER_CLUSTER = 5
 PARALLEL_OUTBOUND_MIGRATIONS_PER_NODE = 2
 TARGET_POD_UNSCHEDULABLE_SECONDS = 300
@@ -517,6 +525,8 @@ class VirtController:
             conditions = remove_condition(conditions, "RestartRequired")
         elif vmi is not None and _phase(vmi) == PHASE_RUNNING:
             conditions, sync_error = await self._live_update(vm, vmi, conditions, now)
+        if sync_error is None and not restart_handled:
+            sync_error = await self._sync_nics(vm, vmi)
         if sync_error is not None:
             conditions = set_condition(conditions, condition(
                 "Failure", "True", now, reason=sync_error[0], message=sync_error[1]))
@@ -551,6 +561,31 @@ class VirtController:
             namespace, name = _key(vmi)
             await self.kube.patch(VMIS, namespace, name, plan.vmi_patch, kind="json")
         return conditions, None
+
+    async def _sync_nics(self, vm: Obj, vmi: Obj | None) -> tuple[str, str] | None:
+        """The network synchronizer: NIC hot-plug/unplug into the VMI spec, and NICs fully
+        unplugged dropped from the VM template (KubeVirt updates the VM for that)."""
+        template = ((vm.get("spec") or {}).get("template") or {}).get("spec") or {}
+        if vmi is not None and not _meta(vmi).get("deletionTimestamp") \
+                and _phase(vmi) not in FINAL_PHASES:
+            patch = vmi_nics_patch(template, vmi)
+            if patch:
+                namespace, name = _key(vmi)
+                try:
+                    vmi = await self.kube.patch(VMIS, namespace, name, patch, kind="json")
+                except KubeError as error:
+                    return (HOT_PLUG_NIC_ERROR,
+                            f"error encountered when trying to patch vmi: {error}")
+                self.written.remember(VMIS, vmi)
+        cleared = template_without_detached(template, vmi)
+        if cleared is not None:
+            namespace, name = _key(vm)
+            updated = await self.kube.patch(VMS, namespace, name, [
+                {"op": "test", "path": "/spec/template/spec", "value": template},
+                {"op": "replace", "path": "/spec/template/spec", "value": cleared}],
+                kind="json")
+            self.written.remember(VMS, updated)
+        return None
 
     def _datavolumes_of(self, vm: Obj) -> list[dict[str, Any]]:
         namespace = str(_meta(vm).get("namespace", ""))
@@ -687,17 +722,31 @@ class VirtController:
         status = controller_status(vmi, active, now)
         status = self._with_pod_derived_fields(vmi, status, active)
         status["conditions"] = ready_with_gate(vmi, status["conditions"], now)
+        status["conditions"], look_again = self._migration_required(vmi, status, now)
         if active is not None and _phase(active) == "Running" and not pod_is_gone_or_done(active):
             await self._sync_unpaused_gate(vmi, active, now)
         await self.write_vmi(vmi, status, labels=vmi_label_changes(vmi, status))
         await self._update_workload(vmi, status)
-        return None
+        return look_again
+
+    @staticmethod
+    def _migration_required(
+        vmi: Obj, status: Obj, now: datetime
+    ) -> tuple[list[dict[str, Any]], float | None]:
+        """`syncMigrationRequiredCondition`: a NIC to plug or unplug asks for a migration."""
+        conditions = list(status.get("conditions") or [])
+        if status.get("phase") != PHASE_RUNNING or is_migrating({**vmi, "status": status}, now):
+            return conditions, None
+        wanted, look_again = migration_required_condition({**vmi, "status": status}, now)
+        if wanted is None:
+            return remove_condition(conditions, MIGRATION_REQUIRED), None
+        return set_condition(conditions, wanted), look_again
 
     async def _update_workload(self, vmi: Obj, status: Obj) -> None:
-        """The workload updater: a pending CPU/memory hot-plug completes by live migration,
-        when the KubeVirt CR allows `LiveMigrate` and the VMI is migratable."""
+        """The workload updater: a pending CPU/memory/NIC hot-plug completes by live
+        migration, when the KubeVirt CR allows `LiveMigrate` and the VMI is migratable."""
         hot = [c for c in status.get("conditions") or []
-               if c.get("type") in ("HotVCPUChange", "HotMemoryChange")
+               if c.get("type") in ("HotVCPUChange", "HotMemoryChange", MIGRATION_REQUIRED)
                and c.get("status") == "True"]
         migratable = find_condition(status, "LiveMigratable")
         if not hot or not migratable or migratable.get("status") != "True":

@@ -29,6 +29,7 @@ from kubekit.tasks import cancel_and_wait
 from kubekit.workqueue import WorkQueue
 
 from .hotplug import status_after_hotplug
+from .nic_hotplug import MIGRATION_REQUIRED, detached_from_domain
 from .node_lifecycle import NODE_NAME_LABEL, heartbeat_patch
 from .runtime import SIM_RETRY_DELAYS, SimRuntime
 from .virt_controller import now_utc
@@ -248,7 +249,18 @@ class VirtHandlers:
             if state and not state.get("completed") and not state.get("failed") and \
                     is_powered_on(target) and is_powered_on(node):
                 return await self._migrate(vmi, state)
+            if is_powered_on(node):
+                await self._unplug_from_domain(vmi)
         return None
+
+    async def _unplug_from_domain(self, vmi: Obj) -> None:
+        """virt-launcher detaches NICs set absent from the running domain at once."""
+        interfaces = detached_from_domain(vmi)
+        if interfaces is None:
+            return
+        namespace, name = _key(vmi)
+        self.written.remember(VMIS, await self.kube.patch(
+            VMIS, namespace, name, {"status": {"interfaces": interfaces}}))
 
     def _running_status(self, vmi: Obj, pod: Obj, now: datetime) -> dict[str, Any]:
         uid = str(_meta(vmi).get("uid", ""))
@@ -336,8 +348,9 @@ class VirtHandlers:
         status["migrationState"] = {
             **copy.deepcopy(dict(state)), "completed": True, "endTimestamp": rfc3339(now),
             "targetNodeDomainReadyTimestamp": rfc3339(now)}
+        # The target domain runs with the NICs plugged and unplugged: no migration needed.
         status["conditions"] = [c for c in status.get("conditions") or []
-                                if c.get("type") != "EvictionRequested"]
+                                if c.get("type") not in ("EvictionRequested", MIGRATION_REQUIRED)]
         # The target handler takes the VMI over: the node label moves with the status
         # (`migration-target.go`), in the same write.
         meta = {**_meta(vmi), "labels": {**(_meta(vmi).get("labels") or {}),

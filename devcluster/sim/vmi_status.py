@@ -401,6 +401,8 @@ def _interface_statuses(
     networks = {n.get("name"): n for n in (vmi.get("spec") or {}).get("networks") or []}
     result: list[dict[str, Any]] = []
     for index, interface in enumerate(_interfaces(vmi)):
+        if interface.get("state") == "absent":
+            continue  # unplugged: the domain this status describes does not have it
         name = str(interface.get("name", ""))
         network = networks.get(name) or {}
         entry: dict[str, Any] = {
