@@ -65,12 +65,22 @@ VMI_CACHE: Final = CacheSpec[dict[str, Any]](
     lambda body: {_key(body): slim_vmi(body)},
     labels=OWNED,
 )
+#: Our KubeVirt VMs by the MAC addresses of their NICs: whether a MAC is taken is one lookup.
+KUBEVIRT_VM_MACS: Final = CacheSpec[Key](
+    "kubevirt_virtualmachine_macs",
+    VMS,
+    lambda body: {mac: _key(body) for mac in kept_macs(body).values()},
+    labels=OWNED,
+)
+
+
 class VirtualMachineController(Controller[Key]):
     name = "virtualmachines"
     kind = VIRTUAL_MACHINE
     caches: ClassVar[tuple[CacheSpec[Any], ...]] = (
         VDC_VMS,
         KUBEVIRT_VM_CACHE,
+        KUBEVIRT_VM_MACS,
         VMI_CACHE,
         STORAGE_POLICY_CACHE,
         COMPUTE_CLUSTER_CACHE,
@@ -83,6 +93,7 @@ class VirtualMachineController(Controller[Key]):
     def __init__(self, context: OperatorContext) -> None:
         self.vdc_vms = context.cache(VDC_VMS)
         self.kubevirt_vms = context.cache(KUBEVIRT_VM_CACHE)
+        self.macs = context.cache(KUBEVIRT_VM_MACS)
         self.vmis = context.cache(VMI_CACHE)
         self.policies = context.cache(STORAGE_POLICY_CACHE)
         self.clusters = context.cache(COMPUTE_CLUSTER_CACHE)
@@ -125,19 +136,8 @@ class VirtualMachineController(Controller[Key]):
             port_groups={str(name): entry.spec for name, entry in self.port_groups.items()},
             nodes=tuple(self.nodes.values()),
             namespace_labels=dict(self.namespaces.get(key[0]) or {}),
-            macs_in_use=self.macs_in_use,
+            mac_in_use=self.macs.__contains__,
         )
-
-    def macs_in_use(self) -> set[str]:
-        """Every MAC the VMs have: on their KubeVirt VMs, and given in VDC VM specs."""
-        macs: set[str] = set()
-        for kubevirt_vm in self.kubevirt_vms.values():
-            macs.update(kept_macs(kubevirt_vm).values())
-        for vm in self.vdc_vms.values():
-            for network in (vm.get("spec") or {}).get("networks") or []:
-                if network.get("macAddress"):
-                    macs.add(str(network["macAddress"]).lower())
-        return macs
 
     def dependents(self, kind: str, name: str) -> set[Key]:
         """VMs that refer to the object (and, for the default policy, VMs that use it)."""

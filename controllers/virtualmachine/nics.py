@@ -39,8 +39,8 @@ def network_attachment_name(port_group_name: str) -> str:
     return port_group_name
 
 
-def assign_mac(seed: str, taken: Collection[str]) -> str:
-    """A MAC for the NIC named by `seed` that is not in `taken` (lowercase, colon-separated).
+def assign_mac(seed: str, in_use: Callable[[str], bool]) -> str:
+    """A MAC for the NIC named by `seed` that `in_use` does not know (lowercase, colons).
 
     The first candidate is a digest of the seed, so it does not depend on the order VMs are
     created in; a collision (about one in four billion per pair) steps to the next digest.
@@ -49,7 +49,7 @@ def assign_mac(seed: str, taken: Collection[str]) -> str:
         digest = hashlib.sha256(f"{seed}#{attempt}".encode()).digest()
         octets = (*ASSIGNED_MAC_PREFIX, *digest[:4])
         mac = ":".join(f"{octet:02x}" for octet in octets)
-        if mac not in taken:
+        if not in_use(mac):
             return mac
     raise RuntimeError(f"no free MAC address for {seed}")  # 65,536 collisions in a row
 
@@ -87,23 +87,24 @@ def resolve_macs(
     namespace: str,
     name: str,
     kept: Mapping[str, str],
-    macs_in_use: Callable[[], Collection[str]],
+    in_use: Callable[[str], bool],
 ) -> dict[str, str]:
     """{NIC name: MAC} for every NIC of the spec.
 
-    `kept` are the MACs the KubeVirt VM already has; `macs_in_use` lists every MAC of the
-    cluster's VMs (called only when a NIC needs a new one: listing costs a scan).
+    `kept` are the MACs the KubeVirt VM already has; `in_use` says whether a MAC is taken by
+    any VM of the cluster (asked only when a NIC needs a new one).
     """
     given = {n.name: n.mac_address.lower() for n in spec.networks if n.mac_address is not None}
     resolved: dict[str, str] = {}
-    taken: set[str] | None = None
     for nic in nic_names(spec):
         mac = given.get(nic) or kept.get(nic)
         if mac is None:
-            if taken is None:
-                taken = {*macs_in_use(), *given.values(), *kept.values()}
+            mine = {*given.values(), *kept.values(), *resolved.values()}
+
+            def taken(candidate: str, mine: set[str] = mine) -> bool:
+                return candidate in mine or in_use(candidate)
+
             mac = assign_mac(f"{namespace}/{name}/{nic}", taken)
-        taken = None if taken is None else taken | {mac}
         resolved[nic] = mac
     return resolved
 

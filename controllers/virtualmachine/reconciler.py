@@ -148,9 +148,12 @@ class VirtualMachineReconciler:
         on_the_vm = kept_macs(live)
         kept = {**self._assigned_macs.get(key, {}), **on_the_vm}
 
-        def in_use() -> set[str]:
-            others = (m for k, a in self._assigned_macs.items() if k != key for m in a.values())
-            return {*observed.macs_in_use(), *others}
+        def in_use(mac: str) -> bool:
+            return observed.mac_in_use(mac) or any(
+                mac in assigned.values()
+                for other, assigned in self._assigned_macs.items()
+                if other != key
+            )
 
         macs = resolve_macs(spec, *key, kept, in_use)
         assigned = {nic: mac for nic, mac in macs.items() if on_the_vm.get(nic) != mac}

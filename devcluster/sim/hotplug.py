@@ -217,10 +217,13 @@ def _without_live_fields(
             result[key] = copy.deepcopy(current[key])
     if vmi is not None and not network_restart_required(current, vmi):
         current_devices = current_domain.get("devices") or {}
-        devices = domain.setdefault("devices", {})
-        devices.pop("interfaces", None)
+        devices = domain.get("devices")
+        if isinstance(devices, dict):
+            devices.pop("interfaces", None)
         if "interfaces" in current_devices:
-            devices["interfaces"] = copy.deepcopy(current_devices["interfaces"])
+            domain.setdefault("devices", {})["interfaces"] = copy.deepcopy(
+                current_devices["interfaces"]
+            )
         result.pop("networks", None)
         if "networks" in current:
             result["networks"] = copy.deepcopy(current["networks"])

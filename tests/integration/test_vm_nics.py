@@ -15,7 +15,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -298,3 +297,34 @@ def test_macs_are_unique_across_the_cluster(datacenter: Datacenter) -> None:
     macs = [nic["macAddress"] for vm in get_json(cluster, "vdcvm", "-n", namespace)["items"]
             for nic in vm["status"]["nics"]]
     assert len(macs) == 12 and len(set(macs)) == 12
+
+
+def test_a_vm_waiting_for_its_port_group_starts_when_it_appears(datacenter: Datacenter) -> None:
+    cluster = datacenter.cluster
+    namespace = tenant_namespace(cluster, None)
+    apply_yaml(cluster, vm_yaml("early", "  - name: lan\n    portGroupName: pg-late\n"),
+               namespace)
+    wait(cluster, "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}"
+         "=DistributedPortGroupNotFound", "vdcvm/early", "-n", namespace)
+    assert get_json(cluster, "vm", "-n", namespace)["items"] == []
+    apply_yaml(cluster, """
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata:
+  name: pg-late
+spec:
+  config: '{"cniVersion": "0.3.1", "name": "pg-late", "type": "bridge", "ipam": {}}'
+""", namespace)
+    apply_yaml(cluster, """
+apiVersion: vdcos.io/v1alpha1
+kind: DistributedPortGroup
+metadata:
+  name: pg-late
+spec:
+  switchName: dvs-prod
+  vlan:
+    id: 200
+  namespaceSelector: {}
+""")
+    wait_ready(cluster, namespace, "early")
+    assert nics(cluster, namespace, "early")["lan"]["portGroupName"] == "pg-late"
