@@ -276,8 +276,8 @@ spec:
     assert get_json(cluster, "vmi", "db", "-n", namespace)["status"]["nodeName"] != source
     assert guest_macs(cluster, namespace, "db") == macs
 
+    # A new operator (nothing in memory) keeps every MAC and gives a new NIC a new one.
     datacenter.stop_operator()
-    applied = get_json(cluster, "vm", "db", "-n", namespace)["metadata"]["generation"]
     datacenter.start_operator()
     apply_yaml(cluster, vm_yaml("db", given + "  - name: backup\n    portGroupName: pg-web\n"),
                namespace)
@@ -285,7 +285,6 @@ spec:
     after = guest_macs(cluster, namespace, "db")
     assert {nic: after[nic] for nic in macs} == macs
     assert after["backup"] not in macs.values()
-    assert get_json(cluster, "vm", "db", "-n", namespace)["metadata"]["generation"] > applied
 
 
 def test_macs_are_unique_across_the_cluster(datacenter: Datacenter) -> None:
