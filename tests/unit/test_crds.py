@@ -47,6 +47,8 @@ def test_generation_is_deterministic() -> None:
 def test_one_file_per_kind_named_group_plural() -> None:
     assert sorted(generate_all()) == [
         "vdcos.io_computeclusters.yaml",
+        "vdcos.io_distributedportgroups.yaml",
+        "vdcos.io_distributedswitches.yaml",
         "vdcos.io_storagepolicies.yaml",
         "vdcos.io_virtualmachines.yaml",
     ]
