@@ -84,7 +84,7 @@ def interfaces(cluster: DevCluster, host: str) -> dict[str, dict[str, Any]]:
 def wait_node(cluster: DevCluster, host: str, done: Callable[[Any], bool]) -> Any:
     """Watch the Node (kubernetes client) until `done` holds for it."""
     api = client.CoreV1Api(cluster.api_client())
-    node = api.read_node(host)
+    node: Any = api.read_node(host)
     if done(node):
         return node
     watcher: Any = watch.Watch()  # type: ignore[no-untyped-call]
