@@ -66,7 +66,7 @@ def bond_name_for(switch_name: str, spec: DistributedSwitchSpec) -> str | None:
 
 def policy_name_for(switch_name: str) -> str:
     """The NodeNetworkConfigurationPolicy of the switch."""
-    return f"dvs-{switch_name}"
+    return f"vdcos-{switch_name}"
 
 
 def _no_ip() -> dict[str, Any]:

@@ -196,7 +196,7 @@ def test_a_host_without_an_uplink_is_named_and_no_policy_is_applied(
     assert dvs["status"]["hosts"] == [
         {"name": EDGE_HOST, "state": "Failing", "message": "host host-4 has no NIC eth2"}
     ]
-    missing = datacenter.kubectl("get", "nncp", "dvs-dvs-edge", check=False)
+    missing = datacenter.kubectl("get", "nncp", "vdcos-dvs-edge", check=False)
     assert missing.returncode != 0 and "NotFound" in missing.stderr
     datacenter.kubectl("delete", "distributedswitch", "dvs-edge", "--timeout=30s")
 
@@ -343,5 +343,5 @@ def test_deleting_the_switch_waits_for_port_groups_then_cleans_the_hosts(
         found = host_interfaces(datacenter, host)
         assert "br-dvs-prod" not in found and "bd-dvs-prod" not in found
         assert found["eth1"]["state"] == "up"
-    gone = datacenter.kubectl("get", "nncp", "dvs-dvs-prod", check=False)
+    gone = datacenter.kubectl("get", "nncp", "vdcos-dvs-prod", check=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr

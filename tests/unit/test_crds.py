@@ -178,6 +178,8 @@ def test_examples_build_a_small_datacenter() -> None:
     assert kinds.count("ComputeCluster") == 1
     assert kinds.count("StoragePolicy") == 3  # thin, gold and shared (ReadWriteMany)
     assert kinds.count("VirtualMachine") == 3
+    assert kinds.count("DistributedSwitch") == 1
+    assert kinds.count("DistributedPortGroup") == 2  # an access VLAN and a trunk
 
 
 @pytest.mark.parametrize(
