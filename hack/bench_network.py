@@ -122,8 +122,8 @@ async def bench_network(args: argparse.Namespace) -> dict[str, Any]:
                              "namespaceSelector": {"matchLabels": {NAMESPACE_LABEL: "yes"}}}})
 
                 async def nads_everywhere() -> bool:
-                    nads = (await kube.list(NADS, None)).get("items", [])
-                    return sum(n["metadata"]["name"] == "vlan100" for n in nads) >= namespaces
+                    nads: list[dict[str, Any]] = (await kube.list(NADS, None)).get("items", [])
+                    return sum(1 for n in nads if n["metadata"]["name"] == "vlan100") >= namespaces
 
                 await _until(nads_everywhere, args.timeout, "the NADs")
                 results[f"port_group_nads_in_{namespaces}_namespaces_seconds"] = round(

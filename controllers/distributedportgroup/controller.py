@@ -95,6 +95,9 @@ class DistributedPortGroupController(Controller[str]):
         self.namespaces = context.cache(NAMESPACE_CACHE)
         self.nads = context.cache(NAD_CACHE)
         self.vms = context.cache(VDC_VMS)
+        # What this operator wrote (None: deleted) and the NAD watch has not shown back yet:
+        # a pass that runs before the watch event must not write the same again.
+        self.written: dict[tuple[str, str], dict[str, Any] | None] = {}
         super().__init__(context)
 
     async def reconcile(self, name: str) -> None:
@@ -167,14 +170,14 @@ class DistributedPortGroupController(Controller[str]):
             for namespace, labels in self.namespaces.items()
             if admits_namespace(spec, labels)
         )
-        live = {str(nad["metadata"]["namespace"]): nad for nad in self.nads.values_of(name)}
+        live = self._live_nads(name)
         writes = []
         for namespace in admitted:
             desired = build_network_attachment(port_group, spec, namespace, bridge, switch.spec.mtu)
             if namespace not in live or network_attachment_differs(desired, live[namespace]):
-                writes.append(self._write_nad(desired, namespace in live))
+                writes.append(self._write_nad(name, desired, namespace in live))
         removals = [
-            self._delete_nad(namespace, str(nad["metadata"]["name"]))
+            self._delete_nad(name, namespace, str(nad["metadata"]["name"]))
             for namespace, nad in live.items()
             if namespace not in admitted
         ]
@@ -199,11 +202,25 @@ class DistributedPortGroupController(Controller[str]):
             + ("" if len(admitted) == 1 else "s"),
         )
 
-    async def _write_nad(self, desired: dict[str, Any], exists: bool) -> str | None:
+    def _live_nads(self, name: str) -> dict[str, Mapping[str, Any]]:
+        """The port group's NADs by namespace: the cache, overlaid with our unseen writes."""
+        live: dict[str, Mapping[str, Any]] = {
+            str(nad["metadata"]["namespace"]): nad for nad in self.nads.values_of(name)
+        }
+        for (port_group, namespace), written in self.written.items():
+            if port_group != name:
+                continue
+            if written is None:
+                live.pop(namespace, None)
+            else:
+                live[namespace] = written
+        return live
+
+    async def _write_nad(self, name: str, desired: dict[str, Any], exists: bool) -> str | None:
         """Applies one NAD; returns its namespace when that failed (terminating, gone)."""
         namespace = str(desired["metadata"]["namespace"])
         try:
-            await self.kube.apply(NADS, desired)
+            self.written[(name, namespace)] = _slim_nad(await self.kube.apply(NADS, desired))
         except KubeError as error:
             if error.status in (403, 404, 409, 422):
                 log.info(
@@ -223,8 +240,9 @@ class DistributedPortGroupController(Controller[str]):
         )
         return None
 
-    async def _delete_nad(self, namespace: str, nad_name: str) -> str | None:
+    async def _delete_nad(self, name: str, namespace: str, nad_name: str) -> str | None:
         await self.kube.delete(NADS, namespace, nad_name)
+        self.written[(name, namespace)] = None
         log.info("Deleted NetworkAttachmentDefinition", namespace=namespace, name=nad_name)
         return None
 
@@ -264,7 +282,9 @@ class DistributedPortGroupController(Controller[str]):
             )
             return
         for nad in self.nads.values_of(name):
-            await self._delete_nad(str(nad["metadata"]["namespace"]), str(nad["metadata"]["name"]))
+            await self._delete_nad(
+                name, str(nad["metadata"]["namespace"]), str(nad["metadata"]["name"])
+            )
         await self._set_finalizer(port_group, add=False)
 
     async def _set_finalizer(self, port_group: Mapping[str, Any], *, add: bool) -> None:
@@ -303,7 +323,10 @@ class DistributedPortGroupController(Controller[str]):
     def nad_changed(self, event: WatchEvent) -> None:
         labels = (event.body.get("metadata") or {}).get("labels") or {}
         if PORT_GROUP_LABEL in labels:
-            self.queue.enqueue(str(labels[PORT_GROUP_LABEL]))
+            port_group = str(labels[PORT_GROUP_LABEL])
+            # The watch has caught up with what we wrote there: the cache tells from now on.
+            self.written.pop((port_group, event.namespace), None)
+            self.queue.enqueue(port_group)
 
     def vm_changed(self, event: WatchEvent) -> None:
         self.enqueue_all(self.port_groups.keys(), VM_COUNT_COALESCE_SECONDS)

@@ -133,6 +133,9 @@ class DistributedSwitchController(Controller[str]):
         self.policies = context.cache(POLICY_CACHE)
         self.enactments = context.cache(ENACTMENT_CACHE)
         self.node_states = context.cache(NODE_NETWORK_STATE_CACHE)
+        # Policies this operator applied that the watch has not shown back yet: a pass that
+        # runs before the event must not apply the same again.
+        self.applied: dict[str, dict[str, Any]] = {}
         super().__init__(context)
 
     # ------------------------------------------------------------------ reconcile
@@ -210,7 +213,7 @@ class DistributedSwitchController(Controller[str]):
             host: interfaces for host, interfaces in states.items() if interfaces is not None
         }
         lacking = missing_uplinks(spec, hosts, reported)
-        live = self.policies.get(name)
+        live = self._live_policy(name)
         blocked_reason: tuple[str, str] | None = None
         if lacking:
             host, nics = sorted(lacking.items())[0]
@@ -224,8 +227,7 @@ class DistributedSwitchController(Controller[str]):
             desired = build_policy(name, spec)
             if policy_differs(desired, live):
                 desired["metadata"]["ownerReferences"] = [owner_reference(switch)]
-                applied = await self.kube.apply(POLICIES, desired)
-                live = _slim_policy(applied)
+                live = self.applied[name] = _slim_policy(await self.kube.apply(POLICIES, desired))
                 log.info(
                     "Applied NodeNetworkConfigurationPolicy",
                     name=desired["metadata"]["name"],
@@ -269,9 +271,9 @@ class DistributedSwitchController(Controller[str]):
                 switch, previous, status, conditions, "InUse", message, generation, now, warn=True
             )
             return
-        live = self.policies.get(name)
+        live = self._live_policy(name)
         if live is not None and not policy_is_cleanup(live):
-            await self.kube.apply(POLICIES, cleanup_policy(live))
+            self.applied[name] = _slim_policy(await self.kube.apply(POLICIES, cleanup_policy(live)))
             log.info(
                 "Removing the switch from its hosts", switch=name, policy=live["metadata"]["name"]
             )
@@ -301,11 +303,8 @@ class DistributedSwitchController(Controller[str]):
                     now,
                 )
                 return
-            try:
-                await self.kube.delete(POLICIES, None, str(live["metadata"]["name"]))
-            except KubeError as error:
-                if error.status != 404:
-                    raise
+            await self.kube.delete(POLICIES, None, str(live["metadata"]["name"]))
+            self.applied.pop(name, None)
             log.info("Cleaned the switch's hosts; deleted its policy", switch=name)
         await self._set_finalizer(switch, add=False)
 
@@ -370,6 +369,10 @@ class DistributedSwitchController(Controller[str]):
 
     # ------------------------------------------------------------------ reading
 
+    def _live_policy(self, switch_name: str) -> dict[str, Any] | None:
+        """The switch's policy: what we applied last if the watch has not shown it yet."""
+        return self.applied.get(switch_name) or self.policies.get(switch_name)
+
     def _port_groups_on(self, switch_name: str) -> list[str]:
         return sorted(
             str(key)
@@ -408,6 +411,8 @@ class DistributedSwitchController(Controller[str]):
     def policy_changed(self, event: WatchEvent) -> None:
         labels = (event.body.get("metadata") or {}).get("labels") or {}
         if SWITCH_LABEL in labels:
+            # The watch has caught up with what we applied: the cache tells from now on.
+            self.applied.pop(str(labels[SWITCH_LABEL]), None)
             self.queue.enqueue(str(labels[SWITCH_LABEL]), ENACTMENT_COALESCE_SECONDS)
 
     def enactment_changed(self, event: WatchEvent) -> None:
