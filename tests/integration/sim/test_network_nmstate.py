@@ -97,6 +97,22 @@ def wait_node(cluster: DevCluster, host: str, done: Callable[[Any], bool]) -> An
     raise AssertionError(f"node {host} did not get there within 30 s")
 
 
+def wait_state(cluster: DevCluster, host: str,
+               done: Callable[[dict[str, dict[str, Any]]], bool]) -> dict[str, dict[str, Any]]:
+    """Watch the host's NodeNetworkState until `done` holds for its interfaces by name."""
+    api = client.CustomObjectsApi(cluster.api_client())
+    watcher: Any = watch.Watch()  # type: ignore[no-untyped-call]
+    for event in watcher.stream(api.list_cluster_custom_object, "nmstate.io", "v1beta1",
+                                "nodenetworkstates", field_selector=f"metadata.name={host}",
+                                timeout_seconds=30):
+        reported = {i["name"]: i for i in event["object"].get("status", {}).get(
+            "currentState", {}).get("interfaces", [])}
+        if done(reported):
+            watcher.stop()
+            return reported
+    raise AssertionError(f"the network state of {host} did not get there within 30 s")
+
+
 def wait_policy(cluster: DevCluster, name: str, condition_type: str,
                 timeout: int = 60) -> dict[str, Any]:
     cluster.kubectl("wait", f"nncp/{name}", f"--for=condition={condition_type}",
@@ -217,23 +233,27 @@ spec:
         bridge:
           port: []
 """)
-    # At most one host Progressing at a time: the others wait Pending.
+    # Watch the enactments: at most one host Progressing at a time, the others Pending.
+    api = client.CustomObjectsApi(datacenter.api_client())
+    watcher: Any = watch.Watch()  # type: ignore[no-untyped-call]
+    latest: dict[str, dict[str, str]] = {}
     seen_pending = False
-    for _ in range(200):
-        enactments = get_json(datacenter, "nnce", "-l", "nmstate.io/policy=dvs-one")["items"]
-        progressing = [e for e in enactments
-                       if condition(e, "Progressing")["status"] == "True"] if all(
-            e.get("status", {}).get("conditions") for e in enactments) else []
-        assert len(progressing) <= 1
-        seen_pending = seen_pending or any(
-            c["type"] == "Pending" and c["status"] == "True"
-            for e in enactments for c in e.get("status", {}).get("conditions", []))
-        policy = get_json(datacenter, "nncp", "dvs-one")
-        if any(c["type"] == "Available" and c["status"] == "True"
-               for c in policy.get("status", {}).get("conditions", [])):
-            break
+    for event in watcher.stream(api.list_cluster_custom_object, "nmstate.io", "v1beta1",
+                                "nodenetworkconfigurationenactments",
+                                label_selector="nmstate.io/policy=dvs-one",
+                                timeout_seconds=60):
+        enactment = event["object"]
+        latest[enactment["metadata"]["name"]] = {
+            c["type"]: c["status"] for c in enactment.get("status", {}).get("conditions", [])}
+        assert sum(c.get("Progressing") == "True" for c in latest.values()) <= 1, latest
+        seen_pending = seen_pending or any(c.get("Pending") == "True"
+                                           for c in latest.values())
+        if len(latest) == len(HOSTS) and all(c.get("Available") == "True"
+                                             for c in latest.values()):
+            watcher.stop()
     assert seen_pending, "hosts beyond maxUnavailable waited Pending"
-    wait_policy(datacenter, "dvs-one", "Available")
+    policy = wait_policy(datacenter, "dvs-one", "Available")
+    assert condition(policy, "Available")["message"] == "3/3 nodes successfully configured"
 
 
 def test_a_pulled_link_shows_down_and_the_bond_stays_up(datacenter: DevCluster) -> None:
@@ -289,3 +309,46 @@ spec:
         node = wait_node(datacenter, host, lambda n: "bridge.network.kubevirt.io/br-one"
                          not in (n.status.allocatable or {}))
         assert "bridge.network.kubevirt.io/br-prod" in node.status.allocatable
+
+
+def test_a_changed_policy_is_enacted_again_as_a_new_generation(datacenter: DevCluster) -> None:
+    wait_policy(datacenter, "dvs-prod", "Available")
+    apply(datacenter, switch_policy("dvs-prod", "br-prod", ("eth1", "eth2"), mtu=1500))
+    datacenter.kubectl("wait", "nnce", "-l", "nmstate.io/policy=dvs-prod", "--timeout=60s",
+                       "--for=jsonpath={.status.policyGeneration}=2", timeout=70)
+    wait_policy(datacenter, "dvs-prod", "Available")
+    datacenter.kubectl("wait", "nnce", "-l", "nmstate.io/policy=dvs-prod", "--timeout=60s",
+                       "--for=condition=Available", timeout=70)
+    for host in HOSTS:
+        reported = interfaces(datacenter, host)
+        assert reported["br-prod"]["mtu"] == reported["eth1"]["mtu"] == 1500
+
+
+def test_a_host_leaving_the_selector_loses_its_enactment_not_its_bridge(
+        datacenter: DevCluster) -> None:
+    wait_policy(datacenter, "dvs-prod", "Available")
+    datacenter.kubectl("label", "node", "host-3", f"{CLUSTER_LABEL}-")
+    datacenter.kubectl("wait", "--for=delete", "nnce/host-3.dvs-prod", "--timeout=30s",
+                       timeout=40)
+    assert "br-prod" in interfaces(datacenter, "host-3"), "nmstate does not revert"
+    datacenter.kubectl("wait", "nncp/dvs-prod", "--timeout=30s",
+                       "--for=jsonpath={.status.conditions[?(@.type==\"Available\")].message}"
+                       "=2/2 nodes successfully configured", timeout=40)
+    datacenter.kubectl("label", "node", "host-3", f"{CLUSTER_LABEL}=")
+    datacenter.kubectl("wait", "nnce/host-3.dvs-prod", "--for=condition=Available",
+                       "--timeout=30s", timeout=40)
+
+
+def test_a_nic_gone_from_the_host_leaves_its_network_state(datacenter: DevCluster) -> None:
+    node = get_json(datacenter, "node", "host-2")
+    nics = json.loads(node["metadata"]["annotations"]["sim.vdcos.io/nics"])
+    without_eth2 = json.dumps([nic for nic in nics if nic["name"] != "eth2"])
+    datacenter.kubectl("annotate", "node", "host-2", f"sim.vdcos.io/nics={without_eth2}",
+                       "--overwrite")
+    state = wait_state(datacenter, "host-2", lambda reported: "eth2" not in reported)
+    assert state["bond-br-prod"]["link-aggregation"]["port"] == ["eth1"]
+    datacenter.kubectl("annotate", "node", "host-2",
+                       f"sim.vdcos.io/nics={json.dumps(nics)}", "--overwrite")
+    datacenter.kubectl("wait", "nns/host-2", "--timeout=30s",
+                       "--for=jsonpath={.status.currentState.interfaces[?(@.name==\"eth2\")]"
+                       ".state}=up", timeout=40)
