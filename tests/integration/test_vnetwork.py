@@ -26,6 +26,7 @@ EDGE_HOST = "host-4"
 NICS_ANNOTATION = "sim.vdcos.io/nics"
 NODE_NETWORK_STATES = ("nmstate.io", "v1beta1", "nodenetworkstates")
 PORT_GROUPS = ("vdcos.io", "v1alpha1", "distributedportgroups")
+SWITCHES = ("vdcos.io", "v1alpha1", "distributedswitches")
 
 CLUSTERS = """
 apiVersion: vdcos.io/v1alpha1
@@ -293,6 +294,31 @@ def test_a_pulled_uplink_degrades_the_switch_and_keeps_it_available(
     assert host_3["state"] == "Available" and "eth1" in host_3["message"]
     datacenter.kubectl("annotate", "node", "host-3", "sim.vdcos.io/nic-down-")
     wait(datacenter, "distributedswitch/dvs-prod", "--for=condition=Degraded=False")
+
+
+def test_a_host_leaving_the_cluster_loses_the_switch_and_rejoining_gets_it(
+    datacenter: DevCluster, switch: str
+) -> None:
+    def hosts_in(values: str) -> str:
+        return json.dumps({"spec": {"hostSelector": {"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": values.split()}]}}})
+
+    def summary_is(expected: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda dvs: (dvs.get("status") or {}).get("hostSummary") == expected and any(
+            c["type"] == "Ready" and c["status"] == "True" for c in dvs["status"]["conditions"])
+
+    datacenter.kubectl("patch", "cc", "prod", "--type=merge", "-p", hosts_in("host-1 host-2"))
+    wait_for_object(datacenter, SWITCHES, switch, summary_is("2/2"))
+    # nmstate drops a host's enactment when the host stops matching the policy's selector.
+    wait(datacenter, "--for=delete", "nnce/host-3.vdcos-dvs-prod")
+    assert "vdcos.io/cluster.prod" not in get_json(datacenter, "node", "host-3")["metadata"][
+        "labels"]
+    datacenter.kubectl("patch", "cc", "prod", "--type=merge",
+                       "-p", hosts_in("host-1 host-2 host-3"))
+    wait_for_object(datacenter, SWITCHES, switch, summary_is("3/3"))
+    # Available again means nmstate enacted the policy there: the host carries the label.
+    assert "vdcos.io/cluster.prod" in get_json(datacenter, "node", "host-3")["metadata"]["labels"]
+    assert "br-dvs-prod" in host_interfaces(datacenter, "host-3")
 
 
 VM = """
