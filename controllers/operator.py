@@ -30,6 +30,8 @@ from controllers.common.logging import get_logger
 from controllers.common.login import Login, log_in
 from controllers.common.settings import OperatorConfig
 from controllers.computecluster.controller import ComputeClusterController
+from controllers.distributedportgroup.controller import DistributedPortGroupController
+from controllers.distributedswitch.controller import DistributedSwitchController
 from controllers.storagepolicy.controller import StoragePolicyController
 from controllers.virtualmachine.builders import build_priority_classes
 from controllers.virtualmachine.controller import VirtualMachineController
@@ -41,6 +43,8 @@ log = get_logger("vdcos.operator")
 CONTROLLERS: Final[tuple[type[Controller[Any]], ...]] = (
     StoragePolicyController,
     ComputeClusterController,
+    DistributedSwitchController,
+    DistributedPortGroupController,
     VirtualMachineController,
 )
 

@@ -54,6 +54,11 @@ def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
                         help="time a live migration takes (default 2)")
     parser.add_argument("--import-seconds", type=float, default=2.0,
                         help="time a DataVolume import or clone takes (default 2)")
+    parser.add_argument("--nmstate-apply-seconds", type=float, default=1.0,
+                        help="time nmstate takes to apply a policy on a host (default 1)")
+    parser.add_argument("--nmstate-retry-seconds", type=float, default=1.0,
+                        help="first backoff after a failed nmstate apply, doubling up to "
+                             "30 s over 5 tries (nmstate default: 1)")
 
 
 def forward_arguments(args: argparse.Namespace,

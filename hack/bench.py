@@ -6,7 +6,12 @@
   python hack/bench.py vms       [--vms 1000]        VDC VirtualMachines to all Ready (operator),
                                                     then as many bare KubeVirt VMs (the ratio)
 
-kubevirt and vms run `vdcos up` as a user starts it and report per process (API server,
+  python hack/bench.py network [--hosts 50 --namespaces 100]
+                                                    a DistributedSwitch to Available on every
+                                                    host, a port group to its NAD in every
+                                                    namespace
+
+kubevirt, vms and network run `vdcos up` as a user starts it and report per process (API server,
 simulation, operator): CPU seconds, RSS, writes per VM. `vms --vms 5000` gives the
 operator's RSS at 5,000 VMs (processes.operator.rss_mb).
 """
@@ -151,6 +156,12 @@ def main() -> int:
         if name == "vms":
             parser_vms.add_argument("--without-kubevirt", action="store_true",
                                     help="skip the bare KubeVirt run (e.g. for the RSS at 5,000)")
+    network = sub.add_parser("network")
+    network.add_argument("--hosts", type=int, default=50)
+    network.add_argument("--namespaces", type=int, default=100)
+    network.add_argument("--nmstate-apply-seconds", type=float, default=1.0,
+                         help="time the simulated nmstate takes per host (default 1)")
+    network.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     from devcluster.serve import event_loop_runner
@@ -158,6 +169,10 @@ def main() -> int:
     with event_loop_runner() as loop:
         if args.which == "apiserver":
             results = loop.run(bench_apiserver(args))
+        elif args.which == "network":
+            from hack.bench_network import bench_network
+
+            results = loop.run(bench_network(args))
         else:
             from hack.bench_vms import bench_kubevirt, bench_vms
 

@@ -3,6 +3,7 @@ the cluster's capacity/allocation summary from Nodes and Pods."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -247,3 +248,35 @@ def cluster_status_with_conditions(
             now=now,
         )
     return {**status, "conditions": conditions, "observedGeneration": generation}
+
+
+_LABEL_NAME_MAX = 63
+
+
+def cluster_host_label(cluster_name: str) -> str:
+    """The label `vdcos.io/cluster.<name>: ""` every host of the cluster carries.
+
+    nmstate's nodeSelector matches labels by equality only, so a cluster's hostSelector
+    (which may use expressions) is turned into this one label. A label's name part is at
+    most 63 characters: a long cluster name is cut and made unique with a hash.
+    """
+    name = f"cluster.{cluster_name}"
+    if len(name) > _LABEL_NAME_MAX:
+        digest = hashlib.sha256(cluster_name.encode()).hexdigest()[:8]
+        name = f"{name[: _LABEL_NAME_MAX - 9].rstrip('-.')}-{digest}"
+    return f"vdcos.io/{name}"
+
+
+def host_label_changes(
+    cluster_name: str, hosts: Iterable[str], nodes: Iterable[Mapping[str, Any]]
+) -> dict[str, bool]:
+    """{node: True (add the cluster label) | False (remove it)} for nodes that differ."""
+    label = cluster_host_label(cluster_name)
+    members = set(hosts)
+    changes: dict[str, bool] = {}
+    for node in nodes:
+        name = str(node["metadata"]["name"])
+        labelled = label in (node["metadata"].get("labels") or {})
+        if (name in members) != labelled:
+            changes[name] = name in members
+    return changes

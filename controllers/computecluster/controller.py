@@ -1,10 +1,15 @@
-"""The ComputeCluster controller: status from the cluster's hosts and pods.
+"""The ComputeCluster controller: status from the cluster's hosts and pods, and the cluster's
+label on its hosts.
 
 The hosts are the Nodes its hostSelector picks; capacity is their allocatable CPU and memory,
 allocation what the pods bound to them request. Node and Pod changes come in bursts (every
 heartbeat, every VM start), so they are gathered for a moment into one status write, and
 nothing is written when the figures did not change. VM placement is read from the same
 cluster spec by the VirtualMachine controller.
+
+Every host the hostSelector picks carries the label `vdcos.io/cluster.<name>: ""`, and a
+host that stops matching (or whose cluster is deleted) loses it: nmstate policies select
+nodes by label equality only, so a DistributedSwitch follows the cluster's hosts through it.
 """
 
 from __future__ import annotations
@@ -17,9 +22,18 @@ from controllers.common.apply import patch_status
 from controllers.common.caches import NODE_CACHE, PODS_BY_NODE
 from controllers.common.conditions import Condition, mark_false
 from controllers.common.controller import CacheSpec, Controller, OperatorContext, Watch, WatchEvent
-from controllers.computecluster.builders import cluster_nodes, cluster_status_with_conditions
+from controllers.common.kube import KubeError
+from controllers.common.logging import get_logger
+from controllers.computecluster.builders import (
+    cluster_host_label,
+    cluster_nodes,
+    cluster_status_with_conditions,
+    host_label_changes,
+)
 from controllers.computecluster.kind import COMPUTE_CLUSTER, COMPUTE_CLUSTER_CACHE
 from kubekit.resources import NODES, PODS
+
+log = get_logger("vdcos.computecluster")
 
 #: Host and pod changes are gathered for this long into one status write.
 ALLOCATION_COALESCE_SECONDS: Final = 2.0
@@ -43,6 +57,8 @@ class ComputeClusterController(Controller[str]):
     async def reconcile(self, name: str) -> None:
         entry = self.clusters.get(name)
         if entry is None:
+            # Deleted: its hosts are no longer its hosts.
+            await self._label_hosts(name, [])
             return
         cluster = entry.body
         generation = int(cluster["metadata"].get("generation") or 1)
@@ -63,13 +79,28 @@ class ComputeClusterController(Controller[str]):
             }
         else:
             nodes = list(self.nodes.values())
+            hosts = cluster_nodes(entry.spec, nodes)
+            await self._label_hosts(name, [str(host["metadata"]["name"]) for host in hosts])
             pods: list[Mapping[str, Any]] = []
-            for host in cluster_nodes(entry.spec, nodes):
+            for host in hosts:
                 pods.extend(self.pods_by_node.values_of(host["metadata"]["name"]))
             status = cluster_status_with_conditions(
                 entry.spec, nodes, pods, conditions, generation, now
             )
         await patch_status(self.kube, COMPUTE_CLUSTER.resource, None, name, previous, status)
+
+    async def _label_hosts(self, name: str, hosts: list[str]) -> None:
+        """Puts the cluster's label on exactly these hosts (one patch per host that differs)."""
+        label = cluster_host_label(name)
+        for node, member in host_label_changes(name, hosts, self.nodes.values()).items():
+            patch = {"metadata": {"labels": {label: "" if member else None}}}
+            try:
+                await self.kube.patch(NODES, None, node, patch)
+            except KubeError as error:
+                if error.status == 404:
+                    continue  # the host went; the node watch asks again
+                raise
+            log.info("Labelled host" if member else "Unlabelled host", host=node, label=label)
 
     def cluster_changed(self, event: WatchEvent) -> None:
         self.queue.enqueue(event.name)

@@ -97,7 +97,9 @@ class HostNetworkStatus(StatusModel):
             "turn (maxUnavailable) or for the policy. Failing: not configured, see message."
         )
     )
-    message: str = Field(default="", description="Why the host is not Available.")
+    message: str | None = Field(
+        default=None, description="Why the host is not Available, or what is degraded."
+    )
 
 
 class DistributedSwitchStatus(StatusModel):

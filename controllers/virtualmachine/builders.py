@@ -27,6 +27,7 @@ from controllers.virtualmachine.models import (
     RestartPriority,
     VirtualMachineSpec,
 )
+from controllers.virtualmachine.nics import network_attachment_name as network_attachment_name
 from controllers.virtualmachine.nics import nic_devices
 from kubekit.quantity import format_bytes, to_bytes
 

@@ -25,11 +25,18 @@ from typing import Any
 import structlog
 
 from kubekit.informer import Key, key_of
-from kubekit.resources import LEASES, NODES, PODS, PVCS
+from kubekit.resources import LEASES, NADS, NODES, PODS, PVCS
 from kubekit.restclient import KubeError
 from kubekit.tasks import cancel_and_wait
 from kubekit.workqueue import WorkQueue
 
+from .cni import (
+    PodNetwork,
+    no_network_found_message,
+    pod_networks,
+    sandbox_failure,
+    sandbox_failure_message,
+)
 from .runtime import SIM_RETRY_DELAYS, SimRuntime, SimSettings, now_rfc3339
 
 log = structlog.get_logger("devcluster.sim.hosts")
@@ -52,6 +59,8 @@ KUBEVIRT_DEVICES = {"devices.kubevirt.io/kvm": "1k", "devices.kubevirt.io/tun": 
 NIC_NAMES = ("eth0", "eth1", "eth2")
 NIC_SPEED_MBPS = 25000
 NIC_MTU = 1500
+# How soon the kubelet tries a failed pod sandbox again (its pod sync after an error).
+SANDBOX_RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -309,6 +318,7 @@ class Hosts:
         self._waiting_for_claims: dict[tuple[str, str], set[Key]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self._reported: dict[str, float] = {}  # host -> loop time of its last status report
+        self._sandbox_failures: dict[str, PodNetwork] = {}  # pod uid -> what failed
 
     async def start(self) -> None:
         nodes = self.runtime.informer(NODES)
@@ -343,6 +353,7 @@ class Hosts:
         node = spec.get("nodeName")
         if kind == "DELETED":
             self.addresses.release(meta.get("uid", ""))
+            self._sandbox_failures.pop(str(meta.get("uid", "")), None)
             return
         if node not in self.hosts:
             return
@@ -460,6 +471,10 @@ class Hosts:
             return None
         if not self._claims_bound(key, pod):
             return None  # ContainerCreating until its volumes are bound
+        if pod_networks(pod) and not spec.get("hostNetwork"):
+            failed = await self._sandbox_failure(pod)
+            if failed is not None:
+                return SANDBOX_RETRY_SECONDS  # ContainerCreating until Multus can set it up
         if spec.get("hostNetwork"):
             pod_ip = host.internal_ip
         else:
@@ -469,6 +484,28 @@ class Hosts:
             "metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": status,
         }, subresource="status")
         return None
+
+    async def _sandbox_failure(self, pod: dict[str, Any]) -> PodNetwork | None:
+        """Multus' part of the pod's sandbox: every NAD the pod names must exist. A failure
+        is reported once (Multus' NoNetworkFound and the kubelet's FailedCreatePodSandBox
+        Events), then retried quietly."""
+        await self.runtime.wait_synced(NADS)
+        nads = self.runtime.informer(NADS)
+        failed = sandbox_failure(pod, lambda ns, name: nads.get(ns, name) is not None)
+        uid = str(pod["metadata"].get("uid", ""))
+        if failed is None:
+            self._sandbox_failures.pop(uid, None)
+            return None
+        if self._sandbox_failures.get(uid) != failed:
+            self._sandbox_failures[uid] = failed
+            involved = {**pod, "apiVersion": "v1", "kind": "Pod"}
+            await self.runtime.event(involved, "NoNetworkFound",
+                                     no_network_found_message(failed), kind="Warning",
+                                     component="multus")
+            await self.runtime.event(involved, "FailedCreatePodSandBox",
+                                     sandbox_failure_message(pod, failed), kind="Warning",
+                                     component="kubelet")
+        return failed
 
     def _claims_bound(self, key: Key, pod: Obj) -> bool:
         claims = self.runtime.informer(PVCS)

@@ -370,8 +370,13 @@ def build_launcher_pod(
     launcher_image: str = DEFAULT_LAUNCHER_IMAGE,
     cluster_node_selectors: Obj | None = None,
     serial_console_log: bool = False,
+    network_resources: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """The launcher pod for `vmi`, as stored after admission (default tolerations added).
+
+    `network_resources` are the extended resources the VMI's NetworkAttachmentDefinitions
+    name in `k8s.v1.cni.cncf.io/resourceName` (devcluster/sim/cni.py network_resources):
+    KubeVirt requests them for the compute container, one per NIC.
 
     `name_suffix` stands for the 5 random characters the API server appends to
     `generateName`. The serial console log sidecar is off by default, as KubeVirt's
@@ -436,12 +441,12 @@ def build_launcher_pod(
             "--hook-sidecars",
             "0",
         ],
-        "resources": compute_resources(
+        "resources": _with_network_resources(compute_resources(
             vmi,
             cpu_allocation_ratio=cpu_allocation_ratio,
             memory_overcommit_percent=memory_overcommit_percent,
             arch=arch,
-        ),
+        ), network_resources or {}),
         "securityContext": {
             "runAsUser": 107,
             "runAsGroup": 107,
@@ -512,6 +517,13 @@ def build_launcher_pod(
         },
         "spec": pod_spec,
     }
+
+
+def _with_network_resources(resources: dict[str, dict[str, str]],
+                            network: Mapping[str, int]) -> dict[str, dict[str, str]]:
+    for resource, count in network.items():  # extended resources: requests = limits
+        resources["requests"][resource] = resources["limits"][resource] = str(count)
+    return resources
 
 
 def _grace_seconds(vmi: Obj) -> int:

@@ -1,4 +1,5 @@
-"""Starts the simulated hosts and the emulated KubeVirt, CDI and Multus against an API server."""
+"""Starts the simulated hosts and the emulated KubeVirt, CDI, Multus and nmstate against an
+API server."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
                        virt_handler_timeout_seconds=args.virt_handler_timeout_seconds,
                        start_seconds=args.vmi_start_seconds,
                        migration_seconds=args.migration_seconds,
-                       import_seconds=args.import_seconds)
+                       import_seconds=args.import_seconds,
+                       nmstate_apply_seconds=args.nmstate_apply_seconds,
+                       nmstate_retry_seconds=args.nmstate_retry_seconds)
 
 
 async def run_components(runtime: SimRuntime) -> list[Component]:
@@ -27,8 +30,10 @@ async def run_components(runtime: SimRuntime) -> list[Component]:
     (see devcluster/serve.py)."""
     from .infrastructure import infrastructure_components
     from .kubevirt import kubevirt_components
+    from .network import network_components
 
-    components = [*infrastructure_components(runtime), *kubevirt_components(runtime)]
+    components = [*infrastructure_components(runtime), *kubevirt_components(runtime),
+                  *network_components(runtime)]
     for component in components:
         await component.start()
     return components

@@ -46,6 +46,8 @@ class SimSettings:
     migration_seconds: float = 2.0  # time a simulated live migration takes
     import_seconds: float = 2.0  # time a simulated DataVolume import/clone takes
     start_seconds: float = 0.5  # launcher pod scheduled -> VMI Running
+    nmstate_apply_seconds: float = 1.0  # time one `nmstatectl apply` takes on a host
+    nmstate_retry_seconds: float = 1.0  # nmstate handler's NNCP_INITIAL_BACKOFF_SECONDS
     cpu_allocation_ratio: int = 10
 
 

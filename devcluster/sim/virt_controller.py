@@ -34,6 +34,7 @@ from kubekit.resources import (
 from kubekit.restclient import KubeError
 from kubekit.workqueue import WorkQueue
 
+from .cni import network_resources
 from .hotplug import plan_live_update, restart_required_condition
 from .launcher import READINESS_GATE_UNPAUSED, build_launcher_pod, nad_namespaced_name
 from .nic_hotplug import (
@@ -681,8 +682,11 @@ class VirtController:
         return True
 
     def launcher_pod(self, vmi: Obj) -> dict[str, Any]:
+        namespace = str(_meta(vmi).get("namespace", ""))
         pod = build_launcher_pod(vmi, name_suffix=random_suffix(),
-                                 cpu_allocation_ratio=self.settings.cpu_allocation_ratio)
+                                 cpu_allocation_ratio=self.settings.cpu_allocation_ratio,
+                                 network_resources=network_resources(vmi, lambda network: (
+                                     self.nads.get(*nad_namespaced_name(namespace, network)))))
         claims = []
         for volume in (vmi.get("spec") or {}).get("volumes") or []:
             claim = (volume.get("persistentVolumeClaim") or {}).get("claimName") or (

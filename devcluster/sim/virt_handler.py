@@ -28,7 +28,9 @@ from kubekit.restclient import KubeError
 from kubekit.tasks import cancel_and_wait
 from kubekit.workqueue import WorkQueue
 
+from .cni import assigns_address
 from .hotplug import status_after_hotplug
+from .launcher import nad_namespaced_name
 from .nic_hotplug import MIGRATION_REQUIRED, detached_from_domain
 from .node_lifecycle import NODE_NAME_LABEL, heartbeat_patch
 from .runtime import SIM_RETRY_DELAYS, SimRuntime
@@ -264,10 +266,13 @@ class VirtHandlers:
 
     def _running_status(self, vmi: Obj, pod: Obj, now: datetime) -> dict[str, Any]:
         uid = str(_meta(vmi).get("uid", ""))
+        namespace = str(_meta(vmi).get("namespace", ""))
+        # Only a network whose IPAM hands out addresses gives the guest one (`ipam: {}`: L2).
         secondary = {
             str(network.get("name")): [secondary_address(uid, str(network.get("name")))]
             for network in (vmi.get("spec") or {}).get("networks") or []
-            if "multus" in network
+            if "multus" in network and assigns_address(self.nads.get(*nad_namespaced_name(
+                namespace, str(network["multus"].get("networkName", "")))))
         }
         status = running_status(vmi, now, pool_index=pool_index(uid), pvcs=self._claims(vmi),
                                 secondary_ips=secondary)

@@ -47,6 +47,8 @@ def test_generation_is_deterministic() -> None:
 def test_one_file_per_kind_named_group_plural() -> None:
     assert sorted(generate_all()) == [
         "vdcos.io_computeclusters.yaml",
+        "vdcos.io_distributedportgroups.yaml",
+        "vdcos.io_distributedswitches.yaml",
         "vdcos.io_storagepolicies.yaml",
         "vdcos.io_virtualmachines.yaml",
     ]
@@ -176,6 +178,8 @@ def test_examples_build_a_small_datacenter() -> None:
     assert kinds.count("ComputeCluster") == 1
     assert kinds.count("StoragePolicy") == 3  # thin, gold and shared (ReadWriteMany)
     assert kinds.count("VirtualMachine") == 3
+    assert kinds.count("DistributedSwitch") == 1
+    assert kinds.count("DistributedPortGroup") == 2  # an access VLAN and a trunk
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,17 @@ def test_cluster_role_has_no_wildcards_and_writes_only_what_the_operator_writes(
         ("scheduling.k8s.io", "priorityclasses", "create"),
         ("", "events", "create"),
         ("kopf.dev", "clusterkopfpeerings", "patch"),
+        # vNetwork: finalizers and status of switches and port groups, the cluster label on
+        # hosts, the nmstate policies of switches and the NADs of port groups.
+        ("vdcos.io", "distributedswitches", "patch"),
+        ("vdcos.io", "distributedswitches/status", "patch"),
+        ("vdcos.io", "distributedportgroups", "patch"),
+        ("vdcos.io", "distributedportgroups/status", "patch"),
+        ("", "nodes", "patch"),
+        ("nmstate.io", "nodenetworkconfigurationpolicies", "patch"),
+        ("nmstate.io", "nodenetworkconfigurationpolicies", "delete"),
+        ("k8s.cni.cncf.io", "network-attachment-definitions", "patch"),
+        ("k8s.cni.cncf.io", "network-attachment-definitions", "delete"),
     }
 
 
