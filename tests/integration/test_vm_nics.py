@@ -2,9 +2,9 @@
 port group's namespaceSelector, NIC hot-add and hot-remove, MACs that never change.
 
 The operator runs as its own process (`vdcos run`) against `python -m devcluster`, so one
-test can restart it. The DistributedPortGroup CRD is applied here, and each test creates the
-NetworkAttachmentDefinition the port group controller would (h10-ctl's controller makes them
-when it is merged; creating one that exists is harmless).
+test can restart it. A DistributedSwitch over eth1 on every host carries the port groups;
+their controller puts the NetworkAttachmentDefinitions in the namespaces they admit, and a
+launcher pod runs only where the switch's bridge is.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from typing import Any
 
 import pytest
 
-from controllers.common.crd_generator import build_crd, render_yaml
-from controllers.distributedportgroup.kind import DISTRIBUTED_PORT_GROUP
 from tests.harness import DevCluster, start_devcluster
 from tests.integration.conftest import apply_yaml, get_json, wait
 
@@ -58,14 +56,33 @@ class Datacenter:
 def datacenter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Datacenter]:
     cluster = start_devcluster(tmp_path_factory.mktemp("vm-nics"), "--hosts", "3",
                                "--node-grace-seconds", "3", "--node-status-seconds", "1",
-                               "--migration-seconds", "0.5")
+                               "--migration-seconds", "0.5", "--nmstate-apply-seconds", "0.2",
+                               "--nmstate-retry-seconds", "0.05")
     crds = subprocess.run([sys.executable, "-m", "controllers.cli", "crds"], check=True,
                           capture_output=True, text=True).stdout
-    crds += "---\n" + render_yaml(build_crd(DISTRIBUTED_PORT_GROUP))
     cluster.kubectl("apply", "-f", "-", stdin=crds)
     wait(cluster, "--for=condition=Established", "crd/virtualmachines.vdcos.io",
-         "crd/distributedportgroups.vdcos.io")
+         "crd/distributedportgroups.vdcos.io", "crd/distributedswitches.vdcos.io")
+    center = Datacenter(cluster)
+    center.start_operator()
     apply_yaml(cluster, f"""
+apiVersion: vdcos.io/v1alpha1
+kind: ComputeCluster
+metadata:
+  name: everywhere
+spec:
+  hostSelector:
+    matchLabels:
+      kubernetes.io/os: linux
+---
+apiVersion: vdcos.io/v1alpha1
+kind: DistributedSwitch
+metadata:
+  name: dvs-prod
+spec:
+  clusterName: everywhere
+  uplinks: [eth1]
+---
 apiVersion: vdcos.io/v1alpha1
 kind: DistributedPortGroup
 metadata:
@@ -78,8 +95,7 @@ spec:
     matchLabels:
       {TENANT_LABEL}: web
 """)
-    center = Datacenter(cluster)
-    center.start_operator()
+    wait(cluster, "--for=condition=Ready", "distributedswitch/dvs-prod", timeout=90)
     yield center
     center.stop_operator()
     cluster.stop()
@@ -89,20 +105,11 @@ _namespaces = count()
 
 
 def tenant_namespace(cluster: DevCluster, tenant: str | None) -> str:
-    """A fresh namespace, labelled for `tenant`, with the port group's NAD in it."""
+    """A fresh namespace, labelled for `tenant` (the port group admits tenant web)."""
     name = f"nics-{next(_namespaces)}"
     cluster.kubectl("create", "namespace", name)
     if tenant is not None:
         cluster.kubectl("label", "namespace", name, f"{TENANT_LABEL}={tenant}")
-    apply_yaml(cluster, f"""
-apiVersion: k8s.cni.cncf.io/v1
-kind: NetworkAttachmentDefinition
-metadata:
-  name: {PORT_GROUP}
-spec:
-  config: '{{"cniVersion": "0.3.1", "name": "{PORT_GROUP}", "type": "bridge",
-    "bridge": "br-prod", "vlan": 100, "ipam": {{}}}}'
-""", name)
     return name
 
 
@@ -177,7 +184,8 @@ def test_vm_on_a_port_group_runs_with_its_multus_network(datacenter: Datacenter)
     reported = nics(cluster, namespace, "web")
     assert reported["lan"]["portGroupName"] == PORT_GROUP
     assert reported["lan"]["state"] == "Attached"
-    assert reported["lan"]["ipAddress"]
+    # A port group is L2 (its NAD has `ipam: {}`): only the pod NIC has an address.
+    assert "ipAddress" not in reported["lan"] and reported["default"]["ipAddress"]
     assert "portGroupName" not in reported["default"]
     # Assigned MACs are locally administered, distinct, and what the guest has.
     macs = {nic: entry["macAddress"] for nic, entry in reported.items()}
@@ -306,14 +314,6 @@ def test_a_vm_waiting_for_its_port_group_starts_when_it_appears(datacenter: Data
     wait(cluster, "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}"
          "=DistributedPortGroupNotFound", "vdcvm/early", "-n", namespace)
     assert get_json(cluster, "vm", "-n", namespace)["items"] == []
-    apply_yaml(cluster, """
-apiVersion: k8s.cni.cncf.io/v1
-kind: NetworkAttachmentDefinition
-metadata:
-  name: pg-late
-spec:
-  config: '{"cniVersion": "0.3.1", "name": "pg-late", "type": "bridge", "ipam": {}}'
-""", namespace)
     apply_yaml(cluster, """
 apiVersion: vdcos.io/v1alpha1
 kind: DistributedPortGroup
