@@ -7,6 +7,7 @@
   (more CPU than any host has, a StorageClass nobody creates): Ready=False and an Event.
 - `port_group_rejection`: a NIC on a port group whose namespaceSelector does not pick the
   VM's namespace (the port group's owner decides who may attach; the VM waits for that).
+- `mac_address_rejection`: a NIC given a MAC another VM's NIC already has.
 """
 
 from __future__ import annotations
@@ -216,5 +217,25 @@ def port_group_rejection(
                 "PortGroupNotAllowed",
                 f'spec.networks[{index}].portGroupName: DistributedPortGroup "{name}" does not '
                 f'admit namespace "{namespace}" (its namespaceSelector does not select it)',
+            )
+    return None
+
+
+def mac_address_rejection(
+    spec: VirtualMachineSpec,
+    key: tuple[str, str],
+    mac_users: Callable[[str], Collection[tuple[str, str]]],
+) -> Rejection | None:
+    """A rejection when a NIC's given macAddress is another VM's (two guests, one address)."""
+    for index, network in enumerate(spec.networks):
+        if network.mac_address is None:
+            continue
+        others = sorted(user for user in mac_users(network.mac_address.lower()) if user != key)
+        if others:
+            namespace, name = others[0]
+            return Rejection(
+                "MACAddressInUse",
+                f"spec.networks[{index}].macAddress: {network.mac_address} is used by "
+                f'VirtualMachine "{namespace}/{name}"',
             )
     return None

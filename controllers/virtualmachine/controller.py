@@ -136,7 +136,7 @@ class VirtualMachineController(Controller[Key]):
             port_groups={str(name): entry.spec for name, entry in self.port_groups.items()},
             nodes=tuple(self.nodes.values()),
             namespace_labels=dict(self.namespaces.get(key[0]) or {}),
-            mac_in_use=self.macs.__contains__,
+            mac_users=self.macs.values_of,
         )
 
     def dependents(self, kind: str, name: str) -> set[Key]:
@@ -158,6 +158,11 @@ class VirtualMachineController(Controller[Key]):
     def kubevirt_object_changed(self, event: WatchEvent) -> None:
         # Status changes of KubeVirt objects come in bursts: gather them into one pass.
         self.queue.enqueue((event.namespace, event.name), self.config.status_coalesce_seconds)
+        if event.type == "DELETED":
+            # A MAC another VM was refused for may be free now.
+            for key, reason in list(self.reconciler.rejected_reasons().items()):
+                if reason == "MACAddressInUse":
+                    self.queue.enqueue(key, self.config.status_coalesce_seconds)
 
     def _spec_changed(self, kind: str, event: WatchEvent) -> bool:
         """Whether a referenced object changed what VMs read of it (its spec), not only its

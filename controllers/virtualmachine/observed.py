@@ -8,7 +8,7 @@ change planner compares the desired object with what we applied.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -41,8 +41,8 @@ class Observed:
     nodes: tuple[Mapping[str, Any], ...]
     #: Labels of the VM's namespace (what port groups' namespaceSelectors match).
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
-    #: Whether a MAC address is used by a VM of the cluster (asked when a NIC needs one).
-    mac_in_use: Callable[[str], bool] = lambda mac: False
+    #: The VMs (keys) whose KubeVirt VM has a NIC with this MAC address.
+    mac_users: Callable[[str], Collection[Key]] = lambda mac: ()
 
 
 def slim_vdc_vm(body: Mapping[str, Any]) -> dict[str, Any]:

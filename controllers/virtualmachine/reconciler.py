@@ -36,6 +36,7 @@ from controllers.virtualmachine.admission import (
     MissingReference,
     Rejection,
     capacity_rejection,
+    mac_address_rejection,
     parse_spec,
     pending_storage_classes,
     port_group_rejection,
@@ -149,7 +150,7 @@ class VirtualMachineReconciler:
         kept = {**self._assigned_macs.get(key, {}), **on_the_vm}
 
         def in_use(mac: str) -> bool:
-            return observed.mac_in_use(mac) or any(
+            return any(user != key for user in observed.mac_users(mac)) or any(
                 mac in assigned.values()
                 for other, assigned in self._assigned_macs.items()
                 if other != key
@@ -216,6 +217,7 @@ class VirtualMachineReconciler:
                     port_group_rejection(
                         spec, namespace, observed.port_groups, observed.namespace_labels
                     )
+                    or mac_address_rejection(spec, key, observed.mac_users)
                     or storage_class_rejection(
                         spec, policies, default_policy, observed.storage_classes
                     )

@@ -305,6 +305,23 @@ def test_macs_are_unique_across_the_cluster(datacenter: Datacenter) -> None:
             for nic in vm["status"]["nics"]]
     assert len(macs) == 12 and len(set(macs)) == 12
 
+    # A MAC given by hand that another VM has is refused until that VM is gone.
+    taken = macs[0]
+    apply_yaml(cluster, vm_yaml("copycat", f"  - name: lan\n    portGroupName: {PORT_GROUP}\n"
+                                f"    macAddress: {taken}\n"), namespace)
+    wait(cluster, "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}"
+         "=MACAddressInUse", "vdcvm/copycat", "-n", namespace)
+    ready = next(c for c in vdc_vm(cluster, namespace, "copycat")["status"]["conditions"]
+                 if c["type"] == "Ready")
+    assert f"spec.networks[0].macAddress: {taken} is used by" in ready["message"]
+    owner = next(vm["metadata"]["name"]
+                 for vm in get_json(cluster, "vdcvm", "-n", namespace)["items"]
+                 if taken in [n.get("macAddress") for n in vm["status"].get("nics", [])]
+                 and vm["metadata"]["name"] != "copycat")
+    cluster.kubectl("delete", "vdcvm", owner, "-n", namespace, "--timeout=60s")
+    wait_ready(cluster, namespace, "copycat")
+    assert guest_macs(cluster, namespace, "copycat") == {"lan": taken}
+
 
 def test_a_vm_waiting_for_its_port_group_starts_when_it_appears(datacenter: Datacenter) -> None:
     cluster = datacenter.cluster

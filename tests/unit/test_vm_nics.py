@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 
 from controllers.distributedportgroup.models import DistributedPortGroupSpec
-from controllers.virtualmachine.admission import parse_spec, port_group_rejection
+from controllers.virtualmachine.admission import (
+    mac_address_rejection,
+    parse_spec,
+    port_group_rejection,
+)
 from controllers.virtualmachine.changes import plan_changes
 from controllers.virtualmachine.models import VirtualMachineSpec
 from controllers.virtualmachine.nics import assign_mac, kept_macs, resolve_macs
@@ -225,6 +229,18 @@ def test_port_group_admission_follows_its_namespace_selector() -> None:
     # No selector admits nobody; a port group not there yet is a reference to wait for.
     assert port_group_rejection(spec, "apps", {"pg-web": _port_group(None)}, {}) is not None
     assert port_group_rejection(spec, "apps", {}, {}) is None
+
+
+def test_a_mac_another_vm_has_is_refused_naming_the_field() -> None:
+    shape = copy.deepcopy(SHAPE)
+    shape["networks"][1]["macAddress"] = "02:AA:00:00:00:07"
+    users = {"02:aa:00:00:00:07": [("apps", "db")]}
+    refused = mac_address_rejection(_spec(shape), ("apps", "web"), lambda m: users.get(m, []))
+    assert refused is not None and refused.reason == "MACAddressInUse"
+    assert refused.message == (
+        'spec.networks[1].macAddress: 02:AA:00:00:00:07 is used by VirtualMachine "apps/db"')
+    # Its own KubeVirt VM having the MAC is no conflict.
+    assert mac_address_rejection(_spec(shape), ("apps", "db"), lambda m: users.get(m, [])) is None
 
 
 # --------------------------------------------------------------------------- status
