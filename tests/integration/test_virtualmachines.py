@@ -77,6 +77,8 @@ def test_examples_reach_ready(datacenter: DevCluster, namespace: str) -> None:
     assert vms["web-01"]["status"]["powerState"] == "PoweredOn"
     assert vms["web-01"]["status"]["host"].startswith("host-")
     assert vms["web-01"]["status"]["ipAddresses"]
+    lan = {nic["name"]: nic for nic in vms["web-01"]["status"]["nics"]}["lan"]
+    assert (lan["portGroupName"], lan["state"]) == ("vlan100", "Attached")
     assert vms["build-01"]["status"]["powerState"] == "PoweredOff"
     # The KubeVirt VMs are owned by the VDC VMs and validate against KubeVirt's schema.
     for kubevirt_vm in get_json(datacenter, "vm", "-n", namespace)["items"]:
