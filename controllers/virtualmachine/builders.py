@@ -27,8 +27,12 @@ from controllers.virtualmachine.models import (
     RestartPriority,
     VirtualMachineSpec,
 )
+from controllers.virtualmachine.nics import (
+    WIRING_ANNOTATION,
+    nic_devices,
+    wiring_annotation,
+)
 from controllers.virtualmachine.nics import network_attachment_name as network_attachment_name
-from controllers.virtualmachine.nics import nic_devices
 from kubekit.quantity import format_bytes, to_bytes
 
 KUBEVIRT_API_VERSION: Final = "kubevirt.io/v1"
@@ -193,6 +197,7 @@ def build_kubevirt_vm(
     live: Mapping[str, Any] | None = None,
     mac_addresses: Mapping[str, str] | None = None,
     vmi: Mapping[str, Any] | None = None,
+    port_group_wiring: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The kubevirt.io/v1 VirtualMachine for a VDC VirtualMachine (same name and namespace).
 
@@ -201,6 +206,7 @@ def build_kubevirt_vm(
     exists, so hot-add ceilings chosen at creation are kept (see `hot_add_ceilings`), and
     NICs removed from the spec are unplugged (`state: absent`) while `vmi` still has them.
     `mac_addresses` maps NIC names to MACs (`nics.resolve_macs`); without it NICs get none.
+    `port_group_wiring` maps port groups to their wiring digests (`nics.port_group_wiring`).
     Raises UnresolvedReferenceError naming the field when a reference is missing: call
     `unresolved_references` first to report them all in a condition.
 
@@ -274,6 +280,12 @@ def build_kubevirt_vm(
         if affinity is not None:
             template_spec["affinity"] = affinity
 
+    template_metadata: dict[str, Any] = {"labels": dict(labels)}
+    wiring = wiring_annotation(spec, port_group_wiring or {})
+    if wiring is not None:
+        # The VMI starts with it, so the guest's wiring is known later (`rewired_port_groups`).
+        template_metadata["annotations"] = {WIRING_ANNOTATION: wiring}
+
     built: dict[str, Any] = {
         "apiVersion": KUBEVIRT_API_VERSION,
         "kind": "VirtualMachine",
@@ -284,7 +296,7 @@ def build_kubevirt_vm(
                 build_data_volume_template(name, namespace, disk, policy)
                 for disk, policy in zip(spec.disks, policies, strict=True)
             ],
-            "template": {"metadata": {"labels": dict(labels)}, "spec": template_spec},
+            "template": {"metadata": template_metadata, "spec": template_spec},
         },
     }
     built["metadata"]["annotations"] = {APPLIED_DIGEST_ANNOTATION: digest_of(built)}

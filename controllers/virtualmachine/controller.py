@@ -27,7 +27,7 @@ from controllers.storagepolicy.builders import storage_class_name_for
 from controllers.storagepolicy.kind import STORAGE_POLICY_CACHE
 from controllers.virtualmachine.builders import VM_LABEL
 from controllers.virtualmachine.kind import VIRTUAL_MACHINE
-from controllers.virtualmachine.nics import kept_macs
+from controllers.virtualmachine.nics import kept_macs, port_group_wiring
 from controllers.virtualmachine.observed import (
     Key,
     Observed,
@@ -102,6 +102,7 @@ class VirtualMachineController(Controller[Key]):
         self.port_groups = context.cache(PORT_GROUP_CACHE)
         self.namespaces = context.cache(NAMESPACE_CACHE)
         self._generations: dict[tuple[str, str], Any] = {}
+        self._port_group_mtus: dict[str, Any] = {}
         self.reconciler = VirtualMachineReconciler(
             context.kube,
             self.observe,
@@ -134,6 +135,13 @@ class VirtualMachineController(Controller[Key]):
             clusters=clusters,
             storage_classes=frozenset(str(name) for name in self.storage_classes),
             port_groups={str(name): entry.spec for name, entry in self.port_groups.items()},
+            port_group_wiring={
+                str(name): port_group_wiring(
+                    entry.spec, (entry.body.get("status") or {}).get("mtu")
+                )
+                for name, entry in self.port_groups.items()
+                if entry.spec is not None
+            },
             nodes=tuple(self.nodes.values()),
             namespace_labels=dict(self.namespaces.get(key[0]) or {}),
             mac_users=self.macs.values_of,
@@ -192,8 +200,14 @@ class VirtualMachineController(Controller[Key]):
                 self.enqueue_all(self.dependents("policy", str(policy_name)))
 
     def port_group_changed(self, event: WatchEvent) -> None:
-        """A port group appearing, going, or changing whom it admits."""
-        if self._spec_changed("portgroup", event):
+        """A port group appearing, going, changing whom it admits or how it wires NICs (its
+        spec, or the MTU in effect when the switch's changes)."""
+        mtu = None if event.type == "DELETED" else (event.body.get("status") or {}).get("mtu")
+        changed = self._spec_changed("portgroup", event)
+        if self._port_group_mtus.get(event.name) != mtu:
+            self._port_group_mtus[event.name] = mtu
+            changed = True
+        if changed:
             self.enqueue_all(self.dependents("portgroup", event.name))
 
     def namespace_changed(self, event: WatchEvent) -> None:

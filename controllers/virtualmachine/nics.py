@@ -6,6 +6,10 @@
 - `resolve_macs`: every NIC's MAC: the one the spec gives, else the one the KubeVirt VM
   already carries (assigned once, kept across restarts, migrations and operator restarts:
   the KubeVirt VM's template is where it lives), else a new one.
+- `port_group_wiring`, `wiring_annotation`, `rewired_port_groups`: what CNI wired a NIC with
+  (VLAN, MTU, security, shaping) is fixed when the launcher pod starts; the KubeVirt VM's
+  template records a digest per port group, the VMI keeps the one it started with, and a
+  port group changed since then means a restart (KubeVirt cannot re-wire a running pod).
 - `nic_devices`: `spec.template.spec.networks` and `domain.devices.interfaces`, including
   NICs removed from the spec that the running guest still has, marked `state: absent` so
   KubeVirt unplugs them (KubeVirt drops them from the template itself once the VMI no longer
@@ -15,9 +19,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final
 
+from controllers.distributedportgroup.models import DistributedPortGroupSpec
 from controllers.virtualmachine.kubevirt_reading import nested
 from controllers.virtualmachine.models import Network, VirtualMachineSpec
 
@@ -32,6 +38,8 @@ ABSENT: Final = "absent"
 #: `observed.slim_kubevirt_vm`): read whole, not through our managed fields, because KubeVirt
 #: itself rewrites the interface list when it drops unplugged NICs.
 TEMPLATE_NICS: Final = "templateNICs"
+#: Template (and so VMI) annotation: "<port group>=<wiring digest>,..." of the NICs.
+WIRING_ANNOTATION: Final = "vdcos.io/port-group-wiring"
 
 
 def network_attachment_name(port_group_name: str) -> str:
@@ -52,6 +60,33 @@ def assign_mac(seed: str, in_use: Callable[[str], bool]) -> str:
         if not in_use(mac):
             return mac
     raise RuntimeError(f"no free MAC address for {seed}")  # 65,536 collisions in a row
+
+
+def port_group_wiring(spec: DistributedPortGroupSpec, mtu_in_effect: Any = None) -> str:
+    """A digest of what a NIC on the port group is wired with: everything but who may attach
+    (namespaceSelector), and the MTU in effect (the switch's when the port group sets none)."""
+    wired = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
+    wired.pop("namespaceSelector", None)
+    wired["mtuInEffect"] = mtu_in_effect
+    text = json.dumps(wired, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def wiring_annotation(spec: VirtualMachineSpec, wiring: Mapping[str, str]) -> str | None:
+    """The WIRING_ANNOTATION value for the port groups the NICs use; None when none."""
+    used = sorted({n.port_group_name for n in spec.networks if n.port_group_name} & set(wiring))
+    return ",".join(f"{name}={wiring[name]}" for name in used) or None
+
+
+def _parse_wiring(value: Any) -> dict[str, str]:
+    pairs = (item.partition("=") for item in str(value or "").split(",") if "=" in item)
+    return {name: digest for name, _, digest in pairs}
+
+
+def rewired_port_groups(started_with: Any, now: Any) -> list[str]:
+    """Port groups in both annotations whose wiring changed since the guest started."""
+    before, after = _parse_wiring(started_with), _parse_wiring(now)
+    return sorted(name for name, digest in after.items() if before.get(name, digest) != digest)
 
 
 def nic_names(spec: VirtualMachineSpec) -> list[str]:

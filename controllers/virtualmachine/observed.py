@@ -18,7 +18,7 @@ from controllers.distributedportgroup.models import DistributedPortGroupSpec
 from controllers.storagepolicy.models import StoragePolicySpec
 from controllers.virtualmachine.changes import APPLIED_DIGEST_ANNOTATION
 from controllers.virtualmachine.managed_view import applied_fields, managed_view
-from controllers.virtualmachine.nics import TEMPLATE_NICS
+from controllers.virtualmachine.nics import TEMPLATE_NICS, WIRING_ANNOTATION
 
 Key = tuple[str, str]
 
@@ -41,6 +41,8 @@ class Observed:
     nodes: tuple[Mapping[str, Any], ...]
     #: Labels of the VM's namespace (what port groups' namespaceSelectors match).
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    #: Wiring digest of each port group (`nics.port_group_wiring`).
+    port_group_wiring: Mapping[str, str] = field(default_factory=dict)
     #: The VMs (keys) whose KubeVirt VM has a NIC with this MAC address.
     mac_users: Callable[[str], Collection[Key]] = lambda mac: ()
 
@@ -121,10 +123,15 @@ def slim_vmi(body: Mapping[str, Any]) -> dict[str, Any]:
     interfaces = ((body.get("spec") or {}).get("domain") or {}).get("devices", {}).get(
         "interfaces"
     ) or []
+    annotations = metadata.get("annotations") or {}
     return {
         "metadata": {
             "uid": metadata.get("uid"),
             "deletionTimestamp": metadata.get("deletionTimestamp"),
+            # How the guest's port-group NICs were wired when it started.
+            "annotations": {
+                key: value for key, value in annotations.items() if key == WIRING_ANNOTATION
+            },
         },
         # Which NICs the instance has, and which it is unplugging.
         "spec": {

@@ -46,8 +46,15 @@ from controllers.virtualmachine.admission import (
 from controllers.virtualmachine.builders import UnresolvedReferenceError, build_kubevirt_vm
 from controllers.virtualmachine.changes import ChangePlan, plan_changes, power_action, power_event
 from controllers.virtualmachine.kind import VIRTUAL_MACHINE
+from controllers.virtualmachine.kubevirt_reading import nested, vmi_running
 from controllers.virtualmachine.models import VirtualMachineSpec
-from controllers.virtualmachine.nics import kept_macs, resolve_macs
+from controllers.virtualmachine.nics import (
+    WIRING_ANNOTATION,
+    kept_macs,
+    resolve_macs,
+    rewired_port_groups,
+    wiring_annotation,
+)
 from controllers.virtualmachine.observed import Key, Observed, slim_kubevirt_vm
 from controllers.virtualmachine.status import (
     admitted_rejection,
@@ -80,6 +87,22 @@ def _resolved(
         else None
     )
     return policies, default_policy, cluster
+
+
+def _rewired(
+    spec: VirtualMachineSpec | None,
+    vmi: Mapping[str, Any] | None,
+    port_group_wiring: Mapping[str, str],
+) -> tuple[str, ...]:
+    """Restart reasons for port groups whose wiring changed since the running guest started."""
+    if spec is None or not vmi_running(vmi):
+        return ()
+    started_with = nested(vmi, "metadata", "annotations", WIRING_ANNOTATION)
+    return tuple(
+        f"DistributedPortGroup {name} changed (VLAN, MTU, security or shaping) since the VM "
+        "started; its NIC is wired anew when the VM restarts"
+        for name in rewired_port_groups(started_with, wiring_annotation(spec, port_group_wiring))
+    )
 
 
 def _previous_owner_is_vdc_vm(live: Mapping[str, Any]) -> bool:
@@ -226,7 +249,16 @@ class VirtualMachineReconciler:
             if not unresolved and rejection is None:
                 macs = self._mac_addresses(key, spec, live, observed)
                 converged = await self._converge(
-                    key, vdc_vm, spec, policies, default_policy, cluster, live, vmi, macs
+                    key,
+                    vdc_vm,
+                    spec,
+                    policies,
+                    default_policy,
+                    cluster,
+                    live,
+                    vmi,
+                    macs,
+                    observed.port_group_wiring,
                 )
                 if converged is None:
                     return  # the VDC VM is gone (the cache had not seen it yet)
@@ -252,7 +284,10 @@ class VirtualMachineReconciler:
             previous_conditions=previous_conditions,
             unresolved=unresolved,
             rejection=rejection,
-            plan=ChangePlan(restart_reasons=self._restart_reasons(key, vmi, plan)),
+            plan=ChangePlan(
+                restart_reasons=self._restart_reasons(key, vmi, plan)
+                + _rewired(spec, vmi, observed.port_group_wiring)
+            ),
             now=now,
         )
         await self._write_status(key, vdc_vm, status, vmi, rejection)
@@ -355,6 +390,7 @@ class VirtualMachineReconciler:
         live: Mapping[str, Any] | None,
         vmi: Mapping[str, Any] | None,
         mac_addresses: Mapping[str, str],
+        port_group_wiring: Mapping[str, str],
     ) -> tuple[ChangePlan | None, Mapping[str, Any] | None] | None:
         """Creates or updates the KubeVirt VM and the guest's pause state.
 
@@ -382,6 +418,7 @@ class VirtualMachineReconciler:
                 live=live,
                 mac_addresses=mac_addresses,
                 vmi=vmi,
+                port_group_wiring=port_group_wiring,
             )
         except UnresolvedReferenceError:
             return None, live  # reported through unresolved_references

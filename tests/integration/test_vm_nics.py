@@ -344,3 +344,43 @@ spec:
 """)
     wait_ready(cluster, namespace, "early")
     assert nics(cluster, namespace, "early")["lan"]["portGroupName"] == "pg-late"
+
+
+def test_a_port_group_rewired_under_a_running_vm_asks_for_a_restart(
+    datacenter: Datacenter,
+) -> None:
+    cluster = datacenter.cluster
+    namespace = tenant_namespace(cluster, None)
+    port_group = """
+apiVersion: vdcos.io/v1alpha1
+kind: DistributedPortGroup
+metadata:
+  name: pg-rewired
+spec:
+  switchName: dvs-prod
+  vlan:
+    id: {vlan}
+  namespaceSelector: {{}}
+"""
+    apply_yaml(cluster, port_group.format(vlan=300))
+    apply_yaml(cluster, vm_yaml("steady", "  - name: lan\n    portGroupName: pg-rewired\n"),
+               namespace)
+    wait_ready(cluster, namespace, "steady")
+    restart = '--for=jsonpath={.status.conditions[?(@.type=="RestartRequired")].status}='
+
+    apply_yaml(cluster, port_group.format(vlan=301))
+    wait(cluster, restart + "True", "vdcvm/steady", "-n", namespace)
+    message = next(c for c in vdc_vm(cluster, namespace, "steady")["status"]["conditions"]
+                   if c["type"] == "RestartRequired")["message"]
+    assert "DistributedPortGroup pg-rewired changed" in message
+
+    uid = vmi_uid(cluster, namespace, "steady")
+    cluster.kubectl("patch", "vdcvm", "steady", "-n", namespace, "--type", "merge",
+                    "-p", '{"spec":{"powerState":"PoweredOff"}}')
+    wait(cluster, "--for=jsonpath={.status.powerState}=PoweredOff", "vdcvm/steady",
+         "-n", namespace)
+    cluster.kubectl("patch", "vdcvm", "steady", "-n", namespace, "--type", "merge",
+                    "-p", '{"spec":{"powerState":"PoweredOn"}}')
+    wait_ready(cluster, namespace, "steady")
+    wait(cluster, restart + "False", "vdcvm/steady", "-n", namespace)
+    assert vmi_uid(cluster, namespace, "steady") != uid

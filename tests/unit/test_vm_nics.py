@@ -16,7 +16,14 @@ from controllers.virtualmachine.admission import (
 )
 from controllers.virtualmachine.changes import plan_changes
 from controllers.virtualmachine.models import VirtualMachineSpec
-from controllers.virtualmachine.nics import assign_mac, kept_macs, resolve_macs
+from controllers.virtualmachine.nics import (
+    WIRING_ANNOTATION,
+    assign_mac,
+    kept_macs,
+    port_group_wiring,
+    resolve_macs,
+    rewired_port_groups,
+)
 from controllers.virtualmachine.status import nic_statuses
 from tests.oracles import KUBEVIRT_SWAGGER, validate_against_swagger
 from tests.unit.test_builders import _build, _live, _running_vmi
@@ -241,6 +248,29 @@ def test_a_mac_another_vm_has_is_refused_naming_the_field() -> None:
         'spec.networks[1].macAddress: 02:AA:00:00:00:07 is used by VirtualMachine "apps/db"')
     # Its own KubeVirt VM having the MAC is no conflict.
     assert mac_address_rejection(_spec(shape), ("apps", "db"), lambda m: users.get(m, [])) is None
+
+
+def test_wiring_follows_vlan_and_mtu_not_who_may_attach() -> None:
+    base = _port_group({"matchLabels": {"tenant": "web"}})
+    assert port_group_wiring(base, 1500) == port_group_wiring(_port_group({}), 1500)
+    assert port_group_wiring(base, 1500) != port_group_wiring(base, 9000)
+    other_vlan = DistributedPortGroupSpec.model_validate(
+        {"switchName": "dvs", "vlan": {"id": 101}, "namespaceSelector": {}})
+    assert port_group_wiring(base, 1500) != port_group_wiring(other_vlan, 1500)
+
+
+def test_the_template_records_the_wiring_and_a_change_is_a_restart() -> None:
+    vm = _with_macs(SHAPE)
+    assert "annotations" not in vm["spec"]["template"]["metadata"]  # no wiring known
+    macs = resolve_macs(_spec(SHAPE), "apps", "web", {}, _nothing_in_use)
+    wired = _build(SHAPE, mac_addresses=macs, port_group_wiring={"pg-web": "aaa", "pg-x": "b"})
+    started = wired["spec"]["template"]["metadata"]["annotations"][WIRING_ANNOTATION]
+    assert started == "pg-web=aaa"
+    assert rewired_port_groups(started, "pg-web=aaa") == []
+    assert rewired_port_groups(started, "pg-web=ccc") == ["pg-web"]
+    # A NIC hot-plugged later, or a guest started before any was recorded: nothing to say.
+    assert rewired_port_groups(started, "pg-web=aaa,pg-db=ddd") == []
+    assert rewired_port_groups(None, "pg-web=ccc") == []
 
 
 # --------------------------------------------------------------------------- status
