@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.kubectl
 
 NETWORK_TIMINGS = ("--nmstate-apply-seconds", "0.2", "--nmstate-retry-seconds", "0.05")
 CLUSTER_LABEL = "vdcos.io/cluster.prod"
+HOST_LABEL = "sim.vdcos.io/host"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def datacenter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]
 
 
 def switch_policy(name: str, bridge: str, uplinks: tuple[str, ...], *, mtu: int = 9000,
-                  selector: str = CLUSTER_LABEL) -> str:
+                  selector: str = CLUSTER_LABEL, selector_value: str = "") -> str:
     """An NNCP as the operator writes one for a distributed switch: a bond of the uplinks
     under a Linux bridge with VLAN filtering, the MTU on every member."""
     ports = "".join(f"\n      - name: {nic}\n        type: ethernet\n        state: up\n"
@@ -50,7 +52,7 @@ metadata:
   name: {name}
 spec:
   nodeSelector:
-    {selector}: ""
+    {selector}: "{selector_value}"
   desiredState:
     interfaces:{ports}
       - name: {bond}
@@ -352,3 +354,43 @@ def test_a_nic_gone_from_the_host_leaves_its_network_state(datacenter: DevCluste
     datacenter.kubectl("wait", "nns/host-2", "--timeout=30s",
                        "--for=jsonpath={.status.currentState.interfaces[?(@.name==\"eth2\")]"
                        ".state}=up", timeout=40)
+
+
+def test_hosts_keep_their_network_across_a_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    args = ("--hosts", "1", *FAST_TIMINGS, *NETWORK_TIMINGS, "--data-dir", str(data))
+    first = start_devcluster(tmp_path / "first", *args)
+    try:
+        wait_for_hosts(first, ("host-1",))
+        apply(first, switch_policy("dvs-all", "br-all", ("eth1", "eth2"), selector=HOST_LABEL,
+                                   selector_value="true"))
+        wait_policy(first, "dvs-all", "Available")
+    finally:
+        first.stop()
+    second = start_devcluster(tmp_path / "second", *args)
+    try:
+        wait_for_hosts(second, ("host-1",))
+        second.kubectl("wait", "nnce/host-1.dvs-all", "--for=condition=Available",
+                       "--timeout=30s", timeout=40)
+        # A new policy applies on top of the restored network, not on bare NICs.
+        apply(second, """
+apiVersion: nmstate.io/v1
+kind: NodeNetworkConfigurationPolicy
+metadata:
+  name: mtu-eth0
+spec:
+  desiredState:
+    interfaces:
+      - name: eth0
+        type: ethernet
+        mtu: 1400
+""")
+        wait_policy(second, "mtu-eth0", "Available")
+        reported = interfaces(second, "host-1")
+        assert reported["br-all"]["bridge"]["port"][0]["name"] == "bond-br-all"
+        assert reported["eth1"]["mtu"] == 9000
+        assert reported["eth0"]["mtu"] == 1400
+        assert get_json(second, "node", "host-1")["status"]["allocatable"][
+            "bridge.network.kubevirt.io/br-all"] == "1k"
+    finally:
+        second.stop()
