@@ -351,7 +351,7 @@ class NmstateHandler:
                         now_rfc3339())
                     await self._write_enactment_status(enactment, status)
                     await self.runtime.event(
-                        policy, "ReconcileFailed",
+                        _as_policy(policy), "ReconcileFailed",
                         aborted_message(enactment_name(host, policy_name)), kind="Warning",
                         component="nmstate-handler")
                     return None
@@ -385,7 +385,7 @@ class NmstateHandler:
                     now_rfc3339())
                 await self._write_enactment_status(enactment, status)
                 await self.runtime.event(
-                    policy, "ReconcileFailed",
+                    _as_policy(policy), "ReconcileFailed",
                     f'reconciliation of enactment "{enactment_name(host, policy_name)}" has '
                     f"failed after {RETRIES_UNTIL_FAIL} retries", kind="Warning",
                     component="nmstate-handler")
@@ -473,6 +473,11 @@ class NmstateHandler:
             "conditions": conditions, "unavailableNodeCountMap": patch_map or {},
         }}, subresource="status")
         return None
+
+
+def _as_policy(policy: Obj) -> dict[str, Any]:
+    """The policy with its kind, for an Event's involvedObject."""
+    return {**policy, "apiVersion": NNCPS.api_version, "kind": "NodeNetworkConfigurationPolicy"}
 
 
 def _same_conditions(old: Sequence[Obj], new: Sequence[Obj]) -> bool:
