@@ -299,8 +299,9 @@ def apply_desired_state(configuration: Sequence[Obj], nics: Sequence[Obj],
         if kind == ETHERNET and name not in hardware:
             raise missing_device_error(name)
         if kind not in (ETHERNET, *VIRTUAL_TYPES):
-            raise ApplyError(f"NmstateError: NotSupportedError: Interface type {kind} of "
-                             f"{name} is not supported")
+            # Real nmstate knows many more types; the simulated host says it lacks them.
+            raise ApplyError(f"NmstateError: NotSupportedError: the simulated host does not "
+                             f"emulate interface type {kind} (of {name})")
         merged = _merged(existing if existing is not None else None, desired)
         if existing is None:
             merged = _merged(_new_virtual({**desired, "type": kind}, ""), desired)

@@ -107,6 +107,12 @@ def test_an_mtu_out_of_the_nics_range_is_refused(mtu: int, words: str) -> None:
             {"name": "eth1", "type": "ethernet", "mtu": mtu}]})
 
 
+def test_an_interface_type_the_simulation_lacks_is_refused_saying_so() -> None:
+    with pytest.raises(ApplyError, match="does not emulate interface type ovs-bridge"):
+        apply_desired_state(initial_configuration(NICS), NICS, {"interfaces": [
+            {"name": "ovs0", "type": "ovs-bridge"}]})
+
+
 def test_an_unknown_bond_mode_is_refused() -> None:
     with pytest.raises(ApplyError, match="Invalid bond mode 'fastest'"):
         apply_desired_state(initial_configuration(NICS), NICS, {"interfaces": [
