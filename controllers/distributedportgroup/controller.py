@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Literal
 
 import kopf
 
@@ -50,6 +50,7 @@ log = get_logger("vdcos.distributedportgroup")
 
 #: VM changes only move the VM count; gather them into one status write.
 VM_COUNT_COALESCE_SECONDS: Final = 2.0
+NadOutcome = Literal["written", "deleted", "gone", "failed"]
 #: NAD writes of one pass in flight at once (a port group may reach hundreds of namespaces).
 NAD_WRITE_CONCURRENCY: Final = 16
 
@@ -181,12 +182,11 @@ class DistributedPortGroupController(Controller[str]):
             for namespace, nad in live.items()
             if namespace not in admitted
         ]
-        failed = [
-            namespace
-            for namespace in await _bounded(writes + removals, NAD_WRITE_CONCURRENCY)
-            if namespace
+        outcomes = dict(await _bounded(writes + removals, NAD_WRITE_CONCURRENCY))
+        failed = sorted(namespace for namespace, outcome in outcomes.items() if outcome == "failed")
+        status["namespaces"] = [
+            namespace for namespace in admitted if outcomes.get(namespace) not in ("failed", "gone")
         ]
-        status["namespaces"] = [namespace for namespace in admitted if namespace not in failed]
         if failed:
             return (
                 False,
@@ -216,21 +216,26 @@ class DistributedPortGroupController(Controller[str]):
                 live[namespace] = written
         return live
 
-    async def _write_nad(self, name: str, desired: dict[str, Any], exists: bool) -> str | None:
-        """Applies one NAD; returns its namespace when that failed (terminating, gone)."""
+    async def _write_nad(
+        self, name: str, desired: dict[str, Any], exists: bool
+    ) -> tuple[str, NadOutcome]:
+        """Applies one NAD: (its namespace, "written", or "gone" when the namespace is being
+        deleted or is gone, or "failed" when the server refused it)."""
         namespace = str(desired["metadata"]["namespace"])
         try:
             self.written[(name, namespace)] = _slim_nad(await self.kube.apply(NADS, desired))
         except KubeError as error:
-            if error.status in (403, 404, 409, 422):
-                log.info(
-                    "Could not write NetworkAttachmentDefinition",
-                    namespace=namespace,
-                    name=desired["metadata"]["name"],
-                    status=error.status,
-                )
-                return namespace
-            raise
+            if error.status not in (403, 404, 409, 422):
+                raise
+            # 403 "is being terminated" / 404: the namespace goes; its watch event follows.
+            outcome: NadOutcome = "gone" if error.status in (403, 404) else "failed"
+            log.info(
+                "Could not write NetworkAttachmentDefinition",
+                namespace=namespace,
+                name=desired["metadata"]["name"],
+                status=error.status,
+            )
+            return namespace, outcome
         log.info(
             "Updated NetworkAttachmentDefinition"
             if exists
@@ -238,13 +243,13 @@ class DistributedPortGroupController(Controller[str]):
             namespace=namespace,
             name=desired["metadata"]["name"],
         )
-        return None
+        return namespace, "written"
 
-    async def _delete_nad(self, name: str, namespace: str, nad_name: str) -> str | None:
+    async def _delete_nad(self, name: str, namespace: str, nad_name: str) -> tuple[str, NadOutcome]:
         await self.kube.delete(NADS, namespace, nad_name)
         self.written[(name, namespace)] = None
         log.info("Deleted NetworkAttachmentDefinition", namespace=namespace, name=nad_name)
-        return None
+        return namespace, "deleted"
 
     async def _delete(
         self,

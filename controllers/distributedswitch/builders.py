@@ -199,3 +199,37 @@ def policy_differs(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -
         live_spec.get("desiredState") != desired["spec"]["desiredState"]
         or (live_spec.get("nodeSelector") or {}) != desired["spec"]["nodeSelector"]
     )
+
+
+def conflicting_switch(
+    name: str,
+    spec: DistributedSwitchSpec,
+    switches: Mapping[str, tuple[DistributedSwitchSpec, bool]],
+) -> str | None:
+    """Why the switch may not be applied beside another one on the same cluster, or None.
+
+    Two switches of one cluster must not share an uplink (nmstate would move the NIC into
+    the later bond) nor a bridge name. `switches` maps every valid switch (this one may be
+    among them) to (spec, whether its policy exists). The one whose policy exists keeps its
+    hosts; between two without (or two with) one, the name sorting first does.
+    """
+    bridge = bridge_name_for(name, spec)
+    has_policy = switches[name][1] if name in switches else False
+    for other_name, (other, other_has_policy) in sorted(switches.items()):
+        if other_name == name or other.cluster_name != spec.cluster_name:
+            continue
+        wins = has_policy if has_policy != other_has_policy else name < other_name
+        if wins:
+            continue  # the other one reports the conflict
+        shared = [uplink for uplink in spec.uplinks if uplink in other.uplinks]
+        if shared:
+            return (
+                f"spec.uplinks: {', '.join(shared)} already bridged by DistributedSwitch "
+                f'"{other_name}" on cluster "{spec.cluster_name}"'
+            )
+        if bridge_name_for(other_name, other) == bridge:
+            return (
+                f'spec.bridgeName: bridge "{bridge}" is already DistributedSwitch '
+                f'"{other_name}"\'s on cluster "{spec.cluster_name}"'
+            )
+    return None

@@ -38,6 +38,7 @@ from controllers.distributedswitch.builders import (
     bridge_name_for,
     build_policy,
     cleanup_policy,
+    conflicting_switch,
     policy_differs,
     policy_is_cleanup,
     policy_name_for,
@@ -215,7 +216,10 @@ class DistributedSwitchController(Controller[str]):
         lacking = missing_uplinks(spec, hosts, reported)
         live = self._live_policy(name)
         blocked_reason: tuple[str, str] | None = None
-        if lacking:
+        conflict = conflicting_switch(name, spec, self._valid_switches())
+        if conflict is not None:
+            blocked_reason = ("Conflict", conflict + "; the policy is not applied")
+        elif lacking:
             host, nics = sorted(lacking.items())[0]
             noun = "NIC" if len(nics) == 1 else "NICs"
             blocked_reason = (
@@ -369,6 +373,14 @@ class DistributedSwitchController(Controller[str]):
 
     # ------------------------------------------------------------------ reading
 
+    def _valid_switches(self) -> dict[str, tuple[DistributedSwitchSpec, bool]]:
+        """Every switch with a valid spec: (spec, whether its policy exists)."""
+        return {
+            str(key): (entry.spec, self._live_policy(str(key)) is not None)
+            for key, entry in self.switches.items()
+            if entry.spec is not None
+        }
+
     def _live_policy(self, switch_name: str) -> dict[str, Any] | None:
         """The switch's policy: what we applied last if the watch has not shown it yet."""
         return self.applied.get(switch_name) or self.policies.get(switch_name)
@@ -392,15 +404,17 @@ class DistributedSwitchController(Controller[str]):
 
     # ------------------------------------------------------------------ events
 
-    def switch_changed(self, event: WatchEvent) -> None:
-        self.queue.enqueue(event.name)
-
     def port_group_changed(self, event: WatchEvent) -> None:
         switch = (event.body.get("spec") or {}).get("switchName")
         # A port group moved between switches changes both lists: look at every switch.
         self.enqueue_all(
             self.switches.keys() if switch is None else [switch, *self.switches.keys()]
         )
+
+    def switch_changed(self, event: WatchEvent) -> None:
+        # A switch held by a conflict with this one may go ahead now: look at its cluster's.
+        cluster = (event.body.get("spec") or {}).get("clusterName")
+        self.enqueue_all([event.name, *self._switches_of_cluster(str(cluster))])
 
     def cluster_changed(self, event: WatchEvent) -> None:
         self.enqueue_all(self._switches_of_cluster(event.name))

@@ -43,6 +43,7 @@ from .nmstate_enactment import (
     AVAILABLE,
     NODE_LABEL,
     POLICY_LABEL,
+    PROGRESSING,
     RETRIES_UNTIL_FAIL,
     aborted_message,
     apply_failure_message,
@@ -68,10 +69,10 @@ from .nmstate_state import (
     ApplyError,
     apply_desired_state,
     current_state,
-    initial_configuration,
     parse_nics,
     parse_nics_down,
     reported_interfaces,
+    restored_configuration,
     with_default_vlan_filtering,
 )
 from .runtime import SIM_RETRY_DELAYS, SimRuntime, now_rfc3339
@@ -107,23 +108,6 @@ def _generation(obj: Obj) -> int:
 
 def is_simulated_host(node: Obj) -> bool:
     return _labels(node).get(HOST_LABEL) == "true"
-
-
-def restored_configuration(state: Obj | None, nics: list[dict[str, Any]],
-                           nics_down: frozenset[str]) -> list[dict[str, Any]]:
-    """A host's configuration read back from its NodeNetworkState (after a restart of the
-    simulation); a link reported down only because it is pulled is configured up."""
-    interfaces = ((state or {}).get("status") or {}).get("currentState", {}).get("interfaces")
-    if not interfaces:
-        return initial_configuration(nics)
-    restored = []
-    for interface in interfaces:
-        interface = dict(interface)
-        if interface.get("name") in nics_down or interface.get("type") != "ethernet":
-            interface["state"] = "up" if interface.get("state") == "down" else \
-                interface.get("state", "up")
-        restored.append(interface)
-    return restored
 
 
 class NmstateHandler:
@@ -180,8 +164,10 @@ class NmstateHandler:
 
     def _restore(self, node: Obj) -> None:
         name = str(_meta(node)["name"])
+        state = self._informer(NNSES).get("", name) or {}
+        reported = ((state.get("status") or {}).get("currentState") or {}).get("interfaces")
         self._configuration[name] = restored_configuration(
-            self._informer(NNSES).get("", name), self._nics(node), self._nics_down(node))
+            reported or [], self._nics(node), self._nics_down(node))
 
     def _restore_counts(self, policy: Obj) -> None:
         counts = ((policy.get("status") or {}).get("unavailableNodeCountMap") or {})
@@ -345,6 +331,10 @@ class NmstateHandler:
 
         applying = self._applying.get(key)
         loop_time = self._loop_time()
+        if applying is None and condition_status(conditions, PROGRESSING) == "True":
+            # Progressing (holding its slot) when the simulation restarted: apply again.
+            applying = self._applying[key] = (
+                generation, loop_time + self.settings.nmstate_apply_seconds)
         if applying is not None and applying[0] == generation:
             if loop_time < applying[1]:
                 return applying[1] - loop_time
@@ -361,7 +351,7 @@ class NmstateHandler:
                         now_rfc3339())
                     await self._write_enactment_status(enactment, status)
                     await self.runtime.event(
-                        policy, "ReconcileFailed",
+                        _as_policy(policy), "ReconcileFailed",
                         aborted_message(enactment_name(host, policy_name)), kind="Warning",
                         component="nmstate-handler")
                     return None
@@ -395,7 +385,7 @@ class NmstateHandler:
                     now_rfc3339())
                 await self._write_enactment_status(enactment, status)
                 await self.runtime.event(
-                    policy, "ReconcileFailed",
+                    _as_policy(policy), "ReconcileFailed",
                     f'reconciliation of enactment "{enactment_name(host, policy_name)}" has '
                     f"failed after {RETRIES_UNTIL_FAIL} retries", kind="Warning",
                     component="nmstate-handler")
@@ -483,6 +473,11 @@ class NmstateHandler:
             "conditions": conditions, "unavailableNodeCountMap": patch_map or {},
         }}, subresource="status")
         return None
+
+
+def _as_policy(policy: Obj) -> dict[str, Any]:
+    """The policy with its kind, for an Event's involvedObject."""
+    return {**policy, "apiVersion": NNCPS.api_version, "kind": "NodeNetworkConfigurationPolicy"}
 
 
 def _same_conditions(old: Sequence[Obj], new: Sequence[Obj]) -> bool:

@@ -94,6 +94,23 @@ def initial_configuration(nics: Iterable[Obj]) -> list[Interface]:
     return [hardware_interface(nic) for nic in nics]
 
 
+def restored_configuration(reported: Sequence[Obj], nics: Iterable[Obj],
+                           nics_down: frozenset[str]) -> list[Interface]:
+    """A host's configuration read back from what its NodeNetworkState reported (after a
+    restart of the simulation). A pulled NIC, and a bond or bridge reported down, are
+    configured up: their state came from the links (one configured down is restored up)."""
+    if not reported:
+        return initial_configuration(nics)
+    restored = []
+    for interface in reported:
+        configured = copy.deepcopy(dict(interface))
+        from_links = configured.get("name") in nics_down or configured.get("type") != ETHERNET
+        if from_links and configured.get("state") == "down":
+            configured["state"] = "up"
+        restored.append(configured)
+    return restored
+
+
 def _by_name(interfaces: Iterable[Obj]) -> dict[str, Interface]:
     return {str(i["name"]): dict(i) for i in interfaces}
 
@@ -282,8 +299,9 @@ def apply_desired_state(configuration: Sequence[Obj], nics: Sequence[Obj],
         if kind == ETHERNET and name not in hardware:
             raise missing_device_error(name)
         if kind not in (ETHERNET, *VIRTUAL_TYPES):
-            raise ApplyError(f"NmstateError: NotSupportedError: Interface type {kind} of "
-                             f"{name} is not supported")
+            # Real nmstate knows many more types; the simulated host says it lacks them.
+            raise ApplyError(f"NmstateError: NotSupportedError: the simulated host does not "
+                             f"emulate interface type {kind} (of {name})")
         merged = _merged(existing if existing is not None else None, desired)
         if existing is None:
             merged = _merged(_new_virtual({**desired, "type": kind}, ""), desired)

@@ -202,6 +202,19 @@ def test_a_host_without_an_uplink_is_named_and_no_policy_is_applied(
     datacenter.kubectl("delete", "distributedswitch", "dvs-edge", "--timeout=30s")
 
 
+def test_a_second_switch_over_the_same_nic_is_refused(datacenter: DevCluster, switch: str) -> None:
+    apply_yaml(datacenter, SWITCH.replace("dvs-prod", "dvs-clash").replace(
+        "[eth1, eth2]", "[eth2]"))
+    wait(datacenter, "distributedswitch/dvs-clash",
+         "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}=Conflict")
+    ready = condition(get_json(datacenter, "distributedswitch", "dvs-clash"), "Ready")
+    assert ready["message"].startswith(
+        'spec.uplinks: eth2 already bridged by DistributedSwitch "dvs-prod" on cluster "prod"')
+    missing = datacenter.kubectl("get", "nncp", "vdcos-dvs-clash", check=False)
+    assert missing.returncode != 0 and "NotFound" in missing.stderr
+    datacenter.kubectl("delete", "distributedswitch", "dvs-clash", "--timeout=30s")
+
+
 def test_vlan_port_group_has_a_nad_in_each_admitted_namespace(
     datacenter: DevCluster, switch: str
 ) -> None:

@@ -30,6 +30,7 @@ from controllers.distributedswitch.builders import (
     bridge_name_for,
     build_policy,
     cleanup_policy,
+    conflicting_switch,
     policy_differs,
     policy_is_cleanup,
 )
@@ -164,6 +165,27 @@ def test_policy_differs_only_on_what_the_switch_sets() -> None:
     assert not policy_differs(desired, live)
     assert policy_differs(build_policy("dvs-prod", switch(mtu=1500)), live)
     assert policy_differs(desired, None)
+
+
+def test_two_switches_of_a_cluster_may_not_share_an_uplink_or_a_bridge() -> None:
+    first, second = switch(), switch(uplinks=["eth2", "eth3"])
+    # The one whose policy exists keeps the hosts; the other names the NIC and the switch.
+    switches = {"b-first": (first, True), "a-second": (second, False)}
+    assert conflicting_switch("b-first", first, switches) is None
+    message = conflicting_switch("a-second", second, switches)
+    assert message == (
+        'spec.uplinks: eth2 already bridged by DistributedSwitch "b-first" on cluster "prod"'
+    )
+    # Neither applied yet: the name sorting first wins.
+    fresh = {"b-first": (first, False), "a-second": (second, False)}
+    assert conflicting_switch("a-second", second, fresh) is None
+    assert conflicting_switch("b-first", first, fresh) is not None
+    # Another cluster, or other NICs and bridge: no conflict.
+    elsewhere = switch(clusterName="edge")
+    assert conflicting_switch("x", elsewhere, {"b-first": (first, True)}) is None
+    same_bridge = switch(uplinks=["eth3"], bridgeName="br-b-first")
+    bridge_message = conflicting_switch("z", same_bridge, {"b-first": (first, True)})
+    assert bridge_message is not None and bridge_message.startswith("spec.bridgeName")
 
 
 def test_bridge_names_fit_linux_and_stay_distinct() -> None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 from kubernetes import client, watch
 
+from tests import upstream
 from tests.harness import DevCluster, start_devcluster
 from tests.integration.sim.conftest import FAST_TIMINGS, HOSTS, wait_for_hosts
 
@@ -19,6 +23,7 @@ pytestmark = pytest.mark.kubectl
 
 NETWORK_TIMINGS = ("--nmstate-apply-seconds", "0.2", "--nmstate-retry-seconds", "0.05")
 CLUSTER_LABEL = "vdcos.io/cluster.prod"
+HOST_LABEL = "sim.vdcos.io/host"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +42,7 @@ def datacenter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]
 
 
 def switch_policy(name: str, bridge: str, uplinks: tuple[str, ...], *, mtu: int = 9000,
-                  selector: str = CLUSTER_LABEL) -> str:
+                  selector: str = CLUSTER_LABEL, selector_value: str = "") -> str:
     """An NNCP as the operator writes one for a distributed switch: a bond of the uplinks
     under a Linux bridge with VLAN filtering, the MTU on every member."""
     ports = "".join(f"\n      - name: {nic}\n        type: ethernet\n        state: up\n"
@@ -50,7 +55,7 @@ metadata:
   name: {name}
 spec:
   nodeSelector:
-    {selector}: ""
+    {selector}: "{selector_value}"
   desiredState:
     interfaces:{ports}
       - name: {bond}
@@ -166,8 +171,11 @@ def test_switch_policy_is_enacted_on_every_selected_host(datacenter: DevCluster)
         assert reported["eth1"]["controller"] == "bond-br-prod"
         assert reported["eth0"]["mtu"] == 1500
 
-    table = datacenter.kubectl("get", "nnce").stdout
-    assert "SuccessfullyConfigured" in table
+    rows = datacenter.kubectl("get", "nnce", "-l", "nmstate.io/policy=dvs-prod",
+                              "--no-headers").stdout.splitlines()
+    assert [row.split()[1::2] for row in rows] == [["Available", "SuccessfullyConfigured"]] * 3
+    row = datacenter.kubectl("get", "nncp", "dvs-prod", "--no-headers").stdout.split()
+    assert row == ["dvs-prod", "Available", "SuccessfullyConfigured"]
 
 
 def test_bridge_is_advertised_on_the_nodes(datacenter: DevCluster) -> None:
@@ -216,6 +224,9 @@ def test_a_missing_nic_fails_with_nmstates_words_and_rolls_back(
 
 
 def test_max_unavailable_limits_hosts_configuring_at_once(datacenter: DevCluster) -> None:
+    api = client.CustomObjectsApi(datacenter.api_client())
+    before: Any = api.list_cluster_custom_object(
+        "nmstate.io", "v1beta1", "nodenetworkconfigurationenactments")
     apply(datacenter, """
 apiVersion: nmstate.io/v1
 kind: NodeNetworkConfigurationPolicy
@@ -233,14 +244,15 @@ spec:
         bridge:
           port: []
 """)
-    # Watch the enactments: at most one host Progressing at a time, the others Pending.
-    api = client.CustomObjectsApi(datacenter.api_client())
+    # Every change of the enactments since before the apply: at most one host Progressing
+    # at a time, the others Pending.
     watcher: Any = watch.Watch()  # type: ignore[no-untyped-call]
     latest: dict[str, dict[str, str]] = {}
     seen_pending = False
     for event in watcher.stream(api.list_cluster_custom_object, "nmstate.io", "v1beta1",
                                 "nodenetworkconfigurationenactments",
                                 label_selector="nmstate.io/policy=dvs-one",
+                                resource_version=before["metadata"]["resourceVersion"],
                                 timeout_seconds=60):
         enactment = event["object"]
         latest[enactment["metadata"]["name"]] = {
@@ -352,3 +364,73 @@ def test_a_nic_gone_from_the_host_leaves_its_network_state(datacenter: DevCluste
     datacenter.kubectl("wait", "nns/host-2", "--timeout=30s",
                        "--for=jsonpath={.status.currentState.interfaces[?(@.name==\"eth2\")]"
                        ".state}=up", timeout=40)
+
+
+def closed(node: Any) -> Any:
+    """Objects listing properties refuse others, unless they keep unknown fields."""
+    if isinstance(node, dict):
+        result = {k: closed(v) for k, v in node.items()}
+        if "properties" in result and "additionalProperties" not in result and \
+                not result.get("x-kubernetes-preserve-unknown-fields"):
+            result["additionalProperties"] = False
+        return result
+    if isinstance(node, list):
+        return [closed(item) for item in node]
+    return node
+
+
+@pytest.mark.parametrize("plural", ["nodenetworkstates", "nodenetworkconfigurationenactments",
+                                    "nodenetworkconfigurationpolicies"])
+def test_every_object_written_validates_against_kubernetes_nmstate(
+        datacenter: DevCluster, plural: str) -> None:
+    """Runs after the scenarios above: what they left behind, against upstream's CRD."""
+    path = upstream.require(upstream.path(f"schemas/nmstate/{plural}.yaml"))
+    crd = yaml.safe_load(path.read_text(encoding="utf-8"))
+    version = next(v for v in crd["spec"]["versions"] if v["storage"])
+    validator = jsonschema.Draft4Validator(closed(version["schema"]["openAPIV3Schema"]))
+    items = get_json(datacenter, f"{plural}.nmstate.io")["items"]
+    assert items
+    for item in items:
+        assert item.get("status"), f"{item['metadata']['name']} has a status"
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(item)]
+        assert errors == [], item["metadata"]["name"]
+
+
+def test_hosts_keep_their_network_across_a_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    args = ("--hosts", "1", *FAST_TIMINGS, *NETWORK_TIMINGS, "--data-dir", str(data))
+    first = start_devcluster(tmp_path / "first", *args)
+    try:
+        wait_for_hosts(first, ("host-1",))
+        apply(first, switch_policy("dvs-all", "br-all", ("eth1", "eth2"), selector=HOST_LABEL,
+                                   selector_value="true"))
+        wait_policy(first, "dvs-all", "Available")
+    finally:
+        first.stop()
+    second = start_devcluster(tmp_path / "second", *args)
+    try:
+        wait_for_hosts(second, ("host-1",))
+        second.kubectl("wait", "nnce/host-1.dvs-all", "--for=condition=Available",
+                       "--timeout=30s", timeout=40)
+        # A new policy applies on top of the restored network, not on bare NICs.
+        apply(second, """
+apiVersion: nmstate.io/v1
+kind: NodeNetworkConfigurationPolicy
+metadata:
+  name: mtu-eth0
+spec:
+  desiredState:
+    interfaces:
+      - name: eth0
+        type: ethernet
+        mtu: 1400
+""")
+        wait_policy(second, "mtu-eth0", "Available")
+        reported = interfaces(second, "host-1")
+        assert reported["br-all"]["bridge"]["port"][0]["name"] == "bond-br-all"
+        assert reported["eth1"]["mtu"] == 9000
+        assert reported["eth0"]["mtu"] == 1400
+        assert get_json(second, "node", "host-1")["status"]["allocatable"][
+            "bridge.network.kubevirt.io/br-all"] == "1k"
+    finally:
+        second.stop()

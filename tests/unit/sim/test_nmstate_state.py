@@ -19,6 +19,7 @@ from devcluster.sim.nmstate_state import (
     parse_nics,
     parse_nics_down,
     reported_interfaces,
+    restored_configuration,
     with_default_vlan_filtering,
 )
 
@@ -106,6 +107,12 @@ def test_an_mtu_out_of_the_nics_range_is_refused(mtu: int, words: str) -> None:
             {"name": "eth1", "type": "ethernet", "mtu": mtu}]})
 
 
+def test_an_interface_type_the_simulation_lacks_is_refused_saying_so() -> None:
+    with pytest.raises(ApplyError, match="does not emulate interface type ovs-bridge"):
+        apply_desired_state(initial_configuration(NICS), NICS, {"interfaces": [
+            {"name": "ovs0", "type": "ovs-bridge"}]})
+
+
 def test_an_unknown_bond_mode_is_refused() -> None:
     with pytest.raises(ApplyError, match="Invalid bond mode 'fastest'"):
         apply_desired_state(initial_configuration(NICS), NICS, {"interfaces": [
@@ -173,3 +180,13 @@ def test_current_state_has_nmstates_sections() -> None:
     state = current_state(reported_interfaces(initial_configuration(NICS), NICS))
     assert set(state) == {"dns-resolver", "interfaces", "route-rules", "routes"}
     assert state["routes"]["running"][0]["next-hop-interface"] == "eth0"
+
+
+def test_configuration_read_back_from_a_report_with_pulled_links_is_up() -> None:
+    configured = configured_switch()
+    pulled = frozenset({"eth1", "eth2"})
+    report = reported_interfaces(configured, NICS, pulled)
+    restored = restored_configuration(report, NICS, pulled)
+    assert reported_interfaces(restored, NICS) == reported_interfaces(configured, NICS)
+    assert reported_interfaces(restored, NICS, pulled) == report
+    assert restored_configuration([], NICS, frozenset()) == initial_configuration(NICS)
