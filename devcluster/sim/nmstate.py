@@ -40,6 +40,7 @@ from .hosts import HOST_LABEL, NICS_ANNOTATION, is_powered_on, ready_status
 from .kubevirt import _ensure_crd
 from .nmstate_crds import NNCES, NNCPS, NNSES, nmstate_crds
 from .nmstate_enactment import (
+    ABORTED,
     AVAILABLE,
     NODE_LABEL,
     POLICY_LABEL,
@@ -207,6 +208,8 @@ class NmstateHandler:
         name = str(_meta(policy)["name"])
         if kind == "DELETED":
             self._seen_generation.pop(name, None)
+            for slot in [s for s in self._unavailable if s[0] == name]:
+                del self._unavailable[slot]
             for enactment in self._informer(NNCES).values():
                 if _labels(enactment).get(POLICY_LABEL) == name:
                     self._enactments.enqueue((name, str(_labels(enactment).get(NODE_LABEL))))
@@ -284,7 +287,7 @@ class NmstateHandler:
     async def _delete_enactment(self, policy: str, host: str) -> None:
         name = enactment_name(host, policy)
         self._applying.pop((policy, host), None)
-        if self._informer(NNCES).get("", name) is not None:
+        if self._enactment(policy, host) is not None:
             await self.kube.delete(NNCES, None, name)
         self.written.forget(NNCES, ("", name))
 
@@ -317,7 +320,6 @@ class NmstateHandler:
         conditions = list(status.get("conditions") or [])
         if int(status.get("policyGeneration") or 0) != generation:
             conditions = []  # a new generation starts over (resetPolicyGeneration)
-            status["retryCount"] = {}
             self._applying.pop(key, None)
         status["policyGeneration"] = generation
         status["desiredState"] = with_default_vlan_filtering(
@@ -325,8 +327,8 @@ class NmstateHandler:
         status.setdefault("features", [])
         retries = dict(status.get("retryCount") or {})
         status["retryCount"] = retries
-        if retries.get(str(generation), 0) >= RETRIES_UNTIL_FAIL or (
-                condition_status(conditions, AVAILABLE) == "True"):
+        if retries.get(str(generation), 0) >= RETRIES_UNTIL_FAIL or any(
+                condition_status(conditions, done) == "True" for done in (AVAILABLE, ABORTED)):
             return None  # already done with this generation, one way or the other
 
         applying = self._applying.get(key)
