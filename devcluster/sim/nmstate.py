@@ -152,6 +152,7 @@ class NmstateHandler:
         self._informer(NODES).add_listener(self._on_node)
         self._informer(NNCPS).add_listener(self._on_policy)
         self._informer(NNCES).add_listener(self._on_enactment)
+        self._informer(NNSES).add_listener(self._on_state)
         for queue in (self._states, self._enactments, self._policies):
             queue.start()
         for node in self._informer(NODES).values():
@@ -227,6 +228,12 @@ class NmstateHandler:
         policy = _labels(enactment).get(POLICY_LABEL)
         if policy:
             self._policies.enqueue(("", policy))
+
+    def _on_state(self, kind: str, state: dict[str, Any]) -> None:
+        if kind == "DELETED":  # the handler reports its host again
+            key = ("", str(_meta(state)["name"]))
+            self.written.forget(NNSES, key)
+            self._states.enqueue(key)
 
     # --- NodeNetworkState ---------------------------------------------------------------
 
