@@ -40,13 +40,15 @@ from .hosts import HOST_LABEL, NICS_ANNOTATION, is_powered_on, ready_status
 from .kubevirt import _ensure_crd
 from .nmstate_crds import NNCES, NNCPS, NNSES, nmstate_crds
 from .nmstate_enactment import (
-    ABORTED,
+    ABORT,
     AVAILABLE,
     NODE_LABEL,
     POLICY_LABEL,
+    PROCEED,
     PROGRESSING,
     RETRIES_UNTIL_FAIL,
     aborted_message,
+    admission,
     apply_failure_message,
     condition_status,
     count_enactments,
@@ -57,6 +59,7 @@ from .nmstate_enactment import (
     enactment_pending,
     enactment_progressing,
     enactment_retrying,
+    is_finished,
     is_retrying,
     max_unavailable,
     new_enactment,
@@ -334,9 +337,8 @@ class NmstateHandler:
         status.setdefault("features", [])
         retries = dict(status.get("retryCount") or {})
         status["retryCount"] = retries
-        if retries.get(str(generation), 0) >= RETRIES_UNTIL_FAIL or any(
-                condition_status(conditions, done) == "True" for done in (AVAILABLE, ABORTED)):
-            return None  # already done with this generation, one way or the other
+        if is_finished(conditions, retries, generation):
+            return None
 
         applying = self._applying.get(key)
         loop_time = self._loop_time()
@@ -353,8 +355,10 @@ class NmstateHandler:
             limit = max_unavailable((policy.get("spec") or {}).get("maxUnavailable"),
                                     self._matching_count(policy))
             slot = (policy_name, generation)
-            if self._unavailable.get(slot, 0) >= limit:
-                if self._failed_count(policy_name, generation) >= limit:
+            decision = admission(self._unavailable.get(slot, 0), limit,
+                                 self._failed_count(policy_name, generation))
+            if decision != PROCEED:
+                if decision == ABORT:
                     status["conditions"] = enactment_aborted(
                         conditions, aborted_message(enactment_name(host, policy_name)),
                         now_rfc3339())
