@@ -204,6 +204,33 @@ def _condition(type_: str, now: str, status: str = "True") -> dict[str, Any]:
     return {"type": type_, "status": status, "lastProbeTime": None, "lastTransitionTime": now}
 
 
+def creating_pod_status(pod: Obj, host_ip: str, now: str) -> dict[str, Any]:
+    """What the kubelet posts while it cannot create the pod's sandbox: Pending, every
+    container waiting in ContainerCreating (`kubectl get pod` shows ContainerCreating)."""
+    spec = pod.get("spec") or {}
+    old = {c.get("type"): c for c in (pod.get("status") or {}).get("conditions") or []}
+    names = [str(c["name"]) for c in spec.get("containers") or []]
+    unready = f"containers with unready status: [{' '.join(names)}]"
+
+    def not_ready(type_: str) -> dict[str, Any]:
+        return {**_condition(type_, now, "False"), "reason": "ContainersNotReady",
+                "message": unready}
+
+    return {
+        "phase": "Pending",
+        "conditions": [_condition("PodReadyToStartContainers", now, "False"),
+                       _condition("Initialized", now), not_ready("Ready"),
+                       not_ready("ContainersReady"),
+                       dict(old.get("PodScheduled") or _condition("PodScheduled", now))],
+        "hostIP": host_ip, "hostIPs": [{"ip": host_ip}], "startTime": now,
+        "containerStatuses": [
+            {"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False,
+             "started": False, "restartCount": 0, "lastState": {},
+             "state": {"waiting": {"reason": "ContainerCreating"}}}
+            for c in spec.get("containers") or []],
+    }
+
+
 def running_pod_status(pod: Obj, host_ip: str, pod_ip: str, now: str) -> dict[str, Any]:
     """The status the kubelet posts once every container of the pod runs."""
     spec = pod.get("spec") or {}
@@ -474,6 +501,11 @@ class Hosts:
         if pod_networks(pod) and not spec.get("hostNetwork"):
             failed = await self._sandbox_failure(pod)
             if failed is not None:
+                if not (pod.get("status") or {}).get("containerStatuses"):
+                    await self.kube.patch(PODS, key[0], key[1], {
+                        "metadata": {"resourceVersion": meta.get("resourceVersion")},
+                        "status": creating_pod_status(pod, host.internal_ip, now_rfc3339()),
+                    }, subresource="status")
                 return SANDBOX_RETRY_SECONDS  # ContainerCreating until Multus can set it up
         if spec.get("hostNetwork"):
             pod_ip = host.internal_ip

@@ -40,12 +40,15 @@ from .hosts import HOST_LABEL, NICS_ANNOTATION, is_powered_on, ready_status
 from .kubevirt import _ensure_crd
 from .nmstate_crds import NNCES, NNCPS, NNSES, nmstate_crds
 from .nmstate_enactment import (
+    ABORT,
     AVAILABLE,
     NODE_LABEL,
     POLICY_LABEL,
+    PROCEED,
     PROGRESSING,
     RETRIES_UNTIL_FAIL,
     aborted_message,
+    admission,
     apply_failure_message,
     condition_status,
     count_enactments,
@@ -56,6 +59,7 @@ from .nmstate_enactment import (
     enactment_pending,
     enactment_progressing,
     enactment_retrying,
+    is_finished,
     is_retrying,
     max_unavailable,
     new_enactment,
@@ -151,6 +155,7 @@ class NmstateHandler:
         self._informer(NODES).add_listener(self._on_node)
         self._informer(NNCPS).add_listener(self._on_policy)
         self._informer(NNCES).add_listener(self._on_enactment)
+        self._informer(NNSES).add_listener(self._on_state)
         for queue in (self._states, self._enactments, self._policies):
             queue.start()
         for node in self._informer(NODES).values():
@@ -207,6 +212,8 @@ class NmstateHandler:
         name = str(_meta(policy)["name"])
         if kind == "DELETED":
             self._seen_generation.pop(name, None)
+            for slot in [s for s in self._unavailable if s[0] == name]:
+                del self._unavailable[slot]
             for enactment in self._informer(NNCES).values():
                 if _labels(enactment).get(POLICY_LABEL) == name:
                     self._enactments.enqueue((name, str(_labels(enactment).get(NODE_LABEL))))
@@ -224,6 +231,12 @@ class NmstateHandler:
         policy = _labels(enactment).get(POLICY_LABEL)
         if policy:
             self._policies.enqueue(("", policy))
+
+    def _on_state(self, kind: str, state: dict[str, Any]) -> None:
+        if kind == "DELETED":  # the handler reports its host again
+            key = ("", str(_meta(state)["name"]))
+            self.written.forget(NNSES, key)
+            self._states.enqueue(key)
 
     # --- NodeNetworkState ---------------------------------------------------------------
 
@@ -284,7 +297,7 @@ class NmstateHandler:
     async def _delete_enactment(self, policy: str, host: str) -> None:
         name = enactment_name(host, policy)
         self._applying.pop((policy, host), None)
-        if self._informer(NNCES).get("", name) is not None:
+        if self._enactment(policy, host) is not None:
             await self.kube.delete(NNCES, None, name)
         self.written.forget(NNCES, ("", name))
 
@@ -317,7 +330,6 @@ class NmstateHandler:
         conditions = list(status.get("conditions") or [])
         if int(status.get("policyGeneration") or 0) != generation:
             conditions = []  # a new generation starts over (resetPolicyGeneration)
-            status["retryCount"] = {}
             self._applying.pop(key, None)
         status["policyGeneration"] = generation
         status["desiredState"] = with_default_vlan_filtering(
@@ -325,9 +337,8 @@ class NmstateHandler:
         status.setdefault("features", [])
         retries = dict(status.get("retryCount") or {})
         status["retryCount"] = retries
-        if retries.get(str(generation), 0) >= RETRIES_UNTIL_FAIL or (
-                condition_status(conditions, AVAILABLE) == "True"):
-            return None  # already done with this generation, one way or the other
+        if is_finished(conditions, retries, generation):
+            return None
 
         applying = self._applying.get(key)
         loop_time = self._loop_time()
@@ -344,8 +355,10 @@ class NmstateHandler:
             limit = max_unavailable((policy.get("spec") or {}).get("maxUnavailable"),
                                     self._matching_count(policy))
             slot = (policy_name, generation)
-            if self._unavailable.get(slot, 0) >= limit:
-                if self._failed_count(policy_name, generation) >= limit:
+            decision = admission(self._unavailable.get(slot, 0), limit,
+                                 self._failed_count(policy_name, generation))
+            if decision != PROCEED:
+                if decision == ABORT:
                     status["conditions"] = enactment_aborted(
                         conditions, aborted_message(enactment_name(host, policy_name)),
                         now_rfc3339())

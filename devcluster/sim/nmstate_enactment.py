@@ -180,6 +180,28 @@ def is_retrying(conditions: Sequence[Obj] | None) -> bool:
                for c in conditions or [])
 
 
+# --- the handler's decisions -------------------------------------------------------------
+
+PROCEED, WAIT, ABORT = "proceed", "wait", "abort"
+
+
+def admission(unavailable: int, limit: int, failed: int) -> str:
+    """May one more host start configuring? `unavailable` hosts hold a slot (configuring,
+    or failed: a failed host keeps its slot), `limit` is maxUnavailable, `failed` the hosts
+    Failing and no longer Progressing. Full: wait (Pending), or abort once the failed alone
+    fill the slots (shouldAbortReconcile)."""
+    if unavailable < limit:
+        return PROCEED
+    return ABORT if failed >= limit else WAIT
+
+
+def is_finished(conditions: Sequence[Obj], retry_count: Mapping[str, int],
+                generation: int) -> bool:
+    """Done with this generation: Available, Aborted, or failed after every retry."""
+    return retry_count.get(str(generation), 0) >= RETRIES_UNTIL_FAIL or any(
+        condition_status(conditions, done) == "True" for done in (AVAILABLE, ABORTED))
+
+
 # --- messages ---------------------------------------------------------------------------
 
 

@@ -138,6 +138,11 @@ def test_a_pod_naming_a_missing_nad_fails_its_sandbox_until_it_exists(
                                          "Unknown desc = failed to setup network for sandbox")
     assert "cannot find a network-attachment-definition (vlan-missing)" in sandbox["message"]
     assert get_json(datacenter, "pod", "needs-net")["status"]["phase"] == "Pending"
+    datacenter.kubectl("wait", "pod/needs-net", "--timeout=30s",
+                       "--for=jsonpath={.status.containerStatuses[0].state.waiting.reason}"
+                       "=ContainerCreating", timeout=40)
+    row = datacenter.kubectl("get", "pod", "needs-net", "--no-headers").stdout.split()
+    assert row[1:3] == ["0/1", "ContainerCreating"]
 
     apply(datacenter, nad("vlan-missing", "br-edge").replace(
         "  annotations:\n    k8s.v1.cni.cncf.io/resourceName: bridge.network.kubevirt.io/"

@@ -141,6 +141,16 @@ def test_every_host_reports_its_nics_as_node_network_state(datacenter: DevCluste
         assert nns["status"]["lastSuccessfulUpdateTime"]
 
 
+def test_a_deleted_node_network_state_is_reported_again(datacenter: DevCluster) -> None:
+    uid = get_json(datacenter, "nns", "host-1")["metadata"]["uid"]
+    datacenter.kubectl("delete", "nns", "host-1")
+    datacenter.kubectl("wait", "--for=create", "nns/host-1", "--timeout=30s", timeout=40)
+    datacenter.kubectl("wait", "nns/host-1", "--timeout=30s", "--for=jsonpath="
+                       "{.status.currentState.interfaces[?(@.name==\"eth1\")].state}=up",
+                       timeout=40)
+    assert get_json(datacenter, "nns", "host-1")["metadata"]["uid"] != uid
+
+
 def test_switch_policy_is_enacted_on_every_selected_host(datacenter: DevCluster) -> None:
     apply(datacenter, switch_policy("dvs-prod", "br-prod", ("eth1", "eth2")))
     policy = wait_policy(datacenter, "dvs-prod", "Available")

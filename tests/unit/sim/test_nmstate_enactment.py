@@ -13,6 +13,7 @@ import yaml
 from devcluster.sim.hosts import HostSpec, nic_inventory
 from devcluster.sim.nmstate_enactment import (
     EnactmentCounts,
+    admission,
     apply_failure_message,
     count_enactments,
     enactment_aborted,
@@ -21,6 +22,7 @@ from devcluster.sim.nmstate_enactment import (
     enactment_pending,
     enactment_progressing,
     enactment_retrying,
+    is_finished,
     max_unavailable,
     new_enactment,
     policy_conditions,
@@ -186,3 +188,20 @@ def test_node_network_state_status_validates() -> None:
               "lastSuccessfulUpdateTime": NOW, "handlerNmstateVersion": "2.2.45",
               "handlerNetworkManagerVersion": "1.52.0", "hostNetworkManagerVersion": "1.52.0"}
     assert schema_errors(status, "nodenetworkstates", "status") == []
+
+
+@pytest.mark.parametrize("unavailable, limit, failed, decision", [
+    (0, 2, 0, "proceed"), (1, 2, 1, "proceed"), (2, 2, 0, "wait"), (2, 2, 1, "wait"),
+    (2, 2, 2, "abort"), (1, 1, 1, "abort")])
+def test_admission_waits_when_full_and_aborts_when_failures_fill_the_slots(
+        unavailable: int, limit: int, failed: int, decision: str) -> None:
+    assert admission(unavailable, limit, failed) == decision
+
+
+def test_an_enactment_is_finished_when_available_aborted_or_out_of_retries() -> None:
+    assert is_finished(enactment_available([], NOW), {}, 1)
+    assert is_finished(enactment_aborted([], "stop", NOW), {}, 1)
+    assert is_finished(enactment_failed([], "x", NOW), {"1": 5}, 1)
+    assert not is_finished(enactment_failed([], "x", NOW), {"1": 5}, 2)
+    assert not is_finished(enactment_retrying([], "again", NOW), {"1": 2}, 1)
+    assert not is_finished(enactment_pending([], NOW), {}, 1)
