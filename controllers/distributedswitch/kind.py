@@ -26,7 +26,7 @@ DISTRIBUTED_SWITCH = CustomResourceKind(
         "(bonded) uplinks and MTU on every host, realised as an nmstate "
         "NodeNetworkConfigurationPolicy."
     ),
-    short_names=("dvs",),
+    short_names=("dvs", "vds"),
     categories=(CATEGORY,),
     printer_columns=(
         PrinterColumn("Cluster", ".spec.clusterName", description="ComputeCluster"),

@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .launcher import secondary_multus_networks
+
 Obj = Mapping[str, Any]
 
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
@@ -116,11 +118,8 @@ def network_resources(vmi: Obj, nad_of: Callable[[str], Obj | None]) -> dict[str
     """Extended resources for the VMI's Multus networks (KubeVirt getNetworkToResourceMap):
     `nad_of` finds a NAD by its networkName ("ns/name" or "name")."""
     counts: dict[str, int] = {}
-    for network in (vmi.get("spec") or {}).get("networks") or []:
-        multus = network.get("multus") or {}
-        if not multus or multus.get("default"):
-            continue
-        resource = resource_name(nad_of(str(multus.get("networkName", ""))))
+    for network in secondary_multus_networks(vmi):
+        resource = resource_name(nad_of(str(network["multus"].get("networkName", ""))))
         if resource:
             counts[resource] = counts.get(resource, 0) + 1
     return counts

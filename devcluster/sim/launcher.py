@@ -193,18 +193,30 @@ def nad_namespaced_name(vmi_namespace: str, network_name: str) -> tuple[str, str
     return vmi_namespace, network_name
 
 
+def secondary_multus_networks(vmi: Obj) -> list[Obj]:
+    """The VMI's secondary Multus networks the launcher pod attaches: an interface being
+    hot-unplugged (`state: absent`) is left out, as KubeVirt's annotations generator does, so
+    a migration target never waits for the NAD of a NIC that is going away."""
+    absent = {
+        i.get("name") for i in (_domain(vmi).get("devices") or {}).get("interfaces") or []
+        if i.get("state") == "absent"
+    }
+    return [
+        network for network in (vmi.get("spec") or {}).get("networks") or []
+        if (network.get("multus") or {}) and not network["multus"].get("default")
+        and network.get("name") not in absent
+    ]
+
+
 def multus_networks_annotation(vmi: Obj) -> str | None:
     """JSON NetworkSelectionElements for secondary Multus networks, compact like Go's."""
     namespace = str(vmi["metadata"].get("namespace", "default"))
-    spec = vmi.get("spec") or {}
     interfaces = {
         i.get("name"): i for i in (_domain(vmi).get("devices") or {}).get("interfaces") or []
     }
     elements: list[dict[str, str]] = []
-    for network in spec.get("networks") or []:
-        multus = network.get("multus")
-        if not multus or multus.get("default"):
-            continue
+    for network in secondary_multus_networks(vmi):
+        multus = network["multus"]
         nad_ns, nad_name = nad_namespaced_name(namespace, str(multus.get("networkName", "")))
         element = {"name": nad_name, "namespace": nad_ns}
         mac = (interfaces.get(network.get("name")) or {}).get("macAddress")

@@ -4,6 +4,7 @@ Node patch that advertises a host's bridges."""
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -17,7 +18,7 @@ from devcluster.sim.cni import (
     sandbox_failure,
     sandbox_failure_message,
 )
-from devcluster.sim.launcher import build_launcher_pod
+from devcluster.sim.launcher import build_launcher_pod, multus_networks_annotation
 
 
 def pod(networks: str, namespace: str = "tenant-a") -> dict[str, Any]:
@@ -105,3 +106,20 @@ def test_bridge_marker_advertises_exactly_the_hosts_bridges() -> None:
     advertised = {"status": {section: {"bridge.network.kubevirt.io/br-prod": "1k"}
                              for section in ("capacity", "allocatable")}}
     assert bridge_resources_patch(advertised, ["br-prod"]) is None
+
+
+def test_a_nic_being_unplugged_is_left_out_of_the_launcher_pod() -> None:
+    """KubeVirt leaves `state: absent` interfaces out of the pod's networks: a migration target
+    must not wait for (or request the bridge of) a NIC that is going away."""
+    unplugging = copy.deepcopy(VMI)
+    for interface in unplugging["spec"]["domain"]["devices"]["interfaces"]:
+        if interface["name"] == "back":
+            interface["state"] = "absent"
+    with_bridge = nad({"type": "bridge", "bridge": "br-prod", "ipam": {}},
+                      "bridge.network.kubevirt.io/br-prod")
+    assert network_resources(unplugging, lambda network: with_bridge) == {
+        "bridge.network.kubevirt.io/br-prod": 1}
+    annotation = multus_networks_annotation(unplugging)
+    assert annotation is not None
+    assert [e["name"] for e in json.loads(annotation)] == ["vlan100"]
+    assert [e["namespace"] for e in json.loads(annotation)] == ["tenant-a"]
