@@ -23,6 +23,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", default=None, help="bearer token (default: random)")
     parser.add_argument("--watch-history", type=int, default=1000,
                         help="events kept per resource for watch replay before 410 Gone")
+    parser.add_argument("--fail-next-commits", type=int, default=0, metavar="K",
+                        help="fault injection: once the server is up, the next K writes fail "
+                             "as failed commits do (500, nothing kept; default 0)")
 
 
 def add_sim_arguments(parser: argparse.ArgumentParser) -> None:

@@ -48,6 +48,8 @@ async def serve_api(args: argparse.Namespace) -> None:
 
         install_virt_api(server)
     port = await server.start(port=args.port)
+    if args.fail_next_commits:
+        server.store.fail_next_commits(args.fail_next_commits)
     url = f"https://127.0.0.1:{port}"
     write_kubeconfig(args.kubeconfig, url, server.token, server.certificate.ca_pem)
     print(f"{LISTENING_LINE} {url}", flush=True)

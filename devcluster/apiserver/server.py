@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from .rest import DeleteOptions, ListOptions, Rest, WriteOptions
 from .schema import check_crd
 from .store import Event, Expired, Store
 from .tables import to_table
+from .token_file import load_or_create_token
 from .write_counts import WRITE_COUNTS_PATH, WriteCounts
 
 log = structlog.get_logger("devcluster.apiserver")
@@ -82,7 +82,7 @@ class ApiServer:
         bookmark_seconds: float = 30.0,
     ) -> None:
         self.data_dir = data_dir
-        self.token = token or _load_or_create_token(data_dir)
+        self.token = token or load_or_create_token(data_dir)
         self.certificate = load_or_create(data_dir / "pki" if data_dir else None)
         self.registry = Registry()
         for resource in BUILTIN_RESOURCES:
@@ -380,7 +380,8 @@ class ApiServer:
         if send_initial or requested in ("", "0"):
             after = None
             initial = [("ADDED", self.rest.in_version(resource, obj))
-                       for obj in self.store.list(resource.storage_key, target.namespace)
+                       for obj in self.store.list_committed(resource.storage_key,
+                                                            target.namespace)
                        if matches(obj)]
         else:
             try:
@@ -413,7 +414,7 @@ class ApiServer:
                 await _write_event(response, kind, encode(kind, obj))
             if send_initial and bookmarks:
                 await _write_event(response, "BOOKMARK", _bookmark(
-                    resource, str(self.store.revision), initial_events_end=True))
+                    resource, str(self.store.committed_revision), initial_events_end=True))
             for event in replay:
                 seen = view(event)
                 if seen is not None:
@@ -479,20 +480,6 @@ class ApiServer:
         await self.store.durable()
         return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},
                       "status": "Success", "code": 201}, 201)
-
-
-def _load_or_create_token(data_dir: Path | None) -> str:
-    """A random admin token, kept with the data so that clients outlive a restart."""
-    if data_dir is None:
-        return secrets.token_urlsafe(32)
-    path = data_dir / "token"
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    path.write_text(token)
-    path.chmod(0o600)
-    return token
 
 
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
