@@ -25,6 +25,7 @@ from .auth_apis import USER_KEY, AccessControl
 from .bootstrap import Bootstrap
 from .builtin import BUILTIN_RESOURCES, CRD_KEY
 from .certs import load_or_create
+from .connection_limits import ConnectionLimits, LimitedTCPSite
 from .crd_registrar import CrdRegistrar, default_crd
 from .errors import ApiError
 from .gc import GarbageCollector
@@ -118,7 +119,8 @@ class ApiServer:
 
     # ---- lifecycle ---------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+    async def start(self, host: str = "127.0.0.1", port: int = 0,
+                    connection_limits: ConnectionLimits | None = None) -> int:
         self.bootstrap.ensure_system_namespaces()
         await self.store.durable()
         self.gc.start()
@@ -126,8 +128,11 @@ class ApiServer:
         self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         pki = self.data_dir / "pki" if self.data_dir else Path(tempfile.mkdtemp(prefix="pki-"))
-        site = web.TCPSite(self._runner, host, port,
-                           ssl_context=self.certificate.ssl_context(pki))
+        # Deadlines on reading requests (kube's header and idle timeouts): slow clients
+        # cannot hold connections open.
+        site = LimitedTCPSite(self._runner, host, port,
+                              limits=connection_limits or ConnectionLimits(),
+                              ssl_context=self.certificate.ssl_context(pki), access_log=None)
         await site.start()
         server = site._server
         assert server is not None and server.sockets  # type: ignore[attr-defined]
