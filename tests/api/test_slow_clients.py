@@ -57,17 +57,17 @@ def wait_until_closed(connections: list[ssl.SSLSocket], seconds: float) -> list[
     deadline = time.monotonic() + seconds
     while open_ones and time.monotonic() < deadline:
         for key, _ in selector.select(timeout=deadline - time.monotonic()):
-            connection = key.fileobj
-            assert isinstance(connection, ssl.SSLSocket)
+            ready = key.fileobj
+            assert isinstance(ready, ssl.SSLSocket)
             try:
-                data = connection.recv(4096)
+                data = ready.recv(4096)
             except ssl.SSLWantReadError:
                 continue
             except OSError:
                 data = b""
             assert data == b"", f"the server answered a half-sent request: {data[:200]!r}"
-            selector.unregister(connection)
-            open_ones.discard(connection)
+            selector.unregister(ready)
+            open_ones.discard(ready)
     selector.close()
     return list(open_ones)
 

@@ -54,8 +54,12 @@ def test_good_writes_sent_with_bad_ones_are_kept_and_bad_ones_leave_nothing(
                 got = wire.request(cluster, "GET", f"{CONFIGMAPS}/{name}")
                 assert got.status == (200 if name in accepted else 404), (name, got.body)
             seen: set[str] = set()
-            stream.until(lambda e: seen.add(e["object"]["metadata"]["name"]) is None
-                         and seen == accepted)
+
+            def all_seen(event: dict[str, Any]) -> bool:
+                seen.add(event["object"]["metadata"]["name"])
+                return seen == accepted
+
+            stream.until(all_seen)
         cluster = restart(cluster, kill=True)
         assert names_listed(cluster) == accepted
     finally:

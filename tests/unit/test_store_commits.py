@@ -8,6 +8,7 @@ SQLite itself fails the commits here: a trigger aborts any insert whose body hol
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -95,9 +96,9 @@ def test_what_is_stored_is_what_the_wire_gives_back() -> None:
 async def test_one_failing_write_fails_alone_and_leaves_nothing(tmp_path: Path) -> None:
     store = poisoned_store(tmp_path)
     subscription, _ = store.subscribe(KEY, None, None)
-    writes = [(lambda i=i: store.create(KEY, configmap(f"good-{i}", i=str(i))))
-              for i in range(30)]
-    writes.insert(15, lambda: store.create(KEY, configmap("bad", word="poison")))
+    bodies = [configmap(f"good-{i}", i=str(i)) for i in range(30)]
+    bodies.insert(15, configmap("bad", word="poison"))
+    writes = [functools.partial(store.create, KEY, body) for body in bodies]
     answers = await asyncio.gather(*(write_and_wait(store, w) for w in writes))
     failed = [a for a in answers if isinstance(a, ApiError)]
     assert len(failed) == 1 and failed[0].code == 500
