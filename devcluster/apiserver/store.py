@@ -190,12 +190,13 @@ class Store:
     ) -> tuple[dict[str, Any], Event]:
         revision = self.revision + 1
         meta = obj["metadata"]
-        # Encoded now, with the encoder of the wire and of the commit: an object that cannot
-        # be served fails its own request before it touches anything. What is kept is what
-        # the encoding gives back, i.e. exactly what a restart loads.
-        body = encode_object(_with_revision(obj, revision), key)
+        stored = _with_revision(obj, revision)
+        # Encoded now, with the encoder of the wire, and committed as encoded: an object
+        # that cannot be served fails its own request before it touches anything. The
+        # object itself is kept (not its decoding): unchanged subtrees stay shared with the
+        # previous version, which the managed-fields caches rely on.
+        body = encode_object(stored, key)
         self._take_injected_fault_in_memory()
-        stored: dict[str, Any] = orjson.loads(body)
         self.revision = revision
         self._put(key, stored)
         event = Event(kind, revision, key, stored, previous)

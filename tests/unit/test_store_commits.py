@@ -84,13 +84,18 @@ def test_an_object_the_wire_cannot_carry_is_refused_before_anything_changes(
     assert store.revision == 0 and store.get(KEY, "default", "bad") is None
 
 
-def test_what_is_stored_is_what_the_wire_gives_back() -> None:
+async def test_what_is_committed_is_what_the_wire_carries(tmp_path: Path) -> None:
     import datetime
 
-    store = Store()
-    stored, _ = store.create(KEY, configmap("dates", when=datetime.date(2001, 12, 14)))
-    assert stored["data"] == {"when": "2001-12-14"}
-    assert store.get(KEY, "default", "dates") == stored
+    store = Store(SqlitePersistence(tmp_path))
+    stored = await write_and_wait(store, lambda: store.create(
+        KEY, configmap("dates", when=datetime.date(2001, 12, 14))))
+    assert isinstance(stored, dict)
+    store.close()
+    reopened = Store(SqlitePersistence(tmp_path))
+    assert reopened.get(KEY, "default", "dates")["data"] == {  # type: ignore[index]
+        "when": "2001-12-14"}
+    reopened.close()
 
 
 async def test_one_failing_write_fails_alone_and_leaves_nothing(tmp_path: Path) -> None:
