@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 import yaml
+
+from .private_files import PRIVATE_DIRECTORY_MODE, write_private
 
 
 def kubeconfig_text(server: str, token: str, ca_pem: bytes, name: str = "vdcos") -> str:
@@ -26,9 +27,8 @@ def kubeconfig_text(server: str, token: str, ca_pem: bytes, name: str = "vdcos")
 
 
 def write_kubeconfig(path: Path, server: str, token: str, ca_pem: bytes) -> None:
-    """Write atomically and private to the user: the token is a cluster-admin credential."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(kubeconfig_text(server, token, ca_pem))
-    os.chmod(temporary, 0o600)
-    temporary.replace(path)
+    """Write atomically and private to the user from the first byte: the token is a
+    cluster-admin credential. A directory made for it is 0700 (an existing one is the
+    user's and left as it is)."""
+    path.parent.mkdir(mode=PRIVATE_DIRECTORY_MODE, parents=True, exist_ok=True)
+    write_private(path, kubeconfig_text(server, token, ca_pem).encode())

@@ -11,6 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_STATE_DIR = Path(".vdcos")
+# kube-apiserver's deadlines on reading requests (apiserver/connection_limits.py applies
+# them); here so that reading the flags imports nothing of the API server.
+HEADER_SECONDS = 32.0
+BODY_SECONDS = 60.0
+IDLE_SECONDS = 90.0
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +28,18 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", default=None, help="bearer token (default: random)")
     parser.add_argument("--watch-history", type=int, default=1000,
                         help="events kept per resource for watch replay before 410 Gone")
+    parser.add_argument("--request-header-seconds", type=float, default=HEADER_SECONDS,
+                        help="close a connection whose request headers take longer "
+                             f"(kube-apiserver's ReadHeaderTimeout: {HEADER_SECONDS:g})")
+    parser.add_argument("--request-body-seconds", type=float, default=BODY_SECONDS,
+                        help="close a connection whose request body takes longer after its "
+                             f"headers (kube-apiserver's request timeout: {BODY_SECONDS:g})")
+    parser.add_argument("--idle-connection-seconds", type=float, default=IDLE_SECONDS,
+                        help="close a keep-alive connection idle this long between requests "
+                             f"(kube-apiserver's IdleTimeout: {IDLE_SECONDS:g})")
+    parser.add_argument("--fail-next-commits", type=int, default=0, metavar="K",
+                        help="fault injection: once the server is up, the next K writes fail "
+                             "as failed commits do (500, nothing kept; default 0)")
 
 
 def add_sim_arguments(parser: argparse.ArgumentParser) -> None:

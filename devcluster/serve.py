@@ -37,6 +37,7 @@ def add_process_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def serve_api(args: argparse.Namespace) -> None:
     """Run the API server in this process until SIGINT/SIGTERM."""
+    from .apiserver.connection_limits import ConnectionLimits
     from .apiserver.server import ApiServer
 
     server = ApiServer(data_dir=args.data_dir, token=args.token,
@@ -47,7 +48,12 @@ async def serve_api(args: argparse.Namespace) -> None:
         from .sim.kubevirt import install_virt_api
 
         install_virt_api(server)
-    port = await server.start(port=args.port)
+    limits = ConnectionLimits(header_seconds=args.request_header_seconds,
+                              body_seconds=args.request_body_seconds,
+                              idle_seconds=args.idle_connection_seconds)
+    port = await server.start(port=args.port, connection_limits=limits)
+    if args.fail_next_commits:
+        server.store.fail_next_commits(args.fail_next_commits)
     url = f"https://127.0.0.1:{port}"
     write_kubeconfig(args.kubeconfig, url, server.token, server.certificate.ca_pem)
     print(f"{LISTENING_LINE} {url}", flush=True)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from ..private_files import private_directory, tighten, write_private
 from .errors import ApiError
 
 ADMIN_USER = "kubernetes-admin"
@@ -160,12 +161,12 @@ def load_or_create_signing_key(data_dir: Path | None) -> bytes:
     if data_dir is None:
         return secrets.token_bytes(32)
     path = data_dir / _SIGNING_KEY_FILE
+    private_directory(data_dir)
     if path.exists():
+        tighten(path)
         return bytes.fromhex(path.read_text().strip())
-    data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
-    path.write_text(key.hex())
-    path.chmod(0o600)
+    write_private(path, key.hex().encode())  # 0600 from its first byte
     return key
 
 

@@ -1,7 +1,8 @@
 """What a fresh cluster has before anyone applies anything, and the service-account controller.
 
-kube-apiserver creates default, kube-system, kube-public and kube-node-lease; the
-service-account controller gives every namespace a `default` ServiceAccount.
+kube-apiserver creates default, kube-system, kube-public and kube-node-lease and its RBAC
+bootstrap policy, and refuses RBAC writes that escalate; the service-account controller
+gives every namespace a `default` ServiceAccount.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from .builtin import NAMESPACE_KEY
 from .errors import ApiError
+from .rbac_admission import RbacEscalationAdmission
 from .rbac_defaults import ClusterRoleAggregator, ensure_default_policy
 from .resources import Registry
 from .rest import Rest, WriteOptions
@@ -28,6 +30,8 @@ class Bootstrap:
         self.registry = registry
         self.rest = rest
         self.cluster_role_aggregator = ClusterRoleAggregator(store, registry, rest)
+        # Escalation prevention on every Role, ClusterRole and binding written through REST.
+        rest.validators.update(RbacEscalationAdmission(store).hooks())
         store.on_event(self._on_event)
 
     def ensure_system_namespaces(self) -> None:

@@ -1,7 +1,8 @@
 """TLS for the embedded API server: kubectl sends bearer tokens only over HTTPS.
 
 A private CA and a serving certificate for 127.0.0.1/localhost, kept in the data directory
-when there is one so that a restarted server keeps the credentials its clients hold.
+when there is one so that a restarted server keeps the credentials its clients hold. The
+directory is 0700 and every file in it 0600 from its first byte (private_files).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ..private_files import private_directory, tighten, write_private
+
+PKI_FILES = ("ca.crt", "serving.crt", "serving.key")
+
 
 @dataclass(frozen=True)
 class ServingCertificate:
@@ -25,11 +30,10 @@ class ServingCertificate:
     key_pem: bytes
 
     def ssl_context(self, directory: Path) -> ssl.SSLContext:
-        directory.mkdir(parents=True, exist_ok=True)
+        private_directory(directory)
         cert_file, key_file = directory / "serving.crt", directory / "serving.key"
-        cert_file.write_bytes(self.cert_pem)
-        key_file.write_bytes(self.key_pem)
-        key_file.chmod(0o600)
+        write_private(cert_file, self.cert_pem)
+        write_private(key_file, self.key_pem)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert_file, key_file)
         return context
@@ -86,15 +90,16 @@ def create_serving_certificate(days: int = 3650) -> ServingCertificate:
 def load_or_create(directory: Path | None) -> ServingCertificate:
     """Reuse the certificate kept in `directory`, or make (and keep) a new one."""
     if directory is not None:
-        paths = [directory / n for n in ("ca.crt", "serving.crt", "serving.key")]
+        private_directory(directory)
+        paths = [directory / n for n in PKI_FILES]
+        for path in paths:
+            tighten(path)
         if all(p.exists() for p in paths):
             return ServingCertificate(*(p.read_bytes() for p in paths))
     created = create_serving_certificate()
     if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "ca.crt").write_bytes(created.ca_pem)
-        (directory / "serving.crt").write_bytes(created.cert_pem)
-        key_path = directory / "serving.key"
-        key_path.write_bytes(created.key_pem)
-        key_path.chmod(0o600)
+        # The key last: a certificate without its key is never taken for a complete set.
+        for path, data in zip(paths, (created.ca_pem, created.cert_pem, created.key_pem),
+                              strict=True):
+            write_private(path, data)
     return created

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from typing import Any
 
 from .errors import ApiError
@@ -180,7 +181,9 @@ class ClusterRoleAggregator:
         if event.key != CLUSTER_ROLES_KEY or self._scheduled:
             return
         self._scheduled = True
-        asyncio.get_running_loop().call_soon(self.reconcile)
+        # In a context of its own: it writes as the server, not as the user whose write
+        # (in the same task, without persistence) triggered it.
+        asyncio.get_running_loop().call_soon(self.reconcile, context=contextvars.Context())
 
     def reconcile(self) -> None:
         self._scheduled = False

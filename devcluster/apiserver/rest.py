@@ -117,7 +117,7 @@ class Rest:
         return rules
 
     def get(self, resource: ResourceType, namespace: str, name: str) -> dict[str, Any]:
-        obj = self.store.get(resource.storage_key, namespace, name)
+        obj = self.store.get_committed(resource.storage_key, namespace, name)
         if obj is None:
             raise errors.not_found(resource.plural, resource.group, name)
         return self.in_version(resource, obj)
@@ -129,7 +129,7 @@ class Rest:
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Objects matching the selectors, a page of them, and the list metadata."""
         matches = self.matcher(resource, options)
-        objects = self.store.list(resource.storage_key, namespace)
+        objects = self.store.list_committed(resource.storage_key, namespace)
         start = 0
         if options.continue_token:
             after = _decode_continue(options.continue_token)
@@ -137,7 +137,7 @@ class Rest:
                 (i for i, obj in enumerate(objects) if _sort_key(obj) > after), len(objects)
             )
         selected: list[dict[str, Any]] = []
-        metadata: dict[str, Any] = {"resourceVersion": str(self.store.revision)}
+        metadata: dict[str, Any] = {"resourceVersion": str(self.store.committed_revision)}
         for index in range(start, len(objects)):
             obj = objects[index]
             if not matches(obj):
@@ -501,7 +501,10 @@ class Rest:
         self, resource: ResourceType, namespace: str, name: str, content_type: str,
         patch: Any, options: WriteOptions,
     ) -> dict[str, Any]:
-        current = self.get_scale(resource, namespace, name)
+        old = self.store.get(resource.storage_key, namespace, name)  # newest, as writers see
+        if old is None:
+            raise errors.not_found(resource.plural, resource.group, name)
+        current = _scale_of(resource, self.in_version(resource, old))
         kind = content_type.split(";")[0].strip()
         if kind in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
             patched = merge_patch(current, patch)  # Scale has no lists: strategic == merge

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from .auth_apis import USER_KEY, AccessControl
 from .bootstrap import Bootstrap
 from .builtin import BUILTIN_RESOURCES, CRD_KEY
 from .certs import load_or_create
+from .connection_limits import ConnectionLimits, LimitedTCPSite
 from .crd_registrar import CrdRegistrar, default_crd
 from .errors import ApiError
 from .gc import GarbageCollector
@@ -36,6 +36,7 @@ from .rest import DeleteOptions, ListOptions, Rest, WriteOptions
 from .schema import check_crd
 from .store import Event, Expired, Store
 from .tables import to_table
+from .token_file import load_or_create_token
 from .write_counts import WRITE_COUNTS_PATH, WriteCounts
 
 log = structlog.get_logger("devcluster.apiserver")
@@ -82,7 +83,7 @@ class ApiServer:
         bookmark_seconds: float = 30.0,
     ) -> None:
         self.data_dir = data_dir
-        self.token = token or _load_or_create_token(data_dir)
+        self.token = token or load_or_create_token(data_dir)
         self.certificate = load_or_create(data_dir / "pki" if data_dir else None)
         self.registry = Registry()
         for resource in BUILTIN_RESOURCES:
@@ -118,7 +119,8 @@ class ApiServer:
 
     # ---- lifecycle ---------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+    async def start(self, host: str = "127.0.0.1", port: int = 0,
+                    connection_limits: ConnectionLimits | None = None) -> int:
         self.bootstrap.ensure_system_namespaces()
         await self.store.durable()
         self.gc.start()
@@ -126,8 +128,11 @@ class ApiServer:
         self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         pki = self.data_dir / "pki" if self.data_dir else Path(tempfile.mkdtemp(prefix="pki-"))
-        site = web.TCPSite(self._runner, host, port,
-                           ssl_context=self.certificate.ssl_context(pki))
+        # Deadlines on reading requests (kube's header and idle timeouts): slow clients
+        # cannot hold connections open.
+        site = LimitedTCPSite(self._runner, host, port,
+                              limits=connection_limits or ConnectionLimits(),
+                              ssl_context=self.certificate.ssl_context(pki), access_log=None)
         await site.start()
         server = site._server
         assert server is not None and server.sockets  # type: ignore[attr-defined]
@@ -380,7 +385,8 @@ class ApiServer:
         if send_initial or requested in ("", "0"):
             after = None
             initial = [("ADDED", self.rest.in_version(resource, obj))
-                       for obj in self.store.list(resource.storage_key, target.namespace)
+                       for obj in self.store.list_committed(resource.storage_key,
+                                                            target.namespace)
                        if matches(obj)]
         else:
             try:
@@ -413,7 +419,7 @@ class ApiServer:
                 await _write_event(response, kind, encode(kind, obj))
             if send_initial and bookmarks:
                 await _write_event(response, "BOOKMARK", _bookmark(
-                    resource, str(self.store.revision), initial_events_end=True))
+                    resource, str(self.store.committed_revision), initial_events_end=True))
             for event in replay:
                 seen = view(event)
                 if seen is not None:
@@ -479,20 +485,6 @@ class ApiServer:
         await self.store.durable()
         return _json({"kind": "Status", "apiVersion": "v1", "metadata": {},
                       "status": "Success", "code": 201}, 201)
-
-
-def _load_or_create_token(data_dir: Path | None) -> str:
-    """A random admin token, kept with the data so that clients outlive a restart."""
-    if data_dir is None:
-        return secrets.token_urlsafe(32)
-    path = data_dir / "token"
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    path.write_text(token)
-    path.chmod(0o600)
-    return token
 
 
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
