@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 import structlog
-import yaml
 from aiohttp import web
 
 from . import discovery, errors, openapi, openapi_v2_protobuf
@@ -23,24 +22,28 @@ from .admission import fold_secret_string_data
 from .aggregation import Aggregator
 from .apiservice_availability import AvailabilityController
 from .auth_apis import USER_KEY, AccessControl
+from .body_decoding import decode_body
 from .bootstrap import Bootstrap
 from .builtin import BUILTIN_RESOURCES, CRD_KEY
 from .certs import load_or_create
 from .crd_registrar import CrdRegistrar, default_crd
 from .errors import ApiError
 from .gc import GarbageCollector
+from .object_size import check_configmap_size, check_secret_size
 from .persistence import SqlitePersistence
-from .protobuf import decode_protobuf_object
+from .request_params import check_field_manager, flag, int64_param, list_params
 from .resources import Registry, ResourceType
 from .rest import DeleteOptions, ListOptions, Rest, WriteOptions
 from .schema import check_crd
 from .store import Event, Expired, Store
 from .tables import to_table
+from .typed_bodies import check_delete_options, decode_typed
+from .wire_values import MAX_REQUEST_BYTES
 from .write_counts import WRITE_COUNTS_PATH, WriteCounts
 
 log = structlog.get_logger("devcluster.apiserver")
 
-MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's request size limit
+MAX_BODY_BYTES = MAX_REQUEST_BYTES  # kube-apiserver's request size limit
 KUBERNETES_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-devcluster",
                       "gitCommit": "devcluster", "gitTreeState": "clean",
                       "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23",
@@ -94,6 +97,8 @@ class ApiServer:
         self.rest.defaulters[crd_kind] = default_crd
         self.rest.validators[crd_kind] = check_crd
         self.rest.defaulters[("", "Secret")] = fold_secret_string_data
+        self.rest.validators[("", "Secret")] = check_secret_size
+        self.rest.validators[("", "ConfigMap")] = check_configmap_size
         self.crds = CrdRegistrar(self.store, self.registry)
         self.crds.register_existing()
         self.gc = GarbageCollector(self.store, self.registry, self.rest)
@@ -170,8 +175,12 @@ class ApiServer:
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except Exception as error:  # the server never dies on a request
-            log.exception("Failed request", method=request.method, path=request.path)
-            return _status_response(errors.internal(str(error)))
+            # One line, no traceback: rendering one (with locals) of a deep body cost
+            # seconds of the event loop and kilobytes of log per request.
+            log.error("Failed request", method=request.method, path=request.path,
+                      error=f"{type(error).__name__}: {str(error)[:200]}",
+                      at=_where_raised(error))
+            return _status_response(errors.internal(str(error)[:200]))
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -273,7 +282,7 @@ class ApiServer:
         namespace = target.namespace or ""
         if method == "GET":
             if not name:
-                if _flag(query.get("watch")):
+                if flag(query.get("watch")):
                     return await self._watch(request, target)
                 return self._list(request, target)
             if sub == "scale":
@@ -370,23 +379,21 @@ class ApiServer:
         options = _list_options(query)
         view = self.rest.watch_filter(resource, options)
         matches = self.rest.matcher(resource, options)
-        requested = query.get("resourceVersion", "")
-        send_initial = _flag(query.get("sendInitialEvents"))
-        bookmarks = _flag(query.get("allowWatchBookmarks"))
+        params = list_params(query, watch=True)
+        requested = params.resource_version
+        send_initial = flag(query.get("sendInitialEvents"))
+        bookmarks = flag(query.get("allowWatchBookmarks"))
         table = _wants_table(request)
-        timeout = float(query.get("timeoutSeconds", "0") or 0) or None
+        timeout = params.timeout_seconds or None
         initial: list[tuple[str, dict[str, Any]]] = []
         after: int | None
-        if send_initial or requested in ("", "0"):
+        if send_initial or not requested:
             after = None
             initial = [("ADDED", self.rest.in_version(resource, obj))
                        for obj in self.store.list(resource.storage_key, target.namespace)
                        if matches(obj)]
         else:
-            try:
-                after = int(requested)
-            except ValueError as error:
-                raise errors.bad_request(f"invalid resource version: {requested}") from error
+            after = requested
         response = web.StreamResponse(status=200)
         response.content_type = "application/json"
         response.enable_chunked_encoding()
@@ -445,7 +452,8 @@ class ApiServer:
 
     async def _bind(self, request: web.Request, target: Target, body: Any) -> web.Response:
         """pods/binding: what the scheduler posts to place a pod on a node."""
-        if not isinstance(body, dict) or not (body.get("target") or {}).get("name"):
+        body = decode_typed(body, "", "v1", "Binding")
+        if not (body.get("target") or {}).get("name"):
             raise errors.invalid("Binding", "", target.name, [
                 errors.Cause("target.name", "Required value")])
         namespace = target.namespace or ""
@@ -469,7 +477,8 @@ class ApiServer:
 
     async def _evict(self, request: web.Request, target: Target, body: Any) -> web.Response:
         """pods/eviction: a graceful delete, as `kubectl drain` asks for it."""
-        options = (body or {}).get("deleteOptions") or {} if isinstance(body, dict) else {}
+        options = decode_typed(body, "policy", "v1", "Eviction").get("deleteOptions") or {}
+        check_delete_options(options)
         grace = options.get("gracePeriodSeconds")
         pod = self.rest.get(target.resource, target.namespace or "", target.name)
         for admitter in self.eviction_admitters:
@@ -495,13 +504,21 @@ def _load_or_create_token(data_dir: Path | None) -> str:
     return token
 
 
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 # ---- request parsing helpers --------------------------------------------------------------
 
+# A YAML body larger than this is decoded in a thread: PyYAML builds about 200 KB a second,
+# and the event loop keeps serving meanwhile (the GIL is handed over every few ms).
+_DECODE_IN_THREAD_BYTES = 64 * 1024
 
-def _flag(value: str | None) -> bool:
-    return value in ("true", "1", "True")
+
+def _where_raised(error: BaseException) -> str:
+    """file:line of the innermost frame of a traceback (what a one-line log can say)."""
+    trace = error.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    if trace is None:
+        return ""
+    return f"{Path(trace.tb_frame.f_code.co_filename).name}:{trace.tb_lineno}"
 
 
 def _wants_table(request: web.Request) -> bool:
@@ -512,14 +529,11 @@ def _wants_table(request: web.Request) -> bool:
 
 
 def _list_options(query: Any) -> ListOptions:
-    try:
-        limit = int(query.get("limit", "0") or 0)
-    except ValueError as error:
-        raise errors.bad_request(f"invalid limit: {query.get('limit')}") from error
+    params = list_params(query, watch=flag(query.get("watch")))
     return ListOptions(
         label_selector=query.get("labelSelector", ""),
         field_selector=query.get("fieldSelector", ""),
-        limit=max(limit, 0),
+        limit=params.limit,
         continue_token=query.get("continue", ""),
     )
 
@@ -541,11 +555,16 @@ def _write_options(request: web.Request) -> WriteOptions:
     for value in dry_run:
         if value != "All":
             raise errors.bad_request(f'Invalid dry run value: "{value}": only "All" is allowed')
+    manager = query.get("fieldManager", "")
+    if manager:
+        options_kind = {"POST": "CreateOptions", "PUT": "UpdateOptions"}.get(request.method,
+                                                                             "PatchOptions")
+        check_field_manager(manager, options_kind)
     return WriteOptions(
         dry_run=bool(dry_run),
-        field_manager=query.get("fieldManager", "") or _default_manager(request),
+        field_manager=manager or _default_manager(request),
         field_validation=validation,
-        force=_flag(query.get("force")),
+        force=flag(query.get("force")),
     )
 
 
@@ -556,44 +575,46 @@ async def _read_raw(request: web.Request) -> bytes:
         raise errors.request_entity_too_large(MAX_BODY_BYTES) from error
 
 
+def _media_type(request: web.Request) -> str:
+    return request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+
+
 async def _read_body(request: web.Request) -> Any:
     raw = await _read_raw(request)
-    content_type = request.headers.get("Content-Type", "application/json").split(";")[0]
-    if content_type == "application/vnd.kubernetes.protobuf":
-        return decode_protobuf_object(raw)
-    if not raw.strip():
+    media_type = _media_type(request)
+    if not raw.strip() and media_type != "application/vnd.kubernetes.protobuf":
         raise errors.bad_request("the request body is empty")
-    try:
-        if "yaml" in content_type:
-            return yaml.load(raw, Loader=_YamlLoader)
-        return orjson.loads(raw)
-    except (ValueError, yaml.YAMLError) as error:
-        kind = "yaml" if "yaml" in content_type else "json"
-        raise errors.bad_request(f"error decoding {kind} body: {error}") from error
+    if "yaml" in media_type and len(raw) > _DECODE_IN_THREAD_BYTES:
+        return await asyncio.to_thread(decode_body, raw, media_type)
+    return decode_body(raw, media_type)
 
 
 async def _delete_options(request: web.Request) -> DeleteOptions:
+    """DeleteOptions from the body (decoded as kube decodes it), else from the query."""
     query = request.query
     body: dict[str, Any] = {}
     raw = await _read_raw(request)
     if raw.strip():
-        try:
-            parsed = json.loads(raw)
-        except ValueError as error:
-            raise errors.bad_request(f"error decoding DeleteOptions: {error}") from error
-        if isinstance(parsed, dict):
-            body = parsed
-    preconditions = body.get("preconditions") or {}
-    grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
-    dry_run = body.get("dryRun") or query.getall("dryRun", [])
+        body = decode_typed(decode_body(raw, _media_type(request)), "meta", "v1",
+                            "DeleteOptions")
+    grace = body.get("gracePeriodSeconds")
+    if grace is None:
+        grace = int64_param(query, "gracePeriodSeconds")
+    policy = body.get("propagationPolicy") or query.get("propagationPolicy") or None
     orphan = body.get("orphanDependents")
+    if orphan is None and "orphanDependents" in query:
+        orphan = flag(query.get("orphanDependents"))
+    dry_run = body.get("dryRun") or query.getall("dryRun", [])
+    check_delete_options({"propagationPolicy": policy, "orphanDependents": orphan,
+                          "dryRun": dry_run})
+    preconditions = body.get("preconditions") or {}
     return DeleteOptions(
-        propagation_policy=body.get("propagationPolicy") or query.get("propagationPolicy", ""),
-        grace_period_seconds=int(grace) if grace is not None else None,
+        propagation_policy=policy or "",
+        grace_period_seconds=grace,
         precondition_uid=preconditions.get("uid") or "",
         precondition_resource_version=preconditions.get("resourceVersion") or "",
         dry_run=bool(dry_run),
-        orphan_dependents=orphan if isinstance(orphan, bool) else None,
+        orphan_dependents=orphan,
     )
 
 
