@@ -14,6 +14,21 @@ import logging
 import os
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
+
+
+class OneLineClientErrors(logging.Filter):
+    """aiohttp logs a request it could not parse (a request line over 8 KiB, a broken
+    header) with a traceback, though it only answered 400: one line says as much."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg = f"{record.getMessage()}: {type(error).__name__}: {error.message[:200]}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
 
 
 def configure_log_level() -> None:
@@ -29,3 +44,6 @@ def configure_log_level() -> None:
             structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
         ],
     )
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, OneLineClientErrors) for f in server_log.filters):
+        server_log.addFilter(OneLineClientErrors())

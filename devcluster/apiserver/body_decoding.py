@@ -13,6 +13,8 @@ reading it costs and gets a 400 (or 413) before anything walks it:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Any
 
@@ -57,7 +59,19 @@ def _timestamp_as_text(loader: Any, node: yaml.ScalarNode) -> str:
     return str(loader.construct_scalar(node))
 
 
+def _strict_binary(loader: Any, node: yaml.ScalarNode) -> bytes:
+    """!!binary as go-yaml reads it: base64 or an error (PyYAML skips what is not base64)."""
+    text = "".join(str(loader.construct_scalar(node)).split())
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise yaml.constructor.ConstructorError(
+            None, None, "yaml: !!binary value contains invalid base64 data",
+            node.start_mark) from error
+
+
 _WireLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+_WireLoader.add_constructor("tag:yaml.org,2002:binary", _strict_binary)
 # go-yaml v2 reads `1e7` as a float (YAML 1.1's float needs a dot, and PyYAML follows it).
 _WireLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
@@ -138,6 +152,9 @@ def decode_json(raw: bytes, what: str = "json body") -> Any:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
+        if "depth limit" in str(error):  # orjson's own limit (1,024), past ours
+            raise errors.bad_request(f"error decoding {what}: exceeded max depth of "
+                                     f"{MAX_NESTING_DEPTH}") from error
         raise errors.bad_request(f"error decoding {what}: {error}") from error
     if may_be_too_deep(raw):
         path = depth_exceeded(value)

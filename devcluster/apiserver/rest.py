@@ -606,7 +606,7 @@ class Rest:
                 updated["metadata"].pop("finalizers")
             if not meta.get("deletionTimestamp"):
                 grace = self._grace_seconds(old, options) if graceful_pod else 0
-                when = datetime.now(UTC) + timedelta(seconds=grace)
+                when = datetime.now(UTC) + timedelta(seconds=min(grace, _MAX_GRACE_SECONDS))
                 updated["metadata"]["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
                 updated["metadata"]["deletionGracePeriodSeconds"] = grace
                 updated["metadata"]["generation"] = int(meta.get("generation", 0)) + 1
@@ -631,7 +631,7 @@ class Rest:
     @staticmethod
     def _grace_seconds(obj: dict[str, Any], options: DeleteOptions) -> int:
         if options.grace_period_seconds is not None:
-            return min(options.grace_period_seconds, _MAX_GRACE_SECONDS)
+            return options.grace_period_seconds
         return int(obj.get("spec", {}).get("terminationGracePeriodSeconds", 30))
 
     def delete_collection(
