@@ -171,8 +171,8 @@ def test_an_object_at_the_nesting_limit_is_served_everywhere(cluster: Cluster) -
     # The deepest spec whose stored object is at the limit: its managed fields nest 5 levels
     # more (metadata.managedFields[0].fieldsV1.f:spec) and end in an empty object.
     levels = MAX_NESTING_DEPTH - 6
-    thing = {"apiVersion": "hostile.test/v1", "kind": "DeepThing",
-             "metadata": {"name": "at-limit"}, "spec": nested_map(levels)}
+    thing: dict[str, Any] = {"apiVersion": "hostile.test/v1", "kind": "DeepThing",
+                             "metadata": {"name": "at-limit"}, "spec": nested_map(levels)}
     too_deep = {**thing, "metadata": {"name": "past-limit"}, "spec": nested_map(levels + 1)}
     refused = wire.request(cluster.server, "POST", DEEP, too_deep)
     assert refused.status == 422, refused.raw[:300]
