@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -205,7 +206,7 @@ class ApiServer:
             if aggregated is not None:
                 return _json(aggregated)
         if parts and parts[0] == "openapi":
-            return self._openapi(parts[1:], request.headers.get("Accept", ""))
+            return await self._openapi(parts[1:], request.headers.get("Accept", ""))
         if len(parts) == 2 and parts[0] == "api":
             found = discovery.api_resource_list(self.registry, "", parts[1])
             return _json_or_404(found, path)
@@ -248,22 +249,18 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return Target(resource, namespace, name, subresource), group, version
 
-    def _openapi(self, parts: list[str], accept: str) -> web.Response:
+    async def _openapi(self, parts: list[str], accept: str) -> web.Response:
         # kubectl reads /openapi/v2 only as protobuf (gnostic's openapi.v2.Document).
         protobuf = parts == ["v2"] and openapi_v2_protobuf.accepts_protobuf(accept)
         key = ("/".join(parts) + (" protobuf" if protobuf else ""), self.registry.generation)
         document = self._openapi_cache.get(key)
         if document is None:
-            if parts == ["v3"]:
-                document = openapi.openapi_v3_index(self.registry)
-            elif parts == ["v2"]:
-                document = openapi.openapi_v2(self.registry)
-                if protobuf:
-                    document = openapi_v2_protobuf.encode_document(document)
-            elif len(parts) == 3 and parts[:2] == ["v3", "api"]:
-                document = openapi.openapi_v3_group_version(self.registry, "", parts[2])
-            elif len(parts) == 4 and parts[:2] == ["v3", "apis"]:
-                document = openapi.openapi_v3_group_version(self.registry, parts[2], parts[3])
+            # Built in a thread: the first index builds every built-in kind's schema (seconds),
+            # and the event loop keeps answering meanwhile.
+            try:
+                document = await _in_thread(self._build_openapi, parts, protobuf)
+            except RuntimeError:  # the registry changed under the thread: build it here
+                document = self._build_openapi(parts, protobuf)
             if document is None:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             self._openapi_cache = {key: document} | {
@@ -272,6 +269,18 @@ class ApiServer:
         if isinstance(document, bytes):
             return web.Response(body=document, content_type=openapi_v2_protobuf.CONTENT_TYPE)
         return _json(document)
+
+    def _build_openapi(self, parts: list[str], protobuf: bool) -> Any:
+        if parts == ["v3"]:
+            return openapi.openapi_v3_index(self.registry)
+        if parts == ["v2"]:
+            document = openapi.openapi_v2(self.registry)
+            return openapi_v2_protobuf.encode_document(document) if protobuf else document
+        if len(parts) == 3 and parts[:2] == ["v3", "api"]:
+            return openapi.openapi_v3_group_version(self.registry, "", parts[2])
+        if len(parts) == 4 and parts[:2] == ["v3", "apis"]:
+            return openapi.openapi_v3_group_version(self.registry, parts[2], parts[3])
+        return None
 
     # ---- resources ---------------------------------------------------------------------
 
@@ -511,6 +520,26 @@ def _load_or_create_token(data_dir: Path | None) -> str:
 _DECODE_IN_THREAD_BYTES = 64 * 1024
 
 
+# While a thread computes, the event loop waits for the GIL each time it wakes; with Python's
+# 5 ms switch interval a request waits that long at every step. 0.5 ms keeps /version fast.
+_THREAD_SWITCH_SECONDS = 0.0005
+_threads_running = 0
+_default_switch_interval = sys.getswitchinterval()
+
+
+async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """asyncio.to_thread, with the GIL handed back to the event loop often meanwhile."""
+    global _threads_running
+    _threads_running += 1
+    sys.setswitchinterval(_THREAD_SWITCH_SECONDS)
+    try:
+        return await asyncio.to_thread(function, *args)
+    finally:
+        _threads_running -= 1
+        if not _threads_running:
+            sys.setswitchinterval(_default_switch_interval)
+
+
 def _where_raised(error: BaseException) -> str:
     """file:line of the innermost frame of a traceback (what a one-line log can say)."""
     trace = error.__traceback__
@@ -585,7 +614,7 @@ async def _read_body(request: web.Request) -> Any:
     if not raw.strip() and media_type != "application/vnd.kubernetes.protobuf":
         raise errors.bad_request("the request body is empty")
     if "yaml" in media_type and len(raw) > _DECODE_IN_THREAD_BYTES:
-        return await asyncio.to_thread(decode_body, raw, media_type)
+        return await _in_thread(decode_body, raw, media_type)
     return decode_body(raw, media_type)
 
 
