@@ -76,21 +76,50 @@ def list_params(query: Mapping[str, str], watch: bool) -> ListParams:
     timeout = int64_param(query, "timeoutSeconds")
     version = resource_version_param(query)
     match = query.get("resourceVersionMatch", "")
-    causes: list[Cause] = []
-    if match and match not in _RESOURCE_VERSION_MATCHES:
-        causes.append(Cause("resourceVersionMatch", f'Unsupported value: "{match}": supported '
-                            'values: "Exact", "NotOlderThan", ""', "FieldValueNotSupported"))
-    elif match and watch:
-        causes.append(Cause("resourceVersionMatch", "Forbidden: resourceVersionMatch is "
-                            "forbidden for watch", "FieldValueForbidden"))
-    elif match and version is None:
-        causes.append(Cause("resourceVersionMatch", "Forbidden: resourceVersionMatch is "
-                            "forbidden unless resourceVersion is provided",
-                            "FieldValueForbidden"))
+    causes = _watch_match_causes(query, match) if watch else _list_match_causes(query, match)
     if causes:
         raise errors.invalid("ListOptions", "meta.k8s.io", "", causes)
     return ListParams(limit=max(limit or 0, 0), timeout_seconds=timeout,
                       resource_version=version)
+
+
+def _not_supported(match: str, supported: str) -> Cause:
+    return Cause("resourceVersionMatch", f'Unsupported value: "{match}": supported values: '
+                 f"{supported}", "FieldValueNotSupported")
+
+
+def _forbidden(why: str) -> Cause:
+    return Cause("resourceVersionMatch", f"Forbidden: {why}", "FieldValueForbidden")
+
+
+def _list_match_causes(query: Mapping[str, str], match: str) -> list[Cause]:
+    if not match:
+        return []
+    causes = []
+    version = query.get("resourceVersion", "")
+    if not version:
+        causes.append(_forbidden("resourceVersionMatch is forbidden unless resourceVersion is "
+                                 "provided"))
+    if query.get("continue"):
+        causes.append(_forbidden("resourceVersionMatch is forbidden when continue is provided"))
+    if match not in _RESOURCE_VERSION_MATCHES:
+        causes.append(_not_supported(match, '"Exact", "NotOlderThan", ""'))
+    if match == "Exact" and version == "0":
+        causes.append(_forbidden('resourceVersionMatch "exact" is forbidden for '
+                                 'resourceVersion "0"'))
+    return causes
+
+
+def _watch_match_causes(query: Mapping[str, str], match: str) -> list[Cause]:
+    if not match:
+        return []
+    causes = []
+    if "sendInitialEvents" not in query:
+        causes.append(_forbidden("resourceVersionMatch is forbidden for watch unless "
+                                 "sendInitialEvents is provided"))
+    if match != "NotOlderThan":
+        causes.append(_not_supported(match, '"NotOlderThan"'))
+    return causes
 
 
 _MAX_FIELD_MANAGER_BYTES = 128

@@ -231,6 +231,7 @@ class Rest:
             raise errors.bad_request(
                 f"the body of the request must be a JSON object, got {type(body).__name__}"
             )
+        _refuse_oversized(body)
         # Only the top level and metadata are changed here, so those are all that is copied:
         # everything below is shared, never mutated (stored objects are immutable).
         obj = dict(body)
@@ -811,6 +812,17 @@ def _check_depth(resource: ResourceType, name: str, obj: dict[str, Any]) -> None
     if path is not None:
         raise errors.invalid(resource.kind, resource.group, name, [Cause(
             short_path(path), f"Invalid value: exceeded max depth of {MAX_NESTING_DEPTH}")])
+
+
+def _refuse_oversized(obj: dict[str, Any]) -> None:
+    """An object the store would refuse is refused before it is defaulted, validated and
+    tracked (each a walk of the whole object, seconds for a few hundred thousand fields)."""
+    try:
+        size = len(orjson.dumps(obj))
+    except TypeError:
+        return  # check_storable says what it cannot encode, once the object is complete
+    if size > MAX_OBJECT_BYTES:
+        raise errors.ApiError(413, "RequestEntityTooLarge", "etcdserver: request is too large")
 
 
 def check_storable(resource: ResourceType, obj: dict[str, Any]) -> None:

@@ -428,9 +428,12 @@ def test_a_huge_grace_period_is_honoured_not_a_500(cluster: Cluster) -> None:
     ("resourceVersionMatch=Sometime&resourceVersion=1", 422,
      'resourceVersionMatch: Unsupported value: "Sometime"'),
     ("resourceVersionMatch=Exact", 422, "forbidden unless resourceVersion is provided"),
-    ("watch=1&resourceVersionMatch=Exact&resourceVersion=1", 422, "forbidden for watch"),
+    ("watch=1&resourceVersionMatch=NotOlderThan&resourceVersion=1", 422,
+     "forbidden for watch unless sendInitialEvents is provided"),
+    ("watch=1&resourceVersionMatch=Exact&sendInitialEvents=true", 422,
+     'Unsupported value: "Exact": supported values: "NotOlderThan"'),
 ], ids=["timeout-abc", "timeout-inf", "limit-abc", "limit-float", "rv-abc", "rv-negative",
-        "match-unsupported", "match-without-rv", "match-watch"])
+        "match-unsupported", "match-without-rv", "match-watch", "match-watch-exact"])
 def test_bad_list_and_watch_parameters_are_4xx(cluster: Cluster, query: str, code: int,
                                                 fragment: str) -> None:
     answer, seconds = send(cluster, "GET", f"{CONFIGMAPS}?{query}")
