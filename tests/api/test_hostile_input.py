@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import yaml
 
 from devcluster.apiserver.wire_values import MAX_NESTING_DEPTH
@@ -553,3 +554,44 @@ def test_no_request_left_a_traceback_in_the_log(cluster: Cluster) -> None:
     log = cluster.server.log()
     assert "Traceback" not in log, log[-3000:]
     assert "Failed request" not in log, log[-3000:]
+
+
+async def test_an_unhandled_exception_is_one_log_line_without_locals(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Should a bug raise (here: a list that recurses too deep, injected), the client gets a
+    500 Status and the log one line naming the error and where, not a rendered traceback."""
+    from devcluster.log_level import configure_log_level
+
+    configure_log_level()
+    try:
+        await _one_failing_request(capsys)
+    finally:
+        structlog.reset_defaults()  # this process's other tests log as they did
+
+
+async def _one_failing_request(capsys: pytest.CaptureFixture[str]) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from devcluster.apiserver.server import ApiServer
+
+    server = ApiServer()
+
+    def recursing_list(*args: Any, **kwargs: Any) -> Any:
+        def deeper(level: int) -> int:
+            return deeper(level + 1)
+        return deeper(0)
+
+    server.rest.list = recursing_list  # type: ignore[method-assign]
+    async with TestClient(TestServer(server.app)) as client:
+        capsys.readouterr()
+        answer = await client.get(CONFIGMAPS, headers={"Authorization": f"Bearer {server.token}"})
+        assert answer.status == 500
+        status = await answer.json()
+        assert status["reason"] == "InternalError"
+        assert "maximum recursion depth exceeded" in status["message"]
+    server.store.close()
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    failed = [line for line in lines if "Failed request" in line]
+    assert len(failed) == 1, lines
+    assert "RecursionError" in failed[0] and "test_hostile_input.py:" in failed[0]
+    assert not any("Traceback" in line or "level =" in line for line in lines), lines
