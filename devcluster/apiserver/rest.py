@@ -39,7 +39,7 @@ from .resources import Registry, ResourceType
 from .schema import prune_and_default, validate
 from .selectors import parse_field_selector, parse_label_selector, supported_field_labels
 from .store import Event, Store
-from .typed_bodies import decode_typed
+from .typed_bodies import check_object_meta, decode_typed
 from .wire_values import (
     MAX_NESTING_DEPTH,
     MAX_OBJECT_BYTES,
@@ -252,6 +252,7 @@ class Rest:
         if not isinstance(meta, dict):
             raise errors.invalid(resource.kind, resource.group, "", [
                 Cause("metadata", "Invalid value: metadata must be an object")])
+        check_object_meta(meta, resource.kind, resource.version)
         meta = obj["metadata"] = dict(meta)
         if resource.namespaced:
             if meta.get("namespace") and meta["namespace"] != namespace:

@@ -45,6 +45,15 @@ def decode_typed(body: Any, group: str, version: str, kind: str) -> dict[str, An
     return decoded.obj
 
 
+def check_object_meta(meta: dict[str, Any], kind: str, version: str) -> None:
+    """metadata of any kind, built-in or custom, is a metav1.ObjectMeta to kube: a field of
+    the wrong type (`labels: [a]`) is the Go decoder's 400 before anything reads it."""
+    # Any kind with metadata names the field the same way (ObjectMeta.metadata.labels).
+    decoded = decode({"metadata": meta}, "", "v1", "ConfigMap")
+    if decoded is not None and decoded.error:
+        raise errors.bad_request(decoding_error_message(kind, version, decoded.error))
+
+
 _PROPAGATION_POLICIES = ("Foreground", "Background", "Orphan")
 
 
@@ -67,4 +76,4 @@ def check_delete_options(options: dict[str, Any]) -> None:
         raise errors.invalid("DeleteOptions", "meta.k8s.io", "", causes)
 
 
-__all__ = ["check_delete_options", "decode_typed"]
+__all__ = ["check_delete_options", "check_object_meta", "decode_typed"]

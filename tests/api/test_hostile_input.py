@@ -513,6 +513,21 @@ def test_wrong_typed_scale_bodies_are_4xx(cluster: Cluster, spec: dict[str, Any]
     assert_refused(answer, seconds, code, fragment)
 
 
+@pytest.mark.parametrize(("path", "meta", "fragment"), [
+    (CONFIGMAPS, {"name": "fz", "labels": [{}]}, "cannot unmarshal array into Go struct field "
+     "ObjectMeta.metadata.labels of type map[string]string"),
+    (CONFIGMAPS, {"name": "fz", "namespace": {}}, "ObjectMeta.metadata.namespace of type string"),
+    (WIDGETS, {"name": "fz", "finalizers": [[None]]}, "ObjectMeta.metadata.finalizers"),
+    (WIDGETS, {"name": 5}, "ObjectMeta.metadata.name of type string"),
+], ids=["labels", "namespace", "finalizers", "name"])
+def test_wrong_typed_metadata_is_400(cluster: Cluster, path: str, meta: dict[str, Any],
+                                     fragment: str) -> None:
+    before = revision(cluster)
+    answer, seconds = send(cluster, "POST", path, {"metadata": meta, "spec": {"size": 1}})
+    assert_refused(answer, seconds, 400, fragment)
+    assert revision(cluster) == before
+
+
 def test_a_field_manager_kube_would_refuse_is_422(cluster: Cluster) -> None:
     answer, seconds = send(cluster, "POST", f"{CONFIGMAPS}?fieldManager={'m' * 129}",
                            {"metadata": {"name": "managed"}})
