@@ -3,7 +3,10 @@
 Bodies, parameters, headers, paths and content types, generated and hand-picked: no request
 may get a 5xx, a rejected write must leave the store as it was (the global resourceVersion of
 a list before and after), and `/version`, asked by a concurrent prober all along, must answer
-in under 100 ms each time (no request stalls the others).
+in under 100 ms (no request stalls the others): 99 probes in 100 at least, and every one in
+under a second. On a shared 2-core machine the scheduler alone delays the odd probe past
+100 ms (seen with no request in flight at all); a request that stalls the event loop (the
+fuzz found one: building the first OpenAPI index, 2.6 s) delays every probe it overlaps.
 
 The examples are the same on every run (derandomized); VDCOS_FUZZ_RANDOM=1 draws new ones.
 The figures (answers by status code, the slowest rejected request, the prober's worst
@@ -38,6 +41,7 @@ EXAMPLES = 1500
 # Generation stops being sent once this much time went by (the whole test stays near 60 s).
 BUDGET_SECONDS = 40.0
 PROBE_LIMIT_SECONDS = 0.1
+STALL_SECONDS = 1.0
 REPORTED_PROBE_SECONDS = 0.03  # a probe this slow is reported with the requests it overlapped
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -271,6 +275,35 @@ def plausible_objects(draw: st.DrawFn) -> dict[str, Any]:
                      "color": draw(st.sampled_from(["red", "blue", "mauve"]))}}
 
 
+POINTER_SEGMENTS = st.sampled_from(["metadata", "labels", "data", "spec", "size", "status",
+                                    "0", "-", "~0", "~1", "a", "containers", "name", "",
+                                    "finalizers", "managedFields", "fieldsV1"])
+
+
+@st.composite
+def patches(draw: st.DrawFn) -> tuple[str, bytes]:
+    """JSON patches over paths the objects have, and merge patches with kube's directives."""
+    if draw(st.booleans()):
+        operations = []
+        for _ in range(draw(st.integers(1, 3))):
+            operation: dict[str, Any] = {
+                "op": draw(st.sampled_from(["add", "remove", "replace", "move", "copy", "test",
+                                            "nope"])),
+                "path": "/" + "/".join(draw(st.lists(POINTER_SEGMENTS, max_size=4)))}
+            if draw(st.booleans()):
+                operation["value"] = draw(JSON_VALUES)
+            if draw(st.booleans()):
+                operation["from"] = "/" + "/".join(draw(st.lists(POINTER_SEGMENTS, max_size=3)))
+            operations.append(operation)
+        return "application/json-patch+json", json.dumps(operations).encode()
+    directive = draw(st.sampled_from(["$patch", "$retainKeys", "$deleteFromPrimitiveList/x",
+                                      "$setElementOrder/containers", "a"]))
+    patch = {"metadata": {"labels": draw(JSON_VALUES)},
+             "spec": {directive: draw(JSON_VALUES), "containers": draw(JSON_VALUES)}}
+    return (draw(st.sampled_from(["application/strategic-merge-patch+json",
+                                  "application/merge-patch+json"])), json.dumps(patch).encode())
+
+
 def alias_bomb(levels: int) -> bytes:
     lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
@@ -339,9 +372,11 @@ ACCEPTS = ["application/json", "application/json;as=Table;v=v1;g=meta.k8s.io",
 
 @st.composite
 def bodies(draw: st.DrawFn) -> tuple[str, bytes | None]:
-    kind = draw(st.integers(0, 11))
+    kind = draw(st.integers(0, 12))
     if kind == 0:
         return draw(st.sampled_from(CONTENT_TYPES)), None
+    if kind == 12:
+        return draw(patches())
     if kind <= 2:
         return draw(st.sampled_from(ADVERSARIAL_BODIES))
     if kind == 3:
@@ -435,6 +470,7 @@ def test_fuzzed_requests_get_no_5xx_change_nothing_when_refused_and_stall_nobody
         client.close()
         checker.close()
     worst_probe = max(prober.latencies, default=0.0)
+    slow_probes = sum(1 for latency in prober.latencies if latency >= PROBE_LIMIT_SECONDS)
     report = {
         "requests": figures.sent,
         "by_status": dict(sorted(figures.statuses.items())),
@@ -442,6 +478,7 @@ def test_fuzzed_requests_get_no_5xx_change_nothing_when_refused_and_stall_nobody
         "slowest_rejected": figures.slowest_rejected[1],
         "probes": len(prober.latencies),
         "worst_probe_seconds": round(worst_probe, 4),
+        "probes_over_100ms": slow_probes,
         "median_probe_seconds": round(sorted(prober.latencies)[len(prober.latencies) // 2], 4)
         if prober.latencies else None,
         "seconds": round(time.monotonic() - figures.started, 1),
@@ -449,7 +486,7 @@ def test_fuzzed_requests_get_no_5xx_change_nothing_when_refused_and_stall_nobody
             {"seconds": round(latency, 3), "during": [
                 what for start, end, what in figures.timeline
                 if start < probed + latency and end > probed][:3]}
-            for probed, latency in prober.slow[:5]],
+            for probed, latency in sorted(prober.slow, key=lambda slow: -slow[1])[:5]],
     }
     (tmp_path / "fuzz-figures.json").write_text(json.dumps(report, indent=2))
     print("\nfuzz figures:", json.dumps(report, indent=2))
@@ -457,5 +494,7 @@ def test_fuzzed_requests_get_no_5xx_change_nothing_when_refused_and_stall_nobody
     assert not figures.changed_by_rejection, "\n".join(figures.changed_by_rejection[:20])
     assert not prober.failures, prober.failures[:5]
     assert figures.sent >= 200, f"only {figures.sent} requests in the budget"
-    assert worst_probe < PROBE_LIMIT_SECONDS, f"/version took {worst_probe:.3f}s"
+    assert slow_probes * 100 <= len(prober.latencies), (
+        f"{slow_probes} of {len(prober.latencies)} probes over 100 ms: {report['slow_probes']}")
+    assert worst_probe < STALL_SECONDS, f"/version took {worst_probe:.3f}s: {report['slow_probes']}"
     assert "Traceback" not in cluster.log(), cluster.log()[-3000:]
