@@ -119,7 +119,6 @@ class ApiServer:
         self._openapi_cache: dict[tuple[str, int], Any] = {}
         self._runner: web.AppRunner | None = None
         self._watches: set[asyncio.Task[Any]] = set()
-        self._openapi_warmup: asyncio.Future[Any] | None = None
         self.app = web.Application(client_max_size=MAX_BODY_BYTES,
                                    middlewares=[self._middleware])
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
@@ -129,13 +128,9 @@ class ApiServer:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self.bootstrap.ensure_system_namespaces()
         await self.store.durable()
-        # The built-in kinds' schemas take seconds to build the first time (every
-        # /openapi/v3 index needs them): built now, in a thread, not on kubectl's first call.
-        # Then what startup made (modules, models, schemas) is left out of the garbage
-        # collector's full passes, which otherwise stop every request for 60+ ms.
-        self._openapi_warmup = asyncio.ensure_future(_in_thread(self._build_openapi, ["v3"],
-                                                                False))
-        self._openapi_warmup.add_done_callback(lambda _: gc.freeze())
+        # What startup made (modules, the stored objects loaded) is left out of the garbage
+        # collector's full passes, each of which stopped every request for 60+ ms.
+        gc.freeze()
         self.gc.start()
         self.availability.start()
         self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
