@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
-import yaml
 from aiohttp import web
 
 from . import errors
@@ -41,6 +40,7 @@ from .authn import (
     load_or_create_signing_key,
     wants_impersonation,
 )
+from .body_decoding import PROTOBUF, decode_body
 from .errors import Cause
 from .protobuf import PROTOBUF_MAGIC, ProtobufError, decode_message, read_wire_fields
 from .rbac import Attributes, Decision, RbacPolicy, forbidden
@@ -48,6 +48,8 @@ from .rbac_admission import set_requesting_user
 from .request_info import request_attributes
 from .resources import Registry, ResourceType
 from .store import Event, Store
+from .typed_bodies import decode_typed
+from .wire_values import MAX_REQUEST_BYTES
 
 USER_KEY = "devcluster.user"  # where the middleware leaves the caller's UserInfo
 SERVICE_ACCOUNTS_KEY = ("", "serviceaccounts")
@@ -98,6 +100,7 @@ _AUTHORIZATION_TYPES = {
     "selfsubjectrulesreviews": _review_type(AUTHORIZATION_GROUP, "SelfSubjectRulesReview",
                                             "selfsubjectrulesreviews"),
 }
+_AUTHENTICATION_KINDS = frozenset({"SelfSubjectReview", "TokenReview", "TokenRequest"})
 _AUTHENTICATION_TYPES = {
     "selfsubjectreviews": _review_type(AUTHENTICATION_GROUP, "SelfSubjectReview",
                                        "selfsubjectreviews"),
@@ -197,7 +200,7 @@ class AccessControl:
         ]
 
     async def _authorization_api(self, request: web.Request, target: Any) -> web.Response:
-        body = await _create_body(request, target)
+        body = await _create_body(request, target.resource.kind)
         user: UserInfo = request[USER_KEY]
         resource = target.resource.plural
         if target.name:
@@ -234,7 +237,7 @@ class AccessControl:
         return _review_answer("SelfSubjectRulesReview", AUTHORIZATION_GROUP, body, status)
 
     async def _authentication_api(self, request: web.Request, target: Any) -> web.Response:
-        body = await _create_body(request, target)
+        body = await _create_body(request, target.resource.kind)
         user: UserInfo = request[USER_KEY]
         if target.resource.plural == "selfsubjectreviews":
             answer = _review_answer("SelfSubjectReview", AUTHENTICATION_GROUP, body,
@@ -251,13 +254,13 @@ class AccessControl:
 
     async def create_token(self, request: web.Request, target: TargetLike) -> web.Response:
         """POST serviceaccounts/<name>/token: a signed token for that ServiceAccount."""
-        body = await _create_body(request, target)
+        body = await _create_body(request, "TokenRequest")
         namespace, name = target.namespace or "", target.name
         account = self.store.get(SERVICE_ACCOUNTS_KEY, namespace, name)
         if account is None:
             raise errors.not_found("serviceaccounts", "", name)
         spec = dict(body.get("spec") or {})
-        seconds = int(spec.get("expirationSeconds") or DEFAULT_TOKEN_SECONDS)
+        seconds = spec.get("expirationSeconds") or DEFAULT_TOKEN_SECONDS
         if seconds < MIN_TOKEN_SECONDS:
             raise errors.invalid("TokenRequest", AUTHENTICATION_GROUP, name, [Cause(
                 "spec.expirationSeconds",
@@ -333,24 +336,29 @@ def _review_attributes(kind: str, user: UserInfo, spec: dict[str, Any],
 # ---- request bodies -----------------------------------------------------------------------
 
 
-async def _create_body(request: web.Request, target: Any) -> dict[str, Any]:
+async def _create_body(request: web.Request, kind: str) -> dict[str, Any]:
+    """The body of a POST, decoded as kube decodes it into `kind` (400 for a wrong type)."""
     if request.method != "POST":
         raise errors.method_not_allowed(f"the server does not allow this method: "
                                         f"{request.method}")
-    raw = await request.read()
-    content_type = request.headers.get("Content-Type", "application/json").split(";")[0]
     try:
-        if content_type == "application/vnd.kubernetes.protobuf":
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as error:
+        raise errors.request_entity_too_large(MAX_REQUEST_BYTES) from error
+    content_type = request.headers.get("Content-Type", "application/json").split(";")[0]
+    if content_type == PROTOBUF:
+        try:
             body: Any = decode_protobuf_review(raw)
-        elif "yaml" in content_type:
-            body = yaml.safe_load(raw)
-        else:
-            body = orjson.loads(raw) if raw.strip() else {}
-    except (ValueError, yaml.YAMLError, ProtobufError) as error:
-        raise errors.bad_request(f"error decoding the request body: {error}") from error
+        except (ValueError, ProtobufError) as error:
+            raise errors.bad_request(f"error decoding the request body: {error}") from error
+    elif raw.strip():
+        body = decode_body(raw, content_type.strip())
+    else:
+        body = {}
     if not isinstance(body, dict):
         raise errors.bad_request("the request body must be an object")
-    return body
+    group = AUTHENTICATION_GROUP if kind in _AUTHENTICATION_KINDS else AUTHORIZATION_GROUP
+    return decode_typed(body, group, "v1", kind)
 
 
 # field number -> (JSON name, "string" | "int" | a message of _MESSAGES, repeated)

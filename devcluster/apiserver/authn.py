@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import orjson
+
 from ..private_files import private_directory, tighten, write_private
 from .errors import ApiError
 
@@ -102,7 +104,18 @@ def _b64encode(data: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return base64.urlsafe_b64decode(_bytes_of(text) + b"=" * (-len(text) % 4))
+
+
+def _bytes_of(text: str) -> bytes:
+    """A header's text as the bytes the client sent (aiohttp keeps undecodable bytes as
+    surrogates)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _text_of(text: str) -> str:
+    """Text that can be signed: what the client sent, undecodable bytes replaced."""
+    return _bytes_of(text).decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -146,11 +159,13 @@ class TokenSigner:
         parts = token.split(".")
         if len(parts) != 3:
             return None
-        expected = self._sign(f"{parts[0]}.{parts[1]}")
-        if not hmac.compare_digest(expected, parts[2]):
+        # As bytes: compare_digest refuses a str holding non-ASCII (`Bearer a.b.é`), and a
+        # header aiohttp could not decode holds surrogates, which only this encoding keeps.
+        expected = self._sign(_text_of(f"{parts[0]}.{parts[1]}")).encode("ascii")
+        if not hmac.compare_digest(expected, _bytes_of(parts[2])):
             return None
         try:
-            claims = json.loads(_b64decode(parts[1]))
+            claims = orjson.loads(_b64decode(parts[1]))
         except (ValueError, binascii.Error):
             return None
         return claims if isinstance(claims, dict) else None
@@ -186,7 +201,7 @@ class Authenticator:
         self._verified: dict[str, dict[str, Any]] = {}
 
     def authenticate(self, authorization: str, now: float) -> UserInfo | None:
-        if hmac.compare_digest(authorization.encode(), self._admin_header):
+        if hmac.compare_digest(_bytes_of(authorization), self._admin_header):
             return ADMIN
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

@@ -19,10 +19,11 @@ An unknown field with a non-zero value is refused with a 415 rather than silentl
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+import orjson
 
 from devcluster.apiserver.errors import ApiError
 
@@ -476,8 +477,9 @@ def _decode_fields_v1(data: bytes) -> Any:
     for field in read_wire_fields(data):
         if field.number == 1:
             try:
-                return json.loads(_expect_bytes(field, "FieldsV1.Raw"))
-            except ValueError as error:
+                # orjson: C, no Python recursion; the decoded object's depth is checked after.
+                return orjson.loads(_expect_bytes(field, "FieldsV1.Raw"))
+            except orjson.JSONDecodeError as error:
                 raise ProtobufError("FieldsV1.Raw is not JSON") from error
     return {}
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from .authn import UserInfo
 from .rbac import Attributes
+from .request_params import flag
 
 _API_PREFIXES = ("api", "apis")
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
@@ -40,7 +41,8 @@ def request_attributes(user: UserInfo, method: str, path: str,
     name = rest[1] if len(rest) >= 2 else ""
     subresource = rest[2] if len(rest) >= 3 else ""
     if not name and verb == "get":
-        verb = "watch" if query.get("watch") in ("true", "1", "True") else "list"
+        # As the server reads it: authorized as a watch exactly when served as one.
+        verb = "watch" if flag(query.get("watch")) else "list"
         # A list or watch of one object by field selector is authorized as that object.
         name = _name_from_field_selector(query.get("fieldSelector", ""))
     if not name and verb == "delete":

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from . import errors
 from .admission import ClusterIPAllocator, default_new_object
 from .builtin import NAMESPACE_KEY, PODS_KEY
@@ -37,11 +39,25 @@ from .resources import Registry, ResourceType
 from .schema import prune_and_default, validate
 from .selectors import parse_field_selector, parse_label_selector, supported_field_labels
 from .store import Event, Store
+from .typed_bodies import check_object_meta, decode_typed
+from .wire_values import (
+    MAX_NESTING_DEPTH,
+    MAX_OBJECT_BYTES,
+    depth_exceeded,
+    may_be_too_deep,
+    short_path,
+)
 
 # Fields the server owns: never taken from a client's body on update.
 _SYSTEM_METADATA = ("uid", "creationTimestamp", "deletionTimestamp",
                     "deletionGracePeriodSeconds", "generation", "selfLink")
 _IGNORED_FOR_NOOP = ("resourceVersion", "managedFields")
+# A deletion grace period longer than this is waited as this (datetime cannot add 10**18 s).
+_MAX_GRACE_SECONDS = 100 * 365 * 24 * 3600
+# orjson refuses what JSON (and the store's encoder) cannot carry instead of converting it:
+# dates, dataclasses, subclasses of str and int.
+_STRICT_JSON = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+                | orjson.OPT_PASSTHROUGH_SUBCLASS)
 
 
 def now_rfc3339() -> str:
@@ -203,6 +219,7 @@ class Rest:
             raise errors.already_exists(resource.plural, resource.group, meta["name"])
         obj["apiVersion"] = self._storage_api_version(resource)
         obj = self._track(resource, None, obj, options, "Update", subresource)
+        check_storable(resource, obj)
         if options.dry_run:
             return self.in_version(resource, {**obj, "metadata": {**obj["metadata"],
                                                                   "resourceVersion": ""}})
@@ -214,6 +231,7 @@ class Rest:
             raise errors.bad_request(
                 f"the body of the request must be a JSON object, got {type(body).__name__}"
             )
+        _refuse_oversized(body)
         # Only the top level and metadata are changed here, so those are all that is copied:
         # everything below is shared, never mutated (stored objects are immutable).
         obj = dict(body)
@@ -234,6 +252,7 @@ class Rest:
         if not isinstance(meta, dict):
             raise errors.invalid(resource.kind, resource.group, "", [
                 Cause("metadata", "Invalid value: metadata must be an object")])
+        check_object_meta(meta, resource.kind, resource.version)
         meta = obj["metadata"] = dict(meta)
         if resource.namespaced:
             if meta.get("namespace") and meta["namespace"] != namespace:
@@ -409,6 +428,7 @@ class Rest:
         if not managed_by_apply:
             obj = self._track(resource, old, obj, options, "Update", subresource)
         obj["apiVersion"] = old["apiVersion"]
+        check_storable(resource, obj)
         if _same_object(old, obj):
             return self.in_version(resource, old)  # no-op: no new resourceVersion, no event
         if options.dry_run:
@@ -450,6 +470,8 @@ class Rest:
             raise errors.unsupported_media_type(content_type)
         if not isinstance(patched, dict):
             raise errors.bad_request("the patch did not produce an object")
+        # A JSON patch can put a deep value at a deep path: refused before it is walked.
+        _check_depth(resource, name, patched)
         patched = self._checked_body(resource, namespace, patched)
         sent_version = patched["metadata"].get("resourceVersion")
         if sent_version and sent_version != old["metadata"]["resourceVersion"]:
@@ -521,6 +543,7 @@ class Rest:
         """Write spec.replicas of a Scale back into its object (at the CRD's specReplicasPath)."""
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request must be a Scale object")
+        body = decode_typed(body, "autoscaling", "v1", "Scale")
         old = self.store.get(resource.storage_key, namespace, name)
         if old is None:
             raise errors.not_found(resource.plural, resource.group, name)
@@ -588,7 +611,7 @@ class Rest:
                 updated["metadata"].pop("finalizers")
             if not meta.get("deletionTimestamp"):
                 grace = self._grace_seconds(old, options) if graceful_pod else 0
-                when = datetime.now(UTC) + timedelta(seconds=grace)
+                when = datetime.now(UTC) + timedelta(seconds=min(grace, _MAX_GRACE_SECONDS))
                 updated["metadata"]["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
                 updated["metadata"]["deletionGracePeriodSeconds"] = grace
                 updated["metadata"]["generation"] = int(meta.get("generation", 0)) + 1
@@ -772,9 +795,53 @@ def _encode_continue(key: tuple[str, str]) -> str:
 
 
 def _decode_continue(token: str) -> tuple[str, str]:
+    """The start key of a continue token; 400 "continue key is not valid" for any other
+    text (orjson: a nested token is no recursion here)."""
     try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        namespace, name = data["start"]
-        return (str(namespace), str(name))
-    except (ValueError, KeyError, TypeError) as error:
+        data = orjson.loads(base64.urlsafe_b64decode(token.encode("utf-8", "surrogateescape")))
+    except ValueError as error:  # binascii.Error and orjson.JSONDecodeError are ValueErrors
         raise errors.bad_request(f"continue key is not valid: {error}") from error
+    if not isinstance(data, dict) or data.get("v") != "meta.k8s.io/v1":
+        raise errors.bad_request(
+            "continue key is not valid: server does not recognize this encoded version")
+    start = data.get("start")
+    if (not isinstance(start, list) or len(start) != 2
+            or not all(isinstance(part, str) for part in start)):
+        raise errors.bad_request("continue key is not valid: incorrect encoded start key")
+    return (start[0], start[1])
+
+
+def _check_depth(resource: ResourceType, name: str, obj: dict[str, Any]) -> None:
+    path = depth_exceeded(obj)
+    if path is not None:
+        raise errors.invalid(resource.kind, resource.group, name, [Cause(
+            short_path(path), f"Invalid value: exceeded max depth of {MAX_NESTING_DEPTH}")])
+
+
+def _refuse_oversized(obj: dict[str, Any]) -> None:
+    """An object the store would refuse is refused before it is defaulted, validated and
+    tracked (each a walk of the whole object, seconds for a few hundred thousand fields)."""
+    try:
+        size = len(orjson.dumps(obj))
+    except TypeError:
+        return  # check_storable says what it cannot encode, once the object is complete
+    if size > MAX_OBJECT_BYTES:
+        raise errors.ApiError(413, "RequestEntityTooLarge", "etcdserver: request is too large")
+
+
+def check_storable(resource: ResourceType, obj: dict[str, Any]) -> None:
+    """What the store takes must be what the wire can carry back: JSON values only, at most
+    MAX_NESTING_DEPTH deep (managed fields included, so that a GET can be PUT back), and
+    no larger than etcd takes (413 with etcd's words)."""
+    name = str(obj.get("metadata", {}).get("name", ""))
+    try:
+        encoded = orjson.dumps(obj, option=_STRICT_JSON)
+    except TypeError as error:  # orjson.JSONEncodeError is one
+        if "Recursion limit" in str(error):
+            _check_depth(resource, name, obj)
+        raise errors.invalid(resource.kind, resource.group, name, [Cause(
+            "", f"Invalid value: the object cannot be stored as JSON: {error}")]) from error
+    if len(encoded) > MAX_OBJECT_BYTES:
+        raise errors.ApiError(413, "RequestEntityTooLarge", "etcdserver: request is too large")
+    if may_be_too_deep(encoded):
+        _check_depth(resource, name, obj)

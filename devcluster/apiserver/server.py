@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,7 +16,6 @@ from typing import Any
 
 import orjson
 import structlog
-import yaml
 from aiohttp import web
 
 from . import discovery, errors, openapi, openapi_v2_protobuf
@@ -22,6 +23,7 @@ from .admission import fold_secret_string_data
 from .aggregation import Aggregator
 from .apiservice_availability import AvailabilityController
 from .auth_apis import USER_KEY, AccessControl
+from .body_decoding import decode_body
 from .bootstrap import Bootstrap
 from .builtin import BUILTIN_RESOURCES, CRD_KEY
 from .certs import load_or_create
@@ -29,19 +31,22 @@ from .connection_limits import ConnectionLimits, LimitedTCPSite
 from .crd_registrar import CrdRegistrar, default_crd
 from .errors import ApiError
 from .gc import GarbageCollector
+from .object_size import check_configmap_size, check_secret_size
 from .persistence import SqlitePersistence
-from .protobuf import decode_protobuf_object
+from .request_params import check_field_manager, flag, int64_param, list_params
 from .resources import Registry, ResourceType
 from .rest import DeleteOptions, ListOptions, Rest, WriteOptions
 from .schema import check_crd
 from .store import Event, Expired, Store
 from .tables import to_table
 from .token_file import load_or_create_token
+from .typed_bodies import check_delete_options, decode_typed
+from .wire_values import MAX_REQUEST_BYTES
 from .write_counts import WRITE_COUNTS_PATH, WriteCounts
 
 log = structlog.get_logger("devcluster.apiserver")
 
-MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's request size limit
+MAX_BODY_BYTES = MAX_REQUEST_BYTES  # kube-apiserver's request size limit
 KUBERNETES_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-devcluster",
                       "gitCommit": "devcluster", "gitTreeState": "clean",
                       "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23",
@@ -95,6 +100,8 @@ class ApiServer:
         self.rest.defaulters[crd_kind] = default_crd
         self.rest.validators[crd_kind] = check_crd
         self.rest.defaulters[("", "Secret")] = fold_secret_string_data
+        self.rest.validators[("", "Secret")] = check_secret_size
+        self.rest.validators[("", "ConfigMap")] = check_configmap_size
         self.crds = CrdRegistrar(self.store, self.registry)
         self.crds.register_existing()
         self.gc = GarbageCollector(self.store, self.registry, self.rest)
@@ -123,6 +130,9 @@ class ApiServer:
                     connection_limits: ConnectionLimits | None = None) -> int:
         self.bootstrap.ensure_system_namespaces()
         await self.store.durable()
+        # What startup made (modules, the stored objects loaded) is left out of the garbage
+        # collector's full passes, each of which stopped every request for 60+ ms.
+        gc.freeze()
         self.gc.start()
         self.availability.start()
         self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
@@ -175,8 +185,12 @@ class ApiServer:
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except Exception as error:  # the server never dies on a request
-            log.exception("Failed request", method=request.method, path=request.path)
-            return _status_response(errors.internal(str(error)))
+            # One line, no traceback: rendering one (with locals) of a deep body cost
+            # seconds of the event loop and kilobytes of log per request.
+            log.error("Failed request", method=request.method, path=request.path,
+                      error=f"{type(error).__name__}: {str(error)[:200]}",
+                      at=_where_raised(error))
+            return _status_response(errors.internal(str(error)[:200]))
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -201,7 +215,7 @@ class ApiServer:
             if aggregated is not None:
                 return _json(aggregated)
         if parts and parts[0] == "openapi":
-            return self._openapi(parts[1:], request.headers.get("Accept", ""))
+            return await self._openapi(parts[1:], request.headers.get("Accept", ""))
         if len(parts) == 2 and parts[0] == "api":
             found = discovery.api_resource_list(self.registry, "", parts[1])
             return _json_or_404(found, path)
@@ -244,22 +258,18 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return Target(resource, namespace, name, subresource), group, version
 
-    def _openapi(self, parts: list[str], accept: str) -> web.Response:
+    async def _openapi(self, parts: list[str], accept: str) -> web.Response:
         # kubectl reads /openapi/v2 only as protobuf (gnostic's openapi.v2.Document).
         protobuf = parts == ["v2"] and openapi_v2_protobuf.accepts_protobuf(accept)
         key = ("/".join(parts) + (" protobuf" if protobuf else ""), self.registry.generation)
         document = self._openapi_cache.get(key)
         if document is None:
-            if parts == ["v3"]:
-                document = openapi.openapi_v3_index(self.registry)
-            elif parts == ["v2"]:
-                document = openapi.openapi_v2(self.registry)
-                if protobuf:
-                    document = openapi_v2_protobuf.encode_document(document)
-            elif len(parts) == 3 and parts[:2] == ["v3", "api"]:
-                document = openapi.openapi_v3_group_version(self.registry, "", parts[2])
-            elif len(parts) == 4 and parts[:2] == ["v3", "apis"]:
-                document = openapi.openapi_v3_group_version(self.registry, parts[2], parts[3])
+            # Built in a thread: the first index builds every built-in kind's schema (seconds),
+            # and the event loop keeps answering meanwhile.
+            try:
+                document = await _in_thread(self._build_openapi, parts, protobuf)
+            except RuntimeError:  # the registry changed under the thread: build it here
+                document = self._build_openapi(parts, protobuf)
             if document is None:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             self._openapi_cache = {key: document} | {
@@ -268,6 +278,18 @@ class ApiServer:
         if isinstance(document, bytes):
             return web.Response(body=document, content_type=openapi_v2_protobuf.CONTENT_TYPE)
         return _json(document)
+
+    def _build_openapi(self, parts: list[str], protobuf: bool) -> Any:
+        if parts == ["v3"]:
+            return openapi.openapi_v3_index(self.registry)
+        if parts == ["v2"]:
+            document = openapi.openapi_v2(self.registry)
+            return openapi_v2_protobuf.encode_document(document) if protobuf else document
+        if len(parts) == 3 and parts[:2] == ["v3", "api"]:
+            return openapi.openapi_v3_group_version(self.registry, "", parts[2])
+        if len(parts) == 4 and parts[:2] == ["v3", "apis"]:
+            return openapi.openapi_v3_group_version(self.registry, parts[2], parts[3])
+        return None
 
     # ---- resources ---------------------------------------------------------------------
 
@@ -278,7 +300,7 @@ class ApiServer:
         namespace = target.namespace or ""
         if method == "GET":
             if not name:
-                if _flag(query.get("watch")):
+                if flag(query.get("watch")):
                     return await self._watch(request, target)
                 return self._list(request, target)
             if sub == "scale":
@@ -375,24 +397,22 @@ class ApiServer:
         options = _list_options(query)
         view = self.rest.watch_filter(resource, options)
         matches = self.rest.matcher(resource, options)
-        requested = query.get("resourceVersion", "")
-        send_initial = _flag(query.get("sendInitialEvents"))
-        bookmarks = _flag(query.get("allowWatchBookmarks"))
+        params = list_params(query, watch=True)
+        requested = params.resource_version
+        send_initial = flag(query.get("sendInitialEvents"))
+        bookmarks = flag(query.get("allowWatchBookmarks"))
         table = _wants_table(request)
-        timeout = float(query.get("timeoutSeconds", "0") or 0) or None
+        timeout = params.timeout_seconds or None
         initial: list[tuple[str, dict[str, Any]]] = []
         after: int | None
-        if send_initial or requested in ("", "0"):
+        if send_initial or not requested:
             after = None
             initial = [("ADDED", self.rest.in_version(resource, obj))
                        for obj in self.store.list_committed(resource.storage_key,
                                                             target.namespace)
                        if matches(obj)]
         else:
-            try:
-                after = int(requested)
-            except ValueError as error:
-                raise errors.bad_request(f"invalid resource version: {requested}") from error
+            after = requested
         response = web.StreamResponse(status=200)
         response.content_type = "application/json"
         response.enable_chunked_encoding()
@@ -451,7 +471,8 @@ class ApiServer:
 
     async def _bind(self, request: web.Request, target: Target, body: Any) -> web.Response:
         """pods/binding: what the scheduler posts to place a pod on a node."""
-        if not isinstance(body, dict) or not (body.get("target") or {}).get("name"):
+        body = decode_typed(body, "", "v1", "Binding")
+        if not (body.get("target") or {}).get("name"):
             raise errors.invalid("Binding", "", target.name, [
                 errors.Cause("target.name", "Required value")])
         namespace = target.namespace or ""
@@ -475,7 +496,8 @@ class ApiServer:
 
     async def _evict(self, request: web.Request, target: Target, body: Any) -> web.Response:
         """pods/eviction: a graceful delete, as `kubectl drain` asks for it."""
-        options = (body or {}).get("deleteOptions") or {} if isinstance(body, dict) else {}
+        options = decode_typed(body, "policy", "v1", "Eviction").get("deleteOptions") or {}
+        check_delete_options(options)
         grace = options.get("gracePeriodSeconds")
         pod = self.rest.get(target.resource, target.namespace or "", target.name)
         for admitter in self.eviction_admitters:
@@ -487,13 +509,42 @@ class ApiServer:
                       "status": "Success", "code": 201}, 201)
 
 
-_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # ---- request parsing helpers --------------------------------------------------------------
 
+# A YAML body larger than this is decoded in a thread: PyYAML builds about 200 KB a second,
+# and the event loop keeps serving meanwhile (the GIL is handed over every few ms).
+_DECODE_IN_THREAD_BYTES = 64 * 1024
 
-def _flag(value: str | None) -> bool:
-    return value in ("true", "1", "True")
+
+# While a thread computes, the event loop waits for the GIL each time it wakes; with Python's
+# 5 ms switch interval a request waits that long at every step. 0.5 ms keeps /version fast.
+_THREAD_SWITCH_SECONDS = 0.0005
+_threads_running = 0
+_default_switch_interval = sys.getswitchinterval()
+
+
+async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """asyncio.to_thread, with the GIL handed back to the event loop often meanwhile."""
+    global _threads_running
+    _threads_running += 1
+    sys.setswitchinterval(_THREAD_SWITCH_SECONDS)
+    try:
+        return await asyncio.to_thread(function, *args)
+    finally:
+        _threads_running -= 1
+        if not _threads_running:
+            sys.setswitchinterval(_default_switch_interval)
+
+
+def _where_raised(error: BaseException) -> str:
+    """file:line of the innermost frame of a traceback (what a one-line log can say)."""
+    trace = error.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    if trace is None:
+        return ""
+    return f"{Path(trace.tb_frame.f_code.co_filename).name}:{trace.tb_lineno}"
 
 
 def _wants_table(request: web.Request) -> bool:
@@ -504,14 +555,11 @@ def _wants_table(request: web.Request) -> bool:
 
 
 def _list_options(query: Any) -> ListOptions:
-    try:
-        limit = int(query.get("limit", "0") or 0)
-    except ValueError as error:
-        raise errors.bad_request(f"invalid limit: {query.get('limit')}") from error
+    params = list_params(query, watch=flag(query.get("watch")))
     return ListOptions(
         label_selector=query.get("labelSelector", ""),
         field_selector=query.get("fieldSelector", ""),
-        limit=max(limit, 0),
+        limit=params.limit,
         continue_token=query.get("continue", ""),
     )
 
@@ -533,11 +581,16 @@ def _write_options(request: web.Request) -> WriteOptions:
     for value in dry_run:
         if value != "All":
             raise errors.bad_request(f'Invalid dry run value: "{value}": only "All" is allowed')
+    manager = query.get("fieldManager", "")
+    if manager:
+        options_kind = {"POST": "CreateOptions", "PUT": "UpdateOptions"}.get(request.method,
+                                                                             "PatchOptions")
+        check_field_manager(manager, options_kind)
     return WriteOptions(
         dry_run=bool(dry_run),
-        field_manager=query.get("fieldManager", "") or _default_manager(request),
+        field_manager=manager or _default_manager(request),
         field_validation=validation,
-        force=_flag(query.get("force")),
+        force=flag(query.get("force")),
     )
 
 
@@ -548,44 +601,46 @@ async def _read_raw(request: web.Request) -> bytes:
         raise errors.request_entity_too_large(MAX_BODY_BYTES) from error
 
 
+def _media_type(request: web.Request) -> str:
+    return request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+
+
 async def _read_body(request: web.Request) -> Any:
     raw = await _read_raw(request)
-    content_type = request.headers.get("Content-Type", "application/json").split(";")[0]
-    if content_type == "application/vnd.kubernetes.protobuf":
-        return decode_protobuf_object(raw)
-    if not raw.strip():
+    media_type = _media_type(request)
+    if not raw.strip() and media_type != "application/vnd.kubernetes.protobuf":
         raise errors.bad_request("the request body is empty")
-    try:
-        if "yaml" in content_type:
-            return yaml.load(raw, Loader=_YamlLoader)
-        return orjson.loads(raw)
-    except (ValueError, yaml.YAMLError) as error:
-        kind = "yaml" if "yaml" in content_type else "json"
-        raise errors.bad_request(f"error decoding {kind} body: {error}") from error
+    if "yaml" in media_type and len(raw) > _DECODE_IN_THREAD_BYTES:
+        return await _in_thread(decode_body, raw, media_type)
+    return decode_body(raw, media_type)
 
 
 async def _delete_options(request: web.Request) -> DeleteOptions:
+    """DeleteOptions from the body (decoded as kube decodes it), else from the query."""
     query = request.query
     body: dict[str, Any] = {}
     raw = await _read_raw(request)
     if raw.strip():
-        try:
-            parsed = json.loads(raw)
-        except ValueError as error:
-            raise errors.bad_request(f"error decoding DeleteOptions: {error}") from error
-        if isinstance(parsed, dict):
-            body = parsed
-    preconditions = body.get("preconditions") or {}
-    grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
-    dry_run = body.get("dryRun") or query.getall("dryRun", [])
+        body = decode_typed(decode_body(raw, _media_type(request)), "meta", "v1",
+                            "DeleteOptions")
+    grace = body.get("gracePeriodSeconds")
+    if grace is None:
+        grace = int64_param(query, "gracePeriodSeconds")
+    policy = body.get("propagationPolicy") or query.get("propagationPolicy") or None
     orphan = body.get("orphanDependents")
+    if orphan is None and "orphanDependents" in query:
+        orphan = flag(query.get("orphanDependents"))
+    dry_run = body.get("dryRun") or query.getall("dryRun", [])
+    check_delete_options({"propagationPolicy": policy, "orphanDependents": orphan,
+                          "dryRun": dry_run})
+    preconditions = body.get("preconditions") or {}
     return DeleteOptions(
-        propagation_policy=body.get("propagationPolicy") or query.get("propagationPolicy", ""),
-        grace_period_seconds=int(grace) if grace is not None else None,
+        propagation_policy=policy or "",
+        grace_period_seconds=grace,
         precondition_uid=preconditions.get("uid") or "",
         precondition_resource_version=preconditions.get("resourceVersion") or "",
         dry_run=bool(dry_run),
-        orphan_dependents=orphan if isinstance(orphan, bool) else None,
+        orphan_dependents=orphan,
     )
 
 
