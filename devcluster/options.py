@@ -23,6 +23,43 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", default=None, help="bearer token (default: random)")
     parser.add_argument("--watch-history", type=int, default=1000,
                         help="events kept per resource for watch replay before 410 Gone")
+    add_fault_arguments(parser)
+
+
+# ---- faults injected on purpose (devcluster/apiserver/faults.py) -------------------------
+# Server flags, so that they reach the API server process. Also settable at run time by an
+# admin: GET/PUT /debug/devcluster/faults.
+
+
+def share(text: str) -> float:
+    """A share of requests: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, not {text!r}")
+    return value
+
+
+def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    faults = parser.add_argument_group("faults (for testing clients against a hostile server)")
+    faults.add_argument("--fault-conflict-share", type=share, default=0.0, metavar="SHARE",
+                        help="answer this share (0-1) of updates, patches and deletes with "
+                             "409 Conflict (\"the object has been modified\")")
+    faults.add_argument("--fault-throttle-share", type=share, default=0.0, metavar="SHARE",
+                        help="answer this share (0-1) of writes with 429 Too Many Requests")
+    faults.add_argument("--fault-retry-after-seconds", type=int, default=1, metavar="SECONDS",
+                        help="the Retry-After of those 429s (default 1)")
+    faults.add_argument("--fault-user-agent", default="", metavar="PRODUCT",
+                        help="fault only this client's writes: its User-Agent product, "
+                             "e.g. vdcos-operator (default: every client)")
+    faults.add_argument("--fault-watch-cut-seconds", type=float, default=None,
+                        metavar="SECONDS",
+                        help="end every watch after this long, as a server timeout ends it")
+    faults.add_argument("--fault-seed", type=int, default=None,
+                        help="seed the draws of the shares, to repeat a run")
+    # FAIL-NEXT-COMMITS: the store's "fail the next K commits" flag goes here (another change).
 
 
 def add_sim_arguments(parser: argparse.ArgumentParser) -> None:

@@ -28,9 +28,11 @@ from .builtin import BUILTIN_RESOURCES, CRD_KEY
 from .certs import load_or_create
 from .crd_registrar import CrdRegistrar, default_crd
 from .errors import ApiError
+from .faults import FAULTS_PATH, FaultInjector, FaultSettings, serve_faults
 from .gc import GarbageCollector
 from .persistence import SqlitePersistence
 from .protobuf import decode_protobuf_object
+from .request_info import request_attributes
 from .resources import Registry, ResourceType
 from .rest import DeleteOptions, ListOptions, Rest, WriteOptions
 from .schema import check_crd
@@ -80,6 +82,7 @@ class ApiServer:
         token: str | None = None,
         history_size: int = 1000,
         bookmark_seconds: float = 30.0,
+        faults: FaultSettings | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.token = token or _load_or_create_token(data_dir)
@@ -104,6 +107,7 @@ class ApiServer:
         self.availability = AvailabilityController(self.store, self.registry, self.rest,
                                                    self.aggregator)
         self.write_counts = WriteCounts()
+        self.faults = FaultInjector(faults)
         self.access = AccessControl(self.store, self.registry, self.token, data_dir)
         for api in self.access.served_apis():
             self.add_extension(Extension(api.group, api.version, api.resources, api.handler))
@@ -179,6 +183,11 @@ class ApiServer:
         if path in OPEN_PATHS:
             return web.Response(text="ok")
         self.access.check(request[USER_KEY], request.method, path, request.query)
+        if path == FAULTS_PATH:
+            return await serve_faults(self.faults, request, request[USER_KEY])
+        if self.faults.settings.errors:
+            self.faults.check(_default_manager(request), request_attributes(
+                request[USER_KEY], request.method, path, request.query))
         self.write_counts.record(_default_manager(request), request.method, parts)
         if path == WRITE_COUNTS_PATH:
             return _json(self.write_counts.snapshot())
@@ -375,6 +384,7 @@ class ApiServer:
         bookmarks = _flag(query.get("allowWatchBookmarks"))
         table = _wants_table(request)
         timeout = float(query.get("timeoutSeconds", "0") or 0) or None
+        timeout, cut_by_fault = self.faults.watch_seconds(_default_manager(request), timeout)
         initial: list[tuple[str, dict[str, Any]]] = []
         after: int | None
         if send_initial or requested in ("", "0"):
@@ -423,6 +433,8 @@ class ApiServer:
                 if deadline is not None:
                     wait = min(wait, deadline - loop.time())
                     if wait <= 0:
+                        if cut_by_fault:
+                            self.faults.record_watch_cut()
                         break
                 try:
                     live: Event | None = await asyncio.wait_for(subscription.queue.get(), wait)
