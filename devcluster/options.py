@@ -57,6 +57,9 @@ def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--fault-watch-cut-seconds", type=float, default=None,
                         metavar="SECONDS",
                         help="end every watch after this long, as a server timeout ends it")
+    faults.add_argument("--fault-watch-cut-user-agent", default="", metavar="PRODUCT",
+                        help="cut only this client's watches, e.g. kopf (default: every "
+                             "client)")
     faults.add_argument("--fault-seed", type=int, default=None,
                         help="seed the draws of the shares, to repeat a run")
     # FAIL-NEXT-COMMITS: the store's "fail the next K commits" flag goes here (another change).

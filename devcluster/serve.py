@@ -43,7 +43,8 @@ async def serve_api(args: argparse.Namespace) -> None:
     faults = settings_from_flags(FaultFlags(
         conflict_share=args.fault_conflict_share, throttle_share=args.fault_throttle_share,
         retry_after_seconds=args.fault_retry_after_seconds, user_agent=args.fault_user_agent,
-        watch_cut_seconds=args.fault_watch_cut_seconds, seed=args.fault_seed))
+        watch_cut_seconds=args.fault_watch_cut_seconds,
+        watch_cut_user_agent=args.fault_watch_cut_user_agent, seed=args.fault_seed))
     server = ApiServer(data_dir=args.data_dir, token=args.token,
                        history_size=args.watch_history, faults=faults)
     if args.virt_api:

@@ -250,6 +250,7 @@ class FaultFlags:
     retry_after_seconds: int = 1
     user_agent: str = ""
     watch_cut_seconds: float | None = None
+    watch_cut_user_agent: str = ""
     seed: int | None = None
 
 
@@ -260,7 +261,8 @@ def settings_from_flags(flags: FaultFlags) -> FaultSettings:
     if flags.throttle_share > 0:
         faults.append(ErrorFault(429, flags.throttle_share, WRITE_VERBS, flags.user_agent,
                                  retry_after_seconds=flags.retry_after_seconds))
-    watch_cut = (WatchCut(flags.watch_cut_seconds) if flags.watch_cut_seconds else None)
+    watch_cut = (WatchCut(flags.watch_cut_seconds, flags.watch_cut_user_agent)
+                 if flags.watch_cut_seconds else None)
     return FaultSettings(tuple(faults), watch_cut, flags.seed)
 
 
