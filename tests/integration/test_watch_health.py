@@ -127,8 +127,8 @@ def test_a_failing_watch_is_logged_shown_in_healthz_and_counted(
     assert abs(since - time.mktime(time.gmtime())) < 60
 
     metrics = http_get(operator.metrics_url)
-    counted = [line for line in metrics.splitlines()
-               if line.startswith('vdcos_watch_failures_total{resource="virtualmachines.vdcos.io"}')]
+    sample = 'vdcos_watch_failures_total{resource="virtualmachines.vdcos.io"}'
+    counted = [line for line in metrics.splitlines() if line.startswith(sample)]
     assert len(counted) == 1 and float(counted[0].split()[-1]) >= 2, metrics
     assert 'vdcos_watch_failing{resource="virtualmachines.vdcos.io"} 1' in metrics
 
