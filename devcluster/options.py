@@ -42,6 +42,22 @@ def share(text: str) -> float:
     return value
 
 
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def whole_seconds(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number of seconds, not {text!r}")
+    return int(text)
+
+
 def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("faults (for testing clients against a hostile server)")
     faults.add_argument("--fault-conflict-share", type=share, default=0.0, metavar="SHARE",
@@ -49,18 +65,19 @@ def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
                              "409 Conflict (\"the object has been modified\")")
     faults.add_argument("--fault-throttle-share", type=share, default=0.0, metavar="SHARE",
                         help="answer this share (0-1) of writes with 429 Too Many Requests")
-    faults.add_argument("--fault-retry-after-seconds", type=int, default=1, metavar="SECONDS",
+    faults.add_argument("--fault-retry-after-seconds", type=whole_seconds, default=1,
+                        metavar="SECONDS",
                         help="the Retry-After of those 429s (default 1)")
     faults.add_argument("--fault-user-agent", default="", metavar="PRODUCT",
                         help="fault only this client's writes: its User-Agent product, "
                              "e.g. vdcos-operator (default: every client)")
-    faults.add_argument("--fault-watch-cut-seconds", type=float, default=None,
+    faults.add_argument("--fault-watch-cut-seconds", type=positive_seconds, default=None,
                         metavar="SECONDS",
                         help="end every watch after this long, as a server timeout ends it")
     faults.add_argument("--fault-watch-cut-user-agent", default="", metavar="PRODUCT",
                         help="cut only this client's watches, e.g. kopf (default: every "
                              "client)")
-    faults.add_argument("--fault-seed", type=int, default=None,
+    faults.add_argument("--fault-seed", type=int, default=None, metavar="N",
                         help="seed the draws of the shares, to repeat a run")
     # FAIL-NEXT-COMMITS: the store's "fail the next K commits" flag goes here (another change).
 
