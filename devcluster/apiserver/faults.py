@@ -54,6 +54,9 @@ class ErrorFault:
     resource: str = ""
     retry_after_seconds: int = 1  # 429 only
     message: str = "injected fault"  # 500 and 503 only
+    #: watches only: answer 200, then break the stream before any event, as a server that
+    #: cannot encode what it replays does (the client sees a payload cut short, no Status).
+    mid_stream: bool = False
 
     def matches(self, agent: str, attributes: Attributes) -> bool:
         if self.user_agent and agent != self.user_agent:
@@ -106,20 +109,26 @@ class FaultInjector:
         self._random = random.Random()
         self.injected: collections.Counter[int] = collections.Counter()
         self.watch_cuts = 0
+        self.broken_watches = 0
         self.configure(settings or FaultSettings())
 
     def configure(self, settings: FaultSettings) -> None:
         self.settings = settings
         self._random = random.Random(settings.seed)
 
-    def check(self, agent: str, attributes: Attributes) -> None:
-        """Raise the first fault that matches this request and whose draw comes up."""
+    def check(self, agent: str, attributes: Attributes) -> bool:
+        """Raise the first fault that matches this request and whose draw comes up; True
+        when that fault breaks the watch stream after its headers instead."""
         if not attributes.resource_request:
-            return
+            return False
         for fault in self.settings.errors:
             if fault.matches(agent, attributes) and self._random.random() < fault.share:
                 self.injected[fault.code] += 1
+                if fault.mid_stream:
+                    self.broken_watches += 1
+                    return True
                 raise fault.error(attributes)
+        return False
 
     def watch_seconds(self, agent: str, requested: float | None) -> tuple[float | None, bool]:
         """How long a watch may run, and whether that is the cut (not the client's timeout)."""
@@ -136,7 +145,7 @@ class FaultInjector:
     def to_json(self) -> dict[str, Any]:
         return {"settings": settings_to_json(self.settings),
                 "injected": {str(code): count for code, count in sorted(self.injected.items())},
-                "watchCuts": self.watch_cuts}
+                "watchCuts": self.watch_cuts, "brokenWatches": self.broken_watches}
 
 
 # ---- JSON ---------------------------------------------------------------------------------
@@ -160,6 +169,8 @@ def _error_to_json(fault: ErrorFault) -> dict[str, Any]:
         found["retryAfterSeconds"] = fault.retry_after_seconds
     if fault.code >= 500:
         found["message"] = fault.message
+    if fault.mid_stream:
+        found["midStream"] = True
     return found
 
 
@@ -191,7 +202,7 @@ def _error_from_json(raw: Any, where: str) -> ErrorFault:
     if not isinstance(raw, Mapping):
         raise errors.bad_request(f"{where}: must be an object")
     _no_unknown(raw, f"{where}.", {"code", "share", "verbs", "userAgent", "resource",
-                                   "retryAfterSeconds", "message"})
+                                   "retryAfterSeconds", "message", "midStream"})
     code = raw.get("code")
     if code not in REASONS:
         raise errors.bad_request(
@@ -209,6 +220,13 @@ def _error_from_json(raw: Any, where: str) -> ErrorFault:
         raise errors.bad_request(
             f"{where}.verbs: 409 Conflict is answered to writes of one named object only "
             f"({', '.join(sorted(CONFLICT_VERBS))}), not {verbs!r}")
+    mid_stream = raw.get("midStream", False)
+    if not isinstance(mid_stream, bool):
+        raise errors.bad_request(f"{where}.midStream: must be true or false, not {mid_stream!r}")
+    if mid_stream and verbs != ["watch"]:
+        raise errors.bad_request(
+            f'{where}.midStream: breaks watch streams only: verbs must be ["watch"], '
+            f"not {verbs!r}")
     retry_after = raw.get("retryAfterSeconds", 1)
     if not isinstance(retry_after, int) or isinstance(retry_after, bool) or retry_after < 0:
         raise errors.bad_request(
@@ -217,7 +235,7 @@ def _error_from_json(raw: Any, where: str) -> ErrorFault:
                       _string(raw.get("userAgent", ""), f"{where}.userAgent"),
                       _string(raw.get("resource", ""), f"{where}.resource"),
                       retry_after, _string(raw.get("message", "injected fault"),
-                                           f"{where}.message"))
+                                           f"{where}.message"), mid_stream)
 
 
 def _no_unknown(raw: Mapping[str, Any], prefix: str, known: set[str]) -> None:
@@ -281,6 +299,13 @@ def describe(settings: FaultSettings) -> list[str]:
     return lines
 
 
+def break_stream(request: web.Request) -> None:
+    """End a prepared watch response without its last chunk: the client reads a payload
+    cut short (aiohttp: ClientPayloadError), as when the server fails mid-stream."""
+    if request.transport is not None:
+        request.transport.close()
+
+
 # ---- the endpoint -------------------------------------------------------------------------
 
 
@@ -302,4 +327,5 @@ async def serve_faults(injector: FaultInjector, request: web.Request,
 
 
 __all__ = ["FAULTS_PATH", "ErrorFault", "FaultFlags", "FaultInjector", "FaultSettings",
-           "WatchCut", "describe", "serve_faults", "settings_from_flags", "settings_from_json"]
+           "WatchCut", "break_stream", "describe", "serve_faults", "settings_from_flags",
+           "settings_from_json"]

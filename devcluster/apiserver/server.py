@@ -28,7 +28,7 @@ from .builtin import BUILTIN_RESOURCES, CRD_KEY
 from .certs import load_or_create
 from .crd_registrar import CrdRegistrar, default_crd
 from .errors import ApiError
-from .faults import FAULTS_PATH, FaultInjector, FaultSettings, serve_faults
+from .faults import FAULTS_PATH, FaultInjector, FaultSettings, break_stream, serve_faults
 from .gc import GarbageCollector
 from .persistence import SqlitePersistence
 from .protobuf import decode_protobuf_object
@@ -48,6 +48,7 @@ KUBERNETES_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-devclu
                       "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23",
                       "compiler": "gc", "platform": "linux/amd64"}
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+BREAK_WATCH_KEY = "devcluster.break-watch"  # set by a fault: break the stream after headers
 
 ExtensionHandler = Callable[[web.Request, "Target"], Awaitable[web.StreamResponse]]
 # Called with the pod before an eviction deletes it; raising ApiError denies the eviction
@@ -185,9 +186,10 @@ class ApiServer:
         self.access.check(request[USER_KEY], request.method, path, request.query)
         if path == FAULTS_PATH:
             return await serve_faults(self.faults, request, request[USER_KEY])
-        if self.faults.settings.errors:
-            self.faults.check(_default_manager(request), request_attributes(
-                request[USER_KEY], request.method, path, request.query))
+        if self.faults.settings.errors and self.faults.check(
+                _default_manager(request), request_attributes(
+                    request[USER_KEY], request.method, path, request.query)):
+            request[BREAK_WATCH_KEY] = True
         self.write_counts.record(_default_manager(request), request.method, parts)
         if path == WRITE_COUNTS_PATH:
             return _json(self.write_counts.snapshot())
@@ -408,6 +410,10 @@ class ApiServer:
             await _write_event(response, "ERROR", errors.gone(str(expired)).status())
             return response
         await response.prepare(request)
+        if request.get(BREAK_WATCH_KEY):
+            break_stream(request)
+            self.store.unsubscribe(subscription)
+            return response
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout else None
         last_revision = subscription.after

@@ -115,6 +115,8 @@ def _put(cluster: DevCluster, body: bytes, token: str) -> tuple[int, dict[str, A
     ({"errors": [{"code": 429, "share": 1, "retryAfterSeconds": "soon"}]},
      "errors[0].retryAfterSeconds: must be a whole number of seconds"),
     ({"watchCut": {"seconds": 0}}, "watchCut.seconds: must be a positive number of seconds"),
+    ({"errors": [{"code": 500, "share": 1, "midStream": True}]},
+     "errors[0].midStream: breaks watch streams only"),
     ({"errors": [], "failEvery": 3}, 'failEvery: unknown field "failEvery"'),
 ])
 def test_bad_settings_are_refused_naming_the_field(
