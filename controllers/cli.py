@@ -63,8 +63,11 @@ def command_run(args: argparse.Namespace) -> int:
                 clusterwide=True,
                 liveness_endpoint=args.liveness,
                 standalone=args.standalone or None,
-                memo=kopf.Memo({"config": config,
-                                 controllers.operator.METRICS_ENDPOINT_KEY: args.metrics}),
+                memo=kopf.Memo({
+                    "config": config,
+                    controllers.operator.METRICS_ENDPOINT_KEY: args.metrics,
+                    controllers.operator.WATCH_PROBE_SECONDS_KEY: args.watch_probe_seconds,
+                }),
             )
         )
     return 0
@@ -97,6 +100,14 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
         default=None,
         metavar="URL",
         help="serve Prometheus metrics (watch failures), e.g. http://0.0.0.0:8081/metrics",
+    )
+    run.add_argument(
+        "--watch-probe-seconds",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how often to check that every watch still works, for the failures kopf does "
+             "not log (default 30; 0: never)",
     )
     run.add_argument(
         "--standalone",

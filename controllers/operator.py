@@ -37,6 +37,7 @@ from controllers.common.watch_health import (
     resource_label,
     uninstall,
 )
+from controllers.common.watch_probe import PROBE_SECONDS, WatchProbe
 from controllers.computecluster.controller import ComputeClusterController
 from controllers.storagepolicy.controller import StoragePolicyController
 from controllers.virtualmachine.builders import build_priority_classes
@@ -62,7 +63,14 @@ class OperatorState:
     controllers: dict[str, Controller[Any]] = field(default_factory=dict)
     watch_health: WatchHealth = field(default_factory=WatchHealth)
     watch_errors: KopfWatchErrors | None = None
+    watch_probe: WatchProbe | None = None
     metrics: MetricsServer | None = None
+
+    def saw(self, label: str, body: Mapping[str, Any]) -> None:
+        """An event of this resource arrived through kopf: its watch works."""
+        self.watch_health.record_success(label)
+        if self.watch_probe is not None:
+            self.watch_probe.saw(label, body)
 
 
 def state_of(memo: Any) -> OperatorState:
@@ -76,6 +84,8 @@ def state_of(memo: Any) -> OperatorState:
 
 #: The memo key under which `vdcos run --metrics URL` asks for the metrics endpoint.
 METRICS_ENDPOINT_KEY: Final = "metrics_endpoint"
+#: The memo key of `vdcos run --watch-probe-seconds` (0: no probe).
+WATCH_PROBE_SECONDS_KEY: Final = "watch_probe_seconds"
 
 
 def config_of(memo: Any) -> OperatorConfig:
@@ -104,7 +114,7 @@ def _register_cache(spec: CacheSpec[Any]) -> None:
     label = resource_label(resource.group, resource.plural)
 
     async def index(memo: kopf.Memo, body: kopf.Body, **_: Any) -> Mapping[Any, Any]:
-        state_of(memo).watch_health.record_success(label)
+        state_of(memo).saw(label, body)
         return spec.entries(body)
 
     kopf.index(resource.group, resource.version, resource.plural, labels=spec.labels, id=spec.id)(
@@ -130,7 +140,7 @@ def _register_watches(key: WatchKey, watches: list[tuple[str, Watch]]) -> None:
         **_: Any,
     ) -> None:
         state = state_of(memo)
-        state.watch_health.record_success(label)
+        state.saw(label, body)
         controllers = state.controllers
         event = WatchEvent(type, namespace or "", name, body)
         for controller_name, watch in watches:
@@ -159,6 +169,15 @@ def register(controllers: tuple[type[Controller[Any]], ...]) -> None:
             watches.setdefault(key, []).append((controller.name, watch))
     for key, fan_out in watches.items():
         _register_watches(key, fan_out)
+
+
+def watched_resources(
+    controllers: tuple[type[Controller[Any]], ...],
+) -> dict[str, ResourceRef]:
+    """Every resource kopf watches for the controllers (caches and watches), by label."""
+    resources = [spec.resource for spec in declared_caches(controllers).values()]
+    resources += [watch.resource for controller in controllers for watch in controller.watches()]
+    return {resource_label(r.group, r.plural): r for r in resources}
 
 
 register(CONTROLLERS)
@@ -210,6 +229,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
         state.metrics = MetricsServer(str(endpoint), lambda: exposition(state.watch_health))
         await state.metrics.start()
     state.kube = KubeClient(await operator_login(memo))
+    asked = memo.get(WATCH_PROBE_SECONDS_KEY)
+    probe_seconds = PROBE_SECONDS if asked is None else float(asked)
+    if probe_seconds > 0 and state.watch_probe is None:
+        state.watch_probe = WatchProbe(state.kube.login, state.watch_health,
+                                       watched_resources(CONTROLLERS), probe_seconds)
+        state.watch_probe.start()
     await ensure_priority_classes(state.kube)
     # kopf hands every index to start-up handlers under its handler id.
     caches = {
@@ -239,6 +264,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     if state.metrics is not None:
         await state.metrics.stop()
         state.metrics = None
+    if state.watch_probe is not None:
+        await state.watch_probe.stop()
+        state.watch_probe = None
     for controller in reversed(list(state.controllers.values())):
         await controller.stop()
     state.controllers.clear()

@@ -3,7 +3,8 @@ failing watch in `/healthz` (resource, since when, the server's message), a metr
 the failures; and it says so when the watch works again.
 
 The operator runs as deployed (`vdcos run --liveness --metrics`) against `python -m
-devcluster --no-sim`, whose fault API answers 500 to every list and watch of VDC VMs.
+devcluster --no-sim`, whose fault API answers 500 to every list and watch of VDC VMs, or
+breaks every watch stream of them after its headers (which kopf retries without a word).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 
 from tests.harness import DevCluster, start_devcluster
 from tests.integration.conftest import wait
-from tests.integration.faults import put_faults
+from tests.integration.faults import get_faults, put_faults
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
 
@@ -58,7 +59,7 @@ def until(check: Callable[[], T | None], what: str, timeout: float = 60) -> T:
 
 
 class Operator:
-    def __init__(self, cluster: DevCluster) -> None:
+    def __init__(self, cluster: DevCluster, *extra: str) -> None:
         self.health_url = f"http://127.0.0.1:{free_port()}/healthz"
         self.metrics_url = f"http://127.0.0.1:{free_port()}/metrics"
         self.log_path = cluster.workdir / "operator.log"
@@ -66,7 +67,7 @@ class Operator:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "controllers.cli", "run", "--kubeconfig",
                  str(cluster.kubeconfig), "--liveness", self.health_url,
-                 "--metrics", self.metrics_url],
+                 "--metrics", self.metrics_url, *extra],
                 stdout=log, stderr=subprocess.STDOUT, cwd=cluster.workdir,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -89,6 +90,12 @@ class Operator:
             self.process.wait()
 
 
+def apply_vm(cluster: DevCluster, name: str) -> None:
+    cluster.kubectl("apply", "-f", "-", stdin=(
+        f"apiVersion: vdcos.io/v1alpha1\nkind: VirtualMachine\nmetadata:\n  name: {name}\n"
+        "  namespace: default\nspec:\n  cpu:\n    count: 1\n  memory:\n    size: 256Mi\n"))
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[DevCluster]:
     # kopf's watches are cut every second, so that a re-watch meets a fault soon after it
@@ -104,7 +111,8 @@ def server(tmp_path: Path) -> Iterator[DevCluster]:
 
 @pytest.fixture
 def operator(server: DevCluster) -> Iterator[Operator]:
-    running = Operator(server)
+    # The probe looks every second, so that a stream kopf retries silently shows up soon.
+    running = Operator(server, "--watch-probe-seconds", "1")
     until(lambda: running.health(), "the operator serves /healthz")
     yield running
     running.stop()
@@ -143,11 +151,35 @@ def test_a_failing_watch_is_logged_shown_in_healthz_and_counted(
 
     # The server heals: the next event of the resource shows the watch works again.
     put_faults(server, {"errors": [], "watchCut": {"seconds": 1}})
-    server.kubectl("apply", "-f", "-", stdin=(
-        "apiVersion: vdcos.io/v1alpha1\nkind: VirtualMachine\nmetadata:\n  name: probe\n"
-        "  namespace: default\nspec:\n  cpu:\n    count: 1\n  memory:\n    size: 256Mi\n"))
+    apply_vm(server, "probe")
     until(lambda: operator.failing_watches() == [] or None, "/healthz lists no failing watch")
     assert "Watch recovered" in operator.log()
     assert 'vdcos_watch_failing{resource="virtualmachines.vdcos.io"} 0' in http_get(
         operator.metrics_url)
     assert operator.process.poll() is None
+
+
+def test_a_watch_stream_that_always_breaks_is_noticed(
+    server: DevCluster, operator: Operator,
+) -> None:
+    """kopf logs nothing when a stream breaks after its headers and watches again at once
+    (kopf/_cogs/clients/watching.py): the operator's probe sees it."""
+    apply_vm(server, "seen")  # the operator has a resourceVersion of the kind to watch from
+    until(lambda: "Created VirtualMachine" in operator.log() or "Failed reconcile" in
+          operator.log() or None, "the operator saw the VM")
+    put_faults(server, {
+        "errors": [{"code": 500, "share": 1, "verbs": ["watch"],
+                    "resource": "vdcos.io/virtualmachines", "midStream": True}],
+        "watchCut": {"seconds": 1},
+    })
+    [failing] = until(lambda: operator.failing_watches() or None,
+                      "/healthz lists the broken watch")
+    assert failing["resource"] == "virtualmachines.vdcos.io"
+    assert failing["lastMessage"].startswith("the watch stream broke before its end")
+    assert get_faults(server)["brokenWatches"] > 1
+    failing_lines = [line for line in operator.log().splitlines() if "Watch failing" in line]
+    assert len(failing_lines) == 1 and "virtualmachines.vdcos.io" in failing_lines[0]
+
+    put_faults(server, {"errors": [], "watchCut": {"seconds": 1}})
+    until(lambda: "Watch recovered" in operator.log() or None, "the operator says it recovered")
+    until(lambda: operator.failing_watches() == [] or None, "/healthz lists no failing watch")
