@@ -50,6 +50,7 @@ class WatchFailure:
     message: str  # the server's message, or the client error
     code: int | None  # the HTTP status, when the server answered
     final: bool  # kopf's last attempt: it stops the operator after this
+    source: str = "kopf"  # "kopf" (its log records) or "probe" (common/watch_probe.py)
 
 
 def resource_label(group: str, plural: str) -> str:
@@ -97,6 +98,7 @@ class FailingWatch:
     failures: int
     last_message: str
     last_code: int | None
+    last_source: str = "kopf"
 
     def to_json(self) -> dict[str, Any]:
         return {"resource": self.resource,
@@ -122,6 +124,7 @@ class WatchHealth:
                 failure.resource, now, 0, failure.message, failure.code)
         entry.failures += 1
         entry.last_message, entry.last_code = failure.message, failure.code
+        entry.last_source = failure.source
         if failure.final:
             log.error("Gave up watching; the operator stops", resource=failure.resource,
                       failures=entry.failures, failing_seconds=round(now - entry.since),
@@ -134,13 +137,18 @@ class WatchHealth:
                         failures=entry.failures, failing_seconds=round(now - entry.since),
                         code=failure.code, message=failure.message)
 
-    def record_success(self, resource: str, now: float | None = None) -> None:
-        """An event of `resource` arrived: its watch works (cheap when it was not failing)."""
-        entry = self.failing.pop(resource, None)
-        if entry is not None:
-            now = time.time() if now is None else now
-            log.info("Watch recovered", resource=resource, failures=entry.failures,
-                     failing_seconds=round(now - entry.since))
+    def record_success(self, resource: str, now: float | None = None,
+                       source: str | None = None) -> None:
+        """An event of `resource` arrived (source None), or the probe's watch of it worked
+        (source "probe": that clears only what the probe reported, since kopf's own list or
+        watch may still fail where the probe's does not). Cheap when it was not failing."""
+        entry = self.failing.get(resource)
+        if entry is None or (source is not None and entry.last_source != source):
+            return
+        del self.failing[resource]
+        now = time.time() if now is None else now
+        log.info("Watch recovered", resource=resource, failures=entry.failures,
+                 failing_seconds=round(now - entry.since))
 
     def report(self) -> dict[str, Any]:
         """What `/healthz` shows (kopf puts it under the probe's id)."""

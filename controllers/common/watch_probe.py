@@ -74,7 +74,7 @@ class WatchProbe:
                     continue  # nothing seen yet: kopf is listing it (and logs its failures)
                 failure = await self.probe(label, resource, version)
                 if failure is None:
-                    self.health.record_success(label)
+                    self.health.record_success(label, source="probe")
                 else:
                     self.health.record_failure(failure)
 
@@ -93,21 +93,24 @@ class WatchProbe:
             async with response.response as stream:
                 if stream.status >= 400:
                     status = _decoded(await stream.read())
-                    return WatchFailure(label, str(status.get("message") or stream.reason),
-                                        stream.status, final=False)
+                    return _failure(label, str(status.get("message") or stream.reason),
+                                    stream.status)
                 async for line in stream.content:
                     event = _decoded(line)
                     if event.get("type") == "ERROR":
                         status = event.get("object") or {}
                         if status.get("code") == 410:
                             return None  # too old: kopf lists again, as it should
-                        return WatchFailure(label, str(status.get("message", "")),
-                                            status.get("code"), final=False)
+                        return _failure(label, str(status.get("message", "")),
+                                        status.get("code"))
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError,
                 TimeoutError) as error:
-            return WatchFailure(label, f"the watch stream broke before its end: {error}", None,
-                                final=False)
+            return _failure(label, f"the watch stream broke before its end: {error}", None)
         return None
+
+
+def _failure(label: str, message: str, code: int | None) -> WatchFailure:
+    return WatchFailure(label, message, code, final=False, source="probe")
 
 
 def _decoded(raw: bytes) -> dict[str, Any]:

@@ -71,3 +71,18 @@ def test_the_filter_replaces_kopfs_line_per_retry_but_keeps_its_last() -> None:
     [failing] = health.report()["failingWatches"]
     assert (failing["resource"], failing["failures"], failing["lastCode"]) == (
         "virtualmachines.vdcos.io", 2, 500)
+
+
+def test_the_probe_clears_only_what_it_reported() -> None:
+    health = WatchHealth()
+    kopf_failure = parse_kopf_record(KOPF_LINE)
+    assert kopf_failure is not None
+    health.record_failure(kopf_failure, now=1.0)
+    health.record_success("virtualmachines.vdcos.io", now=2.0, source="probe")
+    assert [w["resource"] for w in health.report()["failingWatches"]] == [
+        "virtualmachines.vdcos.io"]
+    health.record_failure(WatchFailure("pods", "the watch stream broke", None, final=False,
+                                       source="probe"), now=3.0)
+    health.record_success("pods", now=4.0, source="probe")
+    health.record_success("virtualmachines.vdcos.io", now=5.0)  # an event through kopf
+    assert health.report() == {"failingWatches": []}
