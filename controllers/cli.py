@@ -51,7 +51,7 @@ def command_crds(args: argparse.Namespace) -> int:
 def command_run(args: argparse.Namespace) -> int:
     import kopf
 
-    import controllers.operator  # noqa: F401 - registers the handlers
+    import controllers.operator  # registers the handlers
     from controllers.common.logging import configure_logging
     from controllers.common.settings import OperatorConfig
 
@@ -63,7 +63,11 @@ def command_run(args: argparse.Namespace) -> int:
                 clusterwide=True,
                 liveness_endpoint=args.liveness,
                 standalone=args.standalone or None,
-                memo=kopf.Memo(config=config),
+                memo=kopf.Memo({
+                    "config": config,
+                    controllers.operator.METRICS_ENDPOINT_KEY: args.metrics,
+                    controllers.operator.WATCH_PROBE_SECONDS_KEY: args.watch_probe_seconds,
+                }),
             )
         )
     return 0
@@ -88,7 +92,22 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
         "--liveness",
         default=None,
         metavar="URL",
-        help="serve kopf's health endpoint, e.g. http://0.0.0.0:8080/healthz",
+        help="serve kopf's health endpoint (it lists failing watches), e.g. "
+             "http://0.0.0.0:8080/healthz",
+    )
+    run.add_argument(
+        "--metrics",
+        default=None,
+        metavar="URL",
+        help="serve Prometheus metrics (watch failures), e.g. http://0.0.0.0:8081/metrics",
+    )
+    run.add_argument(
+        "--watch-probe-seconds",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how often to check that every watch still works, for the failures kopf does "
+             "not log (default 30; 0: never)",
     )
     run.add_argument(
         "--standalone",

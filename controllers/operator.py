@@ -28,7 +28,16 @@ from controllers.common.controller import (
 from controllers.common.kube import KubeClient, KubeError
 from controllers.common.logging import get_logger
 from controllers.common.login import Login, log_in
+from controllers.common.metrics import MetricsServer, exposition
 from controllers.common.settings import OperatorConfig
+from controllers.common.watch_health import (
+    KopfWatchErrors,
+    WatchHealth,
+    install,
+    resource_label,
+    uninstall,
+)
+from controllers.common.watch_probe import PROBE_SECONDS, WatchProbe
 from controllers.computecluster.controller import ComputeClusterController
 from controllers.distributedportgroup.controller import DistributedPortGroupController
 from controllers.distributedswitch.controller import DistributedSwitchController
@@ -56,6 +65,16 @@ class OperatorState:
     login: Login | None = None
     kube: KubeClient | None = None
     controllers: dict[str, Controller[Any]] = field(default_factory=dict)
+    watch_health: WatchHealth = field(default_factory=WatchHealth)
+    watch_errors: KopfWatchErrors | None = None
+    watch_probe: WatchProbe | None = None
+    metrics: MetricsServer | None = None
+
+    def saw(self, label: str, body: Mapping[str, Any]) -> None:
+        """An event of this resource arrived through kopf: its watch works."""
+        self.watch_health.record_success(label)
+        if self.watch_probe is not None:
+            self.watch_probe.saw(label, body)
 
 
 def state_of(memo: Any) -> OperatorState:
@@ -65,6 +84,12 @@ def state_of(memo: Any) -> OperatorState:
         state = memo["vdcos"] = OperatorState()
     assert isinstance(state, OperatorState)
     return state
+
+
+#: The memo key under which `vdcos run --metrics URL` asks for the metrics endpoint.
+METRICS_ENDPOINT_KEY: Final = "metrics_endpoint"
+#: The memo key of `vdcos run --watch-probe-seconds` (0: no probe).
+WATCH_PROBE_SECONDS_KEY: Final = "watch_probe_seconds"
 
 
 def config_of(memo: Any) -> OperatorConfig:
@@ -89,10 +114,13 @@ def declared_caches(
 
 
 def _register_cache(spec: CacheSpec[Any]) -> None:
-    async def index(body: kopf.Body, **_: Any) -> Mapping[Any, Any]:
+    resource = spec.resource
+    label = resource_label(resource.group, resource.plural)
+
+    async def index(memo: kopf.Memo, body: kopf.Body, **_: Any) -> Mapping[Any, Any]:
+        state_of(memo).saw(label, body)
         return spec.entries(body)
 
-    resource = spec.resource
     kopf.index(resource.group, resource.version, resource.plural, labels=spec.labels, id=spec.id)(
         index
     )
@@ -104,6 +132,8 @@ WatchKey = tuple[ResourceRef, tuple[tuple[str, Any], ...]]
 def _register_watches(key: WatchKey, watches: list[tuple[str, Watch]]) -> None:
     """One kopf handler per resource and label filter, fanning out to every controller that
     watches it: kopf's per-handler cost is paid once per event, not once per controller."""
+    resource, labels = key
+    label = resource_label(resource.group, resource.plural)
 
     async def on_event(
         memo: kopf.Memo,
@@ -113,14 +143,15 @@ def _register_watches(key: WatchKey, watches: list[tuple[str, Watch]]) -> None:
         namespace: str | None,
         **_: Any,
     ) -> None:
-        controllers = state_of(memo).controllers
+        state = state_of(memo)
+        state.saw(label, body)
+        controllers = state.controllers
         event = WatchEvent(type, namespace or "", name, body)
         for controller_name, watch in watches:
             running = controllers.get(controller_name)
             if running is not None:
                 watch.on_event(running, event)
 
-    resource, labels = key
     kopf.on.event(
         resource.group,
         resource.version,
@@ -142,6 +173,15 @@ def register(controllers: tuple[type[Controller[Any]], ...]) -> None:
             watches.setdefault(key, []).append((controller.name, watch))
     for key, fan_out in watches.items():
         _register_watches(key, fan_out)
+
+
+def watched_resources(
+    controllers: tuple[type[Controller[Any]], ...],
+) -> dict[str, ResourceRef]:
+    """Every resource kopf watches for the controllers (caches and watches), by label."""
+    resources = [spec.resource for spec in declared_caches(controllers).values()]
+    resources += [watch.resource for controller in controllers for watch in controller.watches()]
+    return {resource_label(r.group, r.plural): r for r in resources}
 
 
 register(CONTROLLERS)
@@ -186,7 +226,19 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     config = config_of(memo)
     operator_settings.configure_kopf(settings, config)
     state = state_of(memo)
+    # Before kopf starts watching (after the start-up handlers), so no failure is missed.
+    state.watch_errors = install(state.watch_health)
+    endpoint = memo.get(METRICS_ENDPOINT_KEY)
+    if endpoint and state.metrics is None:
+        state.metrics = MetricsServer(str(endpoint), lambda: exposition(state.watch_health))
+        await state.metrics.start()
     state.kube = KubeClient(await operator_login(memo))
+    asked = memo.get(WATCH_PROBE_SECONDS_KEY)
+    probe_seconds = PROBE_SECONDS if asked is None else float(asked)
+    if probe_seconds > 0 and state.watch_probe is None:
+        state.watch_probe = WatchProbe(state.kube.login, state.watch_health,
+                                       watched_resources(CONTROLLERS), probe_seconds)
+        state.watch_probe.start()
     await ensure_priority_classes(state.kube)
     # kopf hands every index to start-up handlers under its handler id.
     caches = {
@@ -201,9 +253,24 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     log.info("Started vdcos operator", server=state.kube.server, controllers=len(CONTROLLERS))
 
 
+@kopf.on.probe(id="watches")
+async def watches_probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    """`/healthz` lists the watches that keep failing: resource, since when, last message."""
+    return state_of(memo).watch_health.report()
+
+
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     state = state_of(memo)
+    if state.watch_errors is not None:
+        uninstall(state.watch_errors)
+        state.watch_errors = None
+    if state.metrics is not None:
+        await state.metrics.stop()
+        state.metrics = None
+    if state.watch_probe is not None:
+        await state.watch_probe.stop()
+        state.watch_probe = None
     for controller in reversed(list(state.controllers.values())):
         await controller.stop()
     state.controllers.clear()

@@ -37,9 +37,65 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idle-connection-seconds", type=float, default=IDLE_SECONDS,
                         help="close a keep-alive connection idle this long between requests "
                              f"(kube-apiserver's IdleTimeout: {IDLE_SECONDS:g})")
-    parser.add_argument("--fail-next-commits", type=int, default=0, metavar="K",
-                        help="fault injection: once the server is up, the next K writes fail "
-                             "as failed commits do (500, nothing kept; default 0)")
+    add_fault_arguments(parser)
+
+
+# ---- faults injected on purpose (devcluster/apiserver/faults.py) -------------------------
+# Server flags, so that they reach the API server process. Also settable at run time by an
+# admin: GET/PUT /debug/devcluster/faults.
+
+
+def share(text: str) -> float:
+    """A share of requests: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, not {text!r}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def whole_seconds(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number of seconds, not {text!r}")
+    return int(text)
+
+
+def add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    faults = parser.add_argument_group("faults (for testing clients against a hostile server)")
+    faults.add_argument("--fault-conflict-share", type=share, default=0.0, metavar="SHARE",
+                        help="answer this share (0-1) of updates, patches and deletes with "
+                             "409 Conflict (\"the object has been modified\")")
+    faults.add_argument("--fault-throttle-share", type=share, default=0.0, metavar="SHARE",
+                        help="answer this share (0-1) of writes with 429 Too Many Requests")
+    faults.add_argument("--fault-retry-after-seconds", type=whole_seconds, default=1,
+                        metavar="SECONDS",
+                        help="the Retry-After of those 429s (default 1)")
+    faults.add_argument("--fault-user-agent", default="", metavar="PRODUCT",
+                        help="fault only this client's writes: its User-Agent product, "
+                             "e.g. vdcos-operator (default: every client)")
+    faults.add_argument("--fault-watch-cut-seconds", type=positive_seconds, default=None,
+                        metavar="SECONDS",
+                        help="end every watch after this long, as a server timeout ends it")
+    faults.add_argument("--fault-watch-cut-user-agent", default="", metavar="PRODUCT",
+                        help="cut only this client's watches, e.g. kopf (default: every "
+                             "client)")
+    faults.add_argument("--fault-seed", type=int, default=None, metavar="N",
+                        help="seed the draws of the shares, to repeat a run")
+    faults.add_argument("--fail-next-commits", type=int, default=0, metavar="K",
+                        help="once the server is up, the next K writes fail as failed commits "
+                             "do (500, nothing kept; default 0)")
 
 
 def add_sim_arguments(parser: argparse.ArgumentParser) -> None:

@@ -38,10 +38,16 @@ def add_process_arguments(parser: argparse.ArgumentParser) -> None:
 async def serve_api(args: argparse.Namespace) -> None:
     """Run the API server in this process until SIGINT/SIGTERM."""
     from .apiserver.connection_limits import ConnectionLimits
+    from .apiserver.faults import FaultFlags, describe, settings_from_flags
     from .apiserver.server import ApiServer
 
+    faults = settings_from_flags(FaultFlags(
+        conflict_share=args.fault_conflict_share, throttle_share=args.fault_throttle_share,
+        retry_after_seconds=args.fault_retry_after_seconds, user_agent=args.fault_user_agent,
+        watch_cut_seconds=args.fault_watch_cut_seconds,
+        watch_cut_user_agent=args.fault_watch_cut_user_agent, seed=args.fault_seed))
     server = ApiServer(data_dir=args.data_dir, token=args.token,
-                       history_size=args.watch_history)
+                       history_size=args.watch_history, faults=faults)
     if args.virt_api:
         # Real virt-api is a webhook server; ours runs inside the API server as an admission
         # plugin, because its subresources read and write the store directly.
@@ -58,6 +64,8 @@ async def serve_api(args: argparse.Namespace) -> None:
     write_kubeconfig(args.kubeconfig, url, server.token, server.certificate.ca_pem)
     print(f"{LISTENING_LINE} {url}", flush=True)
     print(f"{KUBECONFIG_LINE} {args.kubeconfig.resolve()}", flush=True)
+    for line in describe(faults):
+        print(line, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

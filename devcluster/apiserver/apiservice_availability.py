@@ -79,7 +79,10 @@ class AvailabilityController:
             except Exception as error:  # the check never stops the controller
                 condition = ("False", "FailedDiscoveryCheck", str(error))
             self._write(apiservice, condition)
-        await self.store.durable()
+        # A failed commit (an I/O error, an injected fault) fails this pass only; the next
+        # pass writes the condition again.
+        with contextlib.suppress(ApiError):
+            await self.store.durable()
 
     async def _check(self, spec: dict[str, Any]) -> Condition:
         service = spec["service"]

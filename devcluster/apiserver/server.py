@@ -30,9 +30,11 @@ from .certs import load_or_create
 from .connection_limits import ConnectionLimits, LimitedTCPSite
 from .crd_registrar import CrdRegistrar, default_crd
 from .errors import ApiError
+from .faults import FAULTS_PATH, FaultInjector, FaultSettings, break_stream, serve_faults
 from .gc import GarbageCollector
 from .object_size import check_configmap_size, check_secret_size
 from .persistence import SqlitePersistence
+from .request_info import request_attributes
 from .request_params import check_field_manager, flag, int64_param, list_params
 from .resources import Registry, ResourceType
 from .rest import DeleteOptions, ListOptions, Rest, WriteOptions
@@ -52,6 +54,7 @@ KUBERNETES_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-devclu
                       "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23",
                       "compiler": "gc", "platform": "linux/amd64"}
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
+BREAK_WATCH_KEY = "devcluster.break-watch"  # set by a fault: break the stream after headers
 
 ExtensionHandler = Callable[[web.Request, "Target"], Awaitable[web.StreamResponse]]
 # Called with the pod before an eviction deletes it; raising ApiError denies the eviction
@@ -86,6 +89,7 @@ class ApiServer:
         token: str | None = None,
         history_size: int = 1000,
         bookmark_seconds: float = 30.0,
+        faults: FaultSettings | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.token = token or load_or_create_token(data_dir)
@@ -112,6 +116,7 @@ class ApiServer:
         self.availability = AvailabilityController(self.store, self.registry, self.rest,
                                                    self.aggregator)
         self.write_counts = WriteCounts()
+        self.faults = FaultInjector(faults, commit_faults=self.store)
         self.access = AccessControl(self.store, self.registry, self.token, data_dir)
         for api in self.access.served_apis():
             self.add_extension(Extension(api.group, api.version, api.resources, api.handler))
@@ -198,6 +203,12 @@ class ApiServer:
         if path in OPEN_PATHS:
             return web.Response(text="ok")
         self.access.check(request[USER_KEY], request.method, path, request.query)
+        if path == FAULTS_PATH:
+            return await serve_faults(self.faults, request, request[USER_KEY])
+        if self.faults.settings.errors and self.faults.check(
+                _default_manager(request), request_attributes(
+                    request[USER_KEY], request.method, path, request.query)):
+            request[BREAK_WATCH_KEY] = True
         self.write_counts.record(_default_manager(request), request.method, parts)
         if path == WRITE_COUNTS_PATH:
             return _json(self.write_counts.snapshot())
@@ -402,7 +413,8 @@ class ApiServer:
         send_initial = flag(query.get("sendInitialEvents"))
         bookmarks = flag(query.get("allowWatchBookmarks"))
         table = _wants_table(request)
-        timeout = params.timeout_seconds or None
+        timeout, cut_by_fault = self.faults.watch_seconds(_default_manager(request),
+                                                          params.timeout_seconds or None)
         initial: list[tuple[str, dict[str, Any]]] = []
         after: int | None
         if send_initial or not requested:
@@ -424,6 +436,10 @@ class ApiServer:
             await _write_event(response, "ERROR", errors.gone(str(expired)).status())
             return response
         await response.prepare(request)
+        if request.get(BREAK_WATCH_KEY):
+            break_stream(request)
+            self.store.unsubscribe(subscription)
+            return response
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout else None
         last_revision = subscription.after
@@ -449,6 +465,8 @@ class ApiServer:
                 if deadline is not None:
                     wait = min(wait, deadline - loop.time())
                     if wait <= 0:
+                        if cut_by_fault:
+                            self.faults.record_watch_cut()
                         break
                 try:
                     live: Event | None = await asyncio.wait_for(subscription.queue.get(), wait)
@@ -476,7 +494,11 @@ class ApiServer:
             raise errors.invalid("Binding", "", target.name, [
                 errors.Cause("target.name", "Required value")])
         namespace = target.namespace or ""
-        pod = self.rest.get(target.resource, namespace, target.name)
+        # The newest pod, pending writes included (rest.get serves only what is committed):
+        # the update below has no resourceVersion check, so it must build on the latest.
+        pod = self.store.get(target.resource.storage_key, namespace, target.name)
+        if pod is None:
+            raise errors.not_found("pods", "", target.name)
         if pod.get("spec", {}).get("nodeName"):
             raise errors.conflict("pods", "", target.name,
                                   f"pod {target.name} is already assigned to node "

@@ -463,8 +463,16 @@ class VirtController:
         if status == _status(vmi) and meta == _meta(vmi):
             return
         namespace, name = _key(vmi)
-        written = await self.kube.request("PUT", VMIS.path(namespace, name),
-                                          body={**vmi, "metadata": meta, "status": status})
+        try:
+            written = await self.kube.request("PUT", VMIS.path(namespace, name),
+                                              body={**vmi, "metadata": meta, "status": status})
+        except KubeError as error:
+            if error.status != 404:
+                raise
+            # Deleted meanwhile: a write of ours answered after its DELETED event was
+            # handled must not keep it alive here (its VM would never start a new one).
+            self.written.forget(VMIS, (namespace, name))
+            return
         self.written.remember(VMIS, written)
 
     # ---- VM controller -----------------------------------------------------------------

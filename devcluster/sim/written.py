@@ -42,7 +42,14 @@ class WrittenCache:
         self._written: dict[tuple[str, Key], dict[str, Any]] = {}
 
     def remember(self, resource: ResourceRef, written: dict[str, Any]) -> None:
-        if _meta(written).get("name") and _meta(written).get("resourceVersion"):
+        meta = _meta(written)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            # This write removed the last finalizer: the object is gone. Its DELETED event
+            # may have been handled before this answer, so remembering it would bring it
+            # back for good (a VMI resurrected this way kept its VM from ever restarting).
+            self.forget(resource, _key(written))
+            return
+        if meta.get("name") and meta.get("resourceVersion"):
             self._written[(resource.plural, _key(written))] = written
 
     def latest(self, resource: ResourceRef, informer: Informer, key: Key) -> dict[str, Any] | None:
