@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import structlog
 from aiohttp.http_exceptions import HttpProcessingError
@@ -41,7 +42,11 @@ def configure_log_level() -> None:
             structlog.processors.StackInfoRenderer(),
             structlog.dev.set_exc_info,
             structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
-            structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback),
+            # Colours only on a terminal: a log file or a pipe (`vdcos up`'s children, CI)
+            # gets plain text that grep finds.
+            structlog.dev.ConsoleRenderer(
+                colors=sys.stdout.isatty() and "NO_COLOR" not in os.environ,
+                exception_formatter=structlog.dev.plain_traceback),
         ],
     )
     server_log = logging.getLogger("aiohttp.server")
