@@ -86,6 +86,14 @@ def next_steps(kubeconfig: Path, objects: Sequence[Mapping[str, Any]], *,
     lines += [_line("kubectl get vm,vmi,dv,pvc,pods", "what KubeVirt and CDI run"),
               _line("kubectl top nodes", "host load (metrics.k8s.io)"),
               _line("kubectl annotate node host-1 sim.vdcos.io/power=off", "fail a host")]
+    switches = _of_kind(objects, "DistributedSwitch")
+    if switches:
+        uplinks = [str(u) for u in (switches[0].get("spec") or {}).get("uplinks") or []]
+        lines += [_line("kubectl get vds,dvpg", "switches (hosts available), port groups"),
+                  _line("kubectl get nncp,nnce", "what nmstate applies on each host")]
+        if len(uplinks) > 1:
+            lines.append(_line(f"kubectl annotate node host-1 sim.vdcos.io/nic-down={uplinks[0]}",
+                               "pull an uplink: the switch is Degraded, VMs keep running"))
     clusters = _of_kind(objects, "ComputeCluster")
     if clusters:
         name = str(clusters[0]["metadata"]["name"])
