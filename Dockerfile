@@ -14,6 +14,6 @@ COPY --from=build /install /usr/local
 # Unprivileged, numeric so runAsNonRoot can verify it.
 USER 65532:65532
 ENV PYTHONUNBUFFERED=1
-EXPOSE 8080
+EXPOSE 8080 8081
 ENTRYPOINT ["vdcos"]
 CMD ["run", "--liveness=http://0.0.0.0:8080/healthz", "--log-json"]
