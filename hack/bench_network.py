@@ -13,15 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hack.bench_vms import UP_READY, WRITE_COUNTS_PATH, UpProcess, writes_by_process
+from hack.bench_vms import WRITE_COUNTS_PATH, UpProcess, start_up_with, writes_by_process
 from kubekit.resources import NADS, NAMESPACES, NODES, ResourceRef
 from kubekit.restclient import Kube
 
@@ -35,22 +33,7 @@ POLL_SECONDS = 0.1
 
 
 def start_up(workdir: Path, hosts: int, apply_seconds: float, timeout: float = 180) -> UpProcess:
-    kubeconfig = workdir / "kubeconfig"
-    log_path = workdir / "vdcos-up.log"
-    vdcos = Path(sys.executable).parent / "vdcos"
-    args = [str(vdcos), "up", "--kubeconfig", str(kubeconfig), "--hosts", str(hosts),
-            "--nmstate-apply-seconds", str(apply_seconds)]
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    up = UpProcess(process, kubeconfig, log_path)
-    deadline = time.monotonic() + timeout
-    while UP_READY not in log_path.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            up.stop()
-            raise RuntimeError(f"vdcos up did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.2)  # a child process's log: nothing to watch
-    return up
+    return start_up_with(workdir, hosts, ["--nmstate-apply-seconds", str(apply_seconds)], timeout)
 
 
 async def _until(check: Callable[[], Any], timeout: float, what: str) -> float:

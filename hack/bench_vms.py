@@ -78,13 +78,18 @@ def process_figures(pid: int) -> dict[str, float]:
 
 
 def start_vdcos_up(workdir: Path, vms: int, timeout: float = 180) -> UpProcess:
-    hosts = max(3, vms // 150 + 1)
+    return start_up_with(workdir, max(3, vms // 150 + 1), [
+        "--host-pods", "250", "--host-cpu", "256", "--host-memory", "1Ti",
+        "--watch-history", str(max(20_000, vms * 20)), "--import-seconds", "0.5"], timeout)
+
+
+def start_up_with(workdir: Path, hosts: int, flags: list[str], timeout: float = 180) -> UpProcess:
+    """`vdcos up` as a user runs it, with `hosts` hosts and these flags; returns once the
+    operator runs."""
     kubeconfig = workdir / "kubeconfig"
     log_path = workdir / "vdcos-up.log"
     vdcos = Path(sys.executable).parent / "vdcos"
-    args = [str(vdcos), "up", "--kubeconfig", str(kubeconfig), "--hosts", str(hosts),
-            "--host-pods", "250", "--host-cpu", "256", "--host-memory", "1Ti",
-            "--watch-history", str(max(20_000, vms * 20)), "--import-seconds", "0.5"]
+    args = [str(vdcos), "up", "--kubeconfig", str(kubeconfig), "--hosts", str(hosts), *flags]
     with open(log_path, "ab") as log:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
