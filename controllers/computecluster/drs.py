@@ -414,12 +414,15 @@ class _Planner:
             return
         anchor = next(iter(pinned)) if pinned else together_anchor(members, cluster.positions)
         assert anchor is not None
+        # The host most of them share first (fewest moves), then the others by name.
         candidates = [anchor] if pinned else [anchor] + [h for h in cluster.active if h != anchor]
         for host in candidates:
-            outside = [cluster.vms[vm] for vm in members if cluster.positions[vm] != host]
-            if all(self.hard_reason(vm, host, rule.name) is None for vm in outside):
-                for vm in outside:
-                    self.try_move(vm, "RuleViolation", priority, rule,
+            if not cluster.accepts(host) and not pinned:
+                continue
+            outside = [cluster.vms[key] for key in members if cluster.positions[key] != host]
+            if all(self.hard_reason(load, host, rule.name) is None for load in outside):
+                for load in outside:
+                    self.try_move(load, "RuleViolation", priority, rule,
                                   respect_cooldown=rule.enforcement == "Preferred",
                                   among=[host])
                 return
