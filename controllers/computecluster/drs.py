@@ -97,6 +97,8 @@ GIB = 1024**3
 # How many of the most and least loaded hosts a balance step pairs: a best move goes from a
 # heavy host to a light one, and this bounds a step at large scale. Small clusters see all.
 BALANCE_CANDIDATE_HOSTS = 12
+# Rounds of move exchange after the greedy (each keeps only a strict improvement).
+EXCHANGE_ROUNDS = 3
 DEFAULT_SETTINGS = DrsSettings()
 
 
@@ -256,6 +258,22 @@ class _Cluster:
         self.outbound[source] += 1
         self.migrating += 1
         self.moved.add(vm.key)
+        self._sums()
+
+    def unapply(self, vm: VirtualMachineLoad, source: str) -> None:
+        """Take back a planned move of `vm` from `source` (the exact inverse of apply)."""
+        target = self.positions[vm.key]
+        self.cpu_load[target] -= vm.cpu_millicores
+        self.memory_load[target] -= vm.memory_bytes
+        self.cpu_load[source] += vm.cpu_millicores
+        self.memory_load[source] += vm.memory_bytes
+        self.cpu_reserved[target] -= vm.cpu_request_millicores
+        self.memory_reserved[target] -= vm.memory_request_bytes
+        self.leaving[source] = self.leaving[source] - {vm.key}
+        self.positions[vm.key] = source
+        self.outbound[source] -= 1
+        self.migrating -= 1
+        self.moved.discard(vm.key)
         self._sums()
 
     def accepts(self, host: str) -> bool:
@@ -431,22 +449,80 @@ class _Planner:
                 self.hold(vm, f"rule {rule.name}: no host has room for all its VMs together")
 
     def balance(self) -> None:
+        """Greedy best moves while above the target, improved by exchanging moves, then
+        replayed best-first so each move's priority and expected imbalance hold in order."""
         cluster = self.cluster
         settings = self.settings
         if settings.migration_threshold < 2:
             return
         count = len(cluster.active)
         target = target_imbalance(settings.migration_threshold, count)
-        while True:
-            current = cluster.imbalance()
-            if current <= target or len(self.moves) >= settings.max_moves_per_pass:
-                return
-            if cluster.migrating >= settings.max_parallel_in_cluster:
-                return
-            best = self.best_balance_move(current)
+        budget = min(settings.max_moves_per_pass - len(self.moves),
+                     settings.max_parallel_in_cluster - cluster.migrating)
+        chosen: list[tuple[VirtualMachineLoad, str, str]] = []
+        while len(chosen) < budget and cluster.imbalance() > target:
+            best = self.best_balance_move(cluster.imbalance())
             if best is None:
-                return
+                break
             vm, host = best
+            chosen.append((vm, cluster.positions[vm.key], host))
+            cluster.apply(vm, host)
+        if not chosen:
+            return
+        if cluster.imbalance() > target:
+            chosen = self.exchange(chosen)
+        for vm, source, _target in reversed(chosen):
+            cluster.unapply(vm, source)
+        self.replay(chosen, target, count)
+
+    def exchange(self, chosen: list[tuple[VirtualMachineLoad, str, str]]
+                 ) -> list[tuple[VirtualMachineLoad, str, str]]:
+        """Local search on the greedy's moves (applied): take back one or two of them and
+        re-choose as many greedily; keep the change when the imbalance falls. Greedy alone
+        misses plans where two moves must trade targets (measured against the exact oracle)."""
+        cluster = self.cluster
+        for _round in range(EXCHANGE_ROUNDS):
+            before = cluster.imbalance()
+            improved = False
+            drops = [(i,) for i in range(len(chosen))] + [
+                (i, j) for i in range(len(chosen)) for j in range(i + 1, len(chosen))]
+            for drop in drops:
+                kept = [move for index, move in enumerate(chosen) if index not in drop]
+                for index in drop:
+                    cluster.unapply(chosen[index][0], chosen[index][1])
+                added: list[tuple[VirtualMachineLoad, str, str]] = []
+                for _ in drop:
+                    best = self.best_balance_move(cluster.imbalance())
+                    if best is None:
+                        break
+                    vm, host = best
+                    added.append((vm, cluster.positions[vm.key], host))
+                    cluster.apply(vm, host)
+                if cluster.imbalance() < before - 1e-9:
+                    chosen = kept + added
+                    improved = True
+                    break
+                for vm, source, _target in reversed(added):
+                    cluster.unapply(vm, source)
+                for index in drop:
+                    cluster.apply(chosen[index][0], chosen[index][2])
+            if not improved:
+                break
+        return chosen
+
+    def replay(self, chosen: list[tuple[VirtualMachineLoad, str, str]], target: float,
+               count: int) -> None:
+        """Record the chosen moves, each time the one that lowers the imbalance most, until the
+        target is reached (a move past it would be one too many)."""
+        cluster = self.cluster
+        left = list(chosen)
+        while left:
+            current = cluster.imbalance()
+            if current <= target:
+                return
+            index = min(range(len(left)), key=lambda i: (
+                cluster.imbalance_after(left[i][0], left[i][1], left[i][2]), left[i][0].key))
+            vm, _source, host = left.pop(index)
             self.record(vm, host, "Balance", balance_priority(current, count))
 
     def best_balance_move(self, current: float) -> tuple[VirtualMachineLoad, str] | None:
