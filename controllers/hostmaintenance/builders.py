@@ -3,6 +3,7 @@ what a Shutdown maintenance does with a VM that cannot migrate, and the status."
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -91,6 +92,16 @@ def remaining_on_host(
                 reason = f"migration limit ({reason})"
         found.append(Remaining(vm.namespace, vm.name, _plain(reason)))
     return found
+
+
+def evacuation_migration_name(maintenance: str, vm_name: str) -> str:
+    """The VirtualMachineMigration a maintenance creates for a VM: one name per (maintenance,
+    VM), so a pass that runs before the last one's creation is seen cannot ask twice."""
+    name = f"{maintenance}-{vm_name}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:54].rstrip('-.')}-{digest}"
 
 
 def _plain(reason: str) -> str:

@@ -27,6 +27,7 @@ from controllers.computecluster.drs import evacuation_moves
 from controllers.computecluster.kind import COMPUTE_CLUSTER_CACHE
 from controllers.computecluster.models import ComputeClusterSpec
 from controllers.hostmaintenance.builders import (
+    evacuation_migration_name,
     failover_shortfall,
     remaining_on_host,
     rule_refusal,
@@ -105,24 +106,31 @@ class HostMaintenanceController(Controller[str]):
             await self._write(entry, {"phase": "Failed"}, False, "HostNotFound",
                               f"hostName: no host (Node) named {spec.host_name}")
             return
-        cluster_name, cluster_spec = self._cluster_of(node)
-        state, vms = cluster_state(
-            cluster_name, cluster_spec, self.nodes.values(), self._vms_of(cluster_name),
-            self._vmis(), (m.body for m in self.migrations.values()))
-        evacuation = evacuation_moves(spec.host_name, state)
+        # A host normally belongs to one cluster; clusters may overlap, and VMs that name
+        # none may run anywhere: each group is evacuated with its own rules and capacity.
+        groups = []
+        for cluster_name, cluster_spec in self._clusters_of(node):
+            state, vms = cluster_state(
+                cluster_name, cluster_spec, self.nodes.values(), self._vms_of(cluster_name),
+                self._vmis(), (m.body for m in self.migrations.values()))
+            groups.append((cluster_spec, state, vms,
+                           evacuation_moves(spec.host_name, state)))
         previous: Mapping[str, Any] = entry.body.get("status") or {}
-        cordoned_by_us = bool(previous.get("cordoned"))
         schedulable = not (node.get("spec") or {}).get("unschedulable")
-        base: dict[str, Any] = {"clusterName": cluster_name,
+        named = [name for name, _ in self._clusters_of(node) if name is not None]
+        base: dict[str, Any] = {"clusterName": named[0] if named else None,
                                 "poweredOffVirtualMachines":
                                     list(previous.get("poweredOffVirtualMachines") or [])}
         if previous.get("phase") not in ("Entering", "InMaintenance") and not spec.force:
-            refused = rule_refusal(evacuation)
-            reason = "RuleViolation"
-            if refused is None and cluster_spec is not ANY_HOST:
-                refused = failover_shortfall(cluster_spec.ha, state.hosts, vms, spec.host_name)
-                reason = "InsufficientFailoverCapacity"
-            if refused is not None:
+            for cluster_spec, state, vms, evacuation in groups:
+                refused = rule_refusal(evacuation)
+                reason = "RuleViolation"
+                if refused is None and cluster_spec is not ANY_HOST:
+                    refused = failover_shortfall(cluster_spec.ha, state.hosts, vms,
+                                                 spec.host_name)
+                    reason = "InsufficientFailoverCapacity"
+                if refused is None:
+                    continue
                 if previous.get("phase") != "Failed":
                     log.warning("Refused HostMaintenance", name=name, host=spec.host_name,
                                 reason=reason, message=refused)
@@ -135,22 +143,28 @@ class HostMaintenanceController(Controller[str]):
                 "metadata": {"annotations": {MAINTENANCE_NODE_ANNOTATION: name}},
                 "spec": {"unschedulable": True}})
             log.info("Host entering maintenance", name=name, host=spec.host_name)
-            cordoned_by_us = True
         migrating = self._migrating_to()
-        for move in evacuation.moves:
-            if move.vm in migrating:
-                continue
-            namespace, vm_name = move.vm.split("/", 1)
-            await self.kube.create(VIRTUAL_MACHINE_MIGRATION.resource, migration_manifest(
-                namespace, vm_name, move.target, requested_by=REQUESTED_BY_MAINTENANCE,
-                labels={HOST_MAINTENANCE_LABEL: name}))
-        shutting_down: dict[str, str] = {}
-        if spec.strategy == "Shutdown":
-            shutting_down = await self._shut_down(entry, spec, vms, evacuation, base)
-        remaining = remaining_on_host(vms, spec.host_name, evacuation, migrating, shutting_down)
+        remaining = []
+        for _, _, vms, evacuation in groups:
+            for move in evacuation.moves:
+                if move.vm in migrating:
+                    continue
+                namespace, vm_name = move.vm.split("/", 1)
+                try:
+                    await self.kube.create(VIRTUAL_MACHINE_MIGRATION.resource, migration_manifest(
+                        namespace, vm_name, move.target, requested_by=REQUESTED_BY_MAINTENANCE,
+                        labels={HOST_MAINTENANCE_LABEL: name},
+                        name=evacuation_migration_name(name, vm_name)))
+                except KubeError as error:
+                    if error.status != 409:  # 409: asked already; not in the cache yet
+                        raise
+            shutting_down: dict[str, str] = {}
+            if spec.strategy == "Shutdown":
+                shutting_down = await self._shut_down(entry, spec, vms, evacuation, base)
+            remaining += remaining_on_host(vms, spec.host_name, evacuation, migrating,
+                                           shutting_down)
         status = {
             **base,
-            "cordoned": cordoned_by_us,
             "remainingVirtualMachines": [
                 {"namespace": r.namespace, "name": r.name, "reason": r.reason} for r in remaining],
             "migrationsInProgress": sum(
@@ -221,7 +235,11 @@ class HostMaintenanceController(Controller[str]):
         name = str(metadata["name"])
         status: Mapping[str, Any] = entry.body.get("status") or {}
         host = str((entry.body.get("spec") or {}).get("hostName") or "")
-        if status.get("cordoned") and self.nodes.get(host) is not None:
+        # Read, not cached: only the maintenance that cordoned the host (the annotation says
+        # which) uncordons it; a host a person cordoned before stays cordoned.
+        node = await self.kube.get(NODES, None, host) if host else None
+        annotations = ((node or {}).get("metadata") or {}).get("annotations") or {}
+        if annotations.get(MAINTENANCE_NODE_ANNOTATION) == name:
             await self.kube.patch(NODES, None, host, {
                 "metadata": {"annotations": {MAINTENANCE_NODE_ANNOTATION: None}},
                 "spec": {"unschedulable": None}})
@@ -256,13 +274,16 @@ class HostMaintenanceController(Controller[str]):
         await patch_status(self.kube, HOST_MAINTENANCE.resource, None, str(metadata["name"]),
                            previous, desired)
 
-    def _cluster_of(self, node: Mapping[str, Any]) -> tuple[str | None, ComputeClusterSpec]:
-        """The (first, by name) ComputeCluster whose hostSelector picks the host."""
+    def _clusters_of(self, node: Mapping[str, Any]) -> list[tuple[str | None, ComputeClusterSpec]]:
+        """The ComputeClusters whose hostSelector picks the host (by name), then the group of
+        VMs that name no cluster (None: any host)."""
         labels = (node.get("metadata") or {}).get("labels") or {}
-        for key, cluster in sorted(self.clusters.items(), key=lambda item: str(item[0])):
-            if cluster.spec is not None and selector_matches(cluster.spec.host_selector, labels):
-                return str(key), cluster.spec
-        return None, ANY_HOST
+        found: list[tuple[str | None, ComputeClusterSpec]] = [
+            (str(key), cluster.spec)
+            for key, cluster in sorted(self.clusters.items(), key=lambda item: str(item[0]))
+            if cluster.spec is not None and selector_matches(cluster.spec.host_selector, labels)
+        ]
+        return [*found, (None, ANY_HOST)]
 
     def _migrating_to(self) -> dict[str, str]:
         """VM key -> target host of every migration request not finished."""

@@ -39,7 +39,7 @@ HOST_MAINTENANCE = CustomResourceKind(
 
 #: Finalizer that ends maintenance (uncordons the host) when a HostMaintenance is deleted.
 MAINTENANCE_FINALIZER: Final = "vdcos.io/host-maintenance"
-#: On the Node: the HostMaintenance that holds it (for people reading the Node).
+#: On the Node: the HostMaintenance that cordoned it (only that one uncordons it).
 MAINTENANCE_NODE_ANNOTATION: Final = "vdcos.io/maintenance"
 #: On a VDC VM a Shutdown maintenance powered off: the HostMaintenance, to power it on again.
 POWERED_OFF_BY_ANNOTATION: Final = "vdcos.io/powered-off-by-maintenance"

@@ -78,10 +78,6 @@ class HostMaintenanceStatus(StatusModel):
         default_factory=list,
         description="VMs still on the host, each with what holds it.",
     )
-    cordoned: bool | None = Field(
-        default=None,
-        description="True when this maintenance cordoned the host (it uncordons it on exit).",
-    )
     powered_off_virtual_machines: list[str] = Field(
         default_factory=list,
         description=(
