@@ -76,6 +76,13 @@ def end_maintenance(cluster: DevCluster, name: str, host: str) -> None:
     assert not get_json(cluster, "node", host)["spec"].get("unschedulable")
 
 
+def remove(cluster: DevCluster, namespace: str, cluster_name: str) -> None:
+    """Rules and HA settings hold for every maintenance of their hosts: the tests that
+    declare them take them away again."""
+    cluster.kubectl("delete", "vdcvm", "--all", "-n", namespace, "--wait=true", timeout=90)
+    cluster.kubectl("delete", "cc", cluster_name, "--wait=true", timeout=60)
+
+
 def test_maintenance_empties_the_host_and_ends_on_delete(
         datacenter: DevCluster, namespace: str) -> None:
     apply_yaml(datacenter, cluster_of("maint-basic", HOSTS))
@@ -141,6 +148,7 @@ def test_maintenance_refused_by_a_required_rule_unless_forced(
         assert "stay-on-1" in held["reason"]
     finally:
         end_maintenance(datacenter, "maint-rule", "host-1")
+        remove(datacenter, namespace, "maint-rule")
 
 
 def test_maintenance_refused_when_ha_could_not_fail_over(
@@ -161,6 +169,7 @@ def test_maintenance_refused_when_ha_could_not_fail_over(
         assert not get_json(datacenter, "node", host)["spec"].get("unschedulable")
     finally:
         end_maintenance(datacenter, "maint-ha", host)
+        remove(datacenter, namespace, "maint-ha")
 
 
 def test_an_rwo_vm_is_named_then_powered_off_by_shutdown_and_back_on_at_exit(
