@@ -85,6 +85,7 @@ __all__ = [
     "RuleStatus",
     "TargetChoice",
     "VirtualMachineLoad",
+    "balance_priority",
     "choose_target",
     "evacuation_moves",
     "imbalance_of",
