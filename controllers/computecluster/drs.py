@@ -380,7 +380,9 @@ class _Planner:
         if why is not None:
             self.hold(vm.key, why if rule is None else f"rule {rule.name}: {why}")
             return False
-        ignoring = rule.name if rule is not None else None
+        # A keep-together repair moves one member at a time to where the others go: only that
+        # rule is checked by the caller; every other rule, and this one of any other kind, holds.
+        ignoring = rule.name if rule is not None and rule.kind == KEEP_TOGETHER else None
         candidates = None if among is None else list(among)
         target, why = self.best_target(vm, True, ignoring, candidates)
         if target is None and (rule is None or rule.enforcement == "Required"):
@@ -388,7 +390,7 @@ class _Planner:
         if target is None:
             self.hold(vm.key, why if rule is None else f"rule {rule.name}: {why}")
             return False
-        self.record(vm, target, reason, priority, ignoring)
+        self.record(vm, target, reason, priority, rule.name if rule is not None else None)
         return True
 
     # -- phases --
