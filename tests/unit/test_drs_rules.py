@@ -39,10 +39,6 @@ def cluster(*vms: VirtualMachineLoad, rules: tuple[PlacementRule, ...] = (), hos
     return ClusterState(tuple(host(f"host-{i}") for i in range(hosts)), vms, rules)
 
 
-def status(state: ClusterState, name: str, settings: DrsSettings = DrsSettings()) -> object:
-    return next(r for r in plan(state, settings).rules if r.name == name)
-
-
 def test_a_required_anti_affinity_rule_added_to_colocated_vms_is_repaired_first() -> None:
     state = cluster(vm("ns/db-0", "host-0"), vm("ns/db-1", "host-0"), vm("ns/db-2", "host-0"),
                     rules=(rule("db-apart", "SeparateVirtualMachines",
