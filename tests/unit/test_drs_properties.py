@@ -37,7 +37,7 @@ def clusters(draw: st.DrawFn) -> tuple[ClusterState, DrsSettings]:
             cpu_millicores=draw(st.sampled_from([4000, 8000, 16000])),
             memory_bytes=draw(st.sampled_from([16, 32, 64])) * GIB,
             ready=draw(st.booleans()) or draw(st.booleans()) or draw(st.booleans()),
-            schedulable=not draw(st.integers(0, 5)) == 0,
+            schedulable=draw(st.integers(0, 5)) != 0,
             in_maintenance=draw(st.integers(0, 6)) == 0,
         ))
     reserved = {h.name: [0, 0] for h in hosts}
