@@ -17,13 +17,14 @@ from controllers.computecluster.drs import (
     Host,
     MoveInFlight,
     PlacementRule,
+    RuleKind,
     VirtualMachineLoad,
     imbalance_of,
     plan,
 )
 
 GIB = 1024**3
-KINDS = ("KeepTogether", "SeparateVirtualMachines", "VirtualMachinesToHosts",
+KINDS: tuple[RuleKind, ...] = ("KeepTogether", "SeparateVirtualMachines", "VirtualMachinesToHosts",
          "VirtualMachinesNotOnHosts")
 
 
@@ -142,8 +143,8 @@ def test_limits_and_unmovable_vms_are_kept(case: tuple[ClusterState, DrsSettings
     assert len(result.moves) <= drs.max_moves_per_pass
     assert len(result.moves) <= max(0, drs.max_parallel_in_cluster - len(state.in_flight))
     outbound: dict[str, int] = {}
-    for move in [*state.in_flight, *result.moves]:
-        outbound[move.source] = outbound.get(move.source, 0) + 1
+    for source in [m.source for m in state.in_flight] + [m.source for m in result.moves]:
+        outbound[source] = outbound.get(source, 0) + 1
     for move in result.moves:
         assert outbound[move.source] <= max(drs.max_outbound_per_host, 0), move
     moved = [move.vm for move in result.moves]
@@ -170,8 +171,9 @@ def test_no_move_breaks_an_enabled_required_rule(case: tuple[ClusterState, DrsSe
     result = plan(state, drs)
     final = _positions(state)
     leaving: dict[str, set[str]] = {}
-    for move in [*state.in_flight, *result.moves]:
-        leaving.setdefault(move.source, set()).add(move.vm)
+    for vm, source in [(m.vm, m.source) for m in state.in_flight] + [
+            (m.vm, m.source) for m in result.moves]:
+        leaving.setdefault(source, set()).add(vm)
     for move in result.moves:
         final[move.vm] = move.target
     for rule in _enabled_required(result, state):
@@ -197,11 +199,13 @@ def test_no_move_breaks_an_enabled_required_rule(case: tuple[ClusterState, DrsSe
 def test_the_same_input_gives_the_same_plan(case: tuple[ClusterState, DrsSettings],
                                             rng: random.Random) -> None:
     state, drs = case
-    shuffled = [list(state.hosts), list(state.virtual_machines), list(state.rules),
-                list(state.in_flight)]
-    for items in shuffled:
-        rng.shuffle(items)
-    again = ClusterState(*(tuple(items) for items in shuffled))  # type: ignore[arg-type]
+    hosts, vms = list(state.hosts), list(state.virtual_machines)
+    rules, in_flight = list(state.rules), list(state.in_flight)
+    rng.shuffle(hosts)
+    rng.shuffle(vms)
+    rng.shuffle(rules)
+    rng.shuffle(in_flight)
+    again = ClusterState(tuple(hosts), tuple(vms), tuple(rules), tuple(in_flight))
     first, second = plan(state, drs), plan(again, drs)
     # status.rules follows the order of spec.rules; all else is the same whatever the order
     assert sorted(first.rules, key=lambda r: r.name) == sorted(second.rules, key=lambda r: r.name)
