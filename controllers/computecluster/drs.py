@@ -18,15 +18,16 @@ Model (vSphere's classic DRS, the facts in shared/notes/vcompute.md):
 
 A pass, in order: evacuate hosts in maintenance, repair Required rules, repair Preferred rules
 (priority 2), then balance greedily while the imbalance is above the target: each step takes the
-move with the best gain net of its cost (min_gain_per_gib per GiB of memory copied), and stops
-when no move gains more than it costs. Every move keeps the hard limits: the target takes VMs and
-has room for the VM's requests (a migrating VM holds its requests on both hosts until done); no
-enabled Required rule breaks; balance and Preferred repairs do not break a Preferred rule; the VM
-is live-migratable; at most max_outbound_per_host migrations leave a host and
-max_parallel_in_cluster run at once, counting moves in flight; at most max_moves_per_pass are
-planned; a VM in flight or moved within cooldown_seconds is not moved for balance or a Preferred
-rule (maintenance and Required rules still move it). Ties break by VM key then host name, so the
-same input gives the same plan.
+move with the best gain net of its cost (DrsSettings.migration_cost: the gain against the memory
+to copy), and stops when no move gains more than it costs; then one or two of the chosen moves
+are exchanged for better ones while that lowers the imbalance further.
+Every move keeps the hard limits: the target takes VMs and has room for the VM's requests (a
+migrating VM holds its requests on both hosts until done); no enabled Required rule breaks;
+balance and Preferred repairs do not break a Preferred rule; the VM is live-migratable; at most
+max_outbound_per_host migrations leave a host and max_parallel_in_cluster run at once, counting
+moves in flight; at most max_moves_per_pass are planned; a VM in flight or moved within
+cooldown_seconds is not moved for balance or a Preferred rule (maintenance and Required rules
+still move it). Ties break by VM key then host name, so the same input gives the same plan.
 """
 
 from __future__ import annotations
@@ -553,11 +554,13 @@ class _Planner:
             for vm in sorted(by_host.get(source, ()), key=lambda v: v.key):
                 if self.movable(vm, respect_cooldown=True) is not None:
                     continue
-                cost = self.settings.min_gain_per_gib * vm.memory_request_bytes / GIB
+                cost = (self.settings.migration_cost * vm.memory_request_bytes
+                        / cluster.hosts[source].memory_bytes)
                 for target in targets:
                     if target == source:
                         continue
-                    net = current - cluster.imbalance_after(vm, source, target) - cost
+                    after = cluster.imbalance_after(vm, source, target)
+                    net = count * (current * current - after * after) - cost
                     if net <= 1e-12:
                         continue
                     if best is not None and (-net, vm.key, target) >= best:

@@ -204,7 +204,7 @@ def test_a_move_must_pay_for_the_memory_it_copies() -> None:
     moves = plan(state, DrsSettings(migration_threshold=5)).moves
     assert [(move.vm, move.target) for move in moves] == [("ns/small", "host-1")]
     # When copying costs more than any gain, nothing moves.
-    assert plan(skewed(), DrsSettings(min_gain_per_gib=1.0)).moves == ()
+    assert plan(skewed(), DrsSettings(migration_cost=100.0)).moves == ()
 
 
 def test_the_same_input_in_any_order_gives_the_same_plan() -> None:
