@@ -18,15 +18,16 @@ Model (vSphere's classic DRS, the facts in shared/notes/vcompute.md):
 
 A pass, in order: evacuate hosts in maintenance, repair Required rules, repair Preferred rules
 (priority 2), then balance greedily while the imbalance is above the target: each step takes the
-move with the best gain net of its cost (min_gain_per_gib per GiB of memory copied), and stops
-when no move gains more than it costs. Every move keeps the hard limits: the target takes VMs and
-has room for the VM's requests (a migrating VM holds its requests on both hosts until done); no
-enabled Required rule breaks; balance and Preferred repairs do not break a Preferred rule; the VM
-is live-migratable; at most max_outbound_per_host migrations leave a host and
-max_parallel_in_cluster run at once, counting moves in flight; at most max_moves_per_pass are
-planned; a VM in flight or moved within cooldown_seconds is not moved for balance or a Preferred
-rule (maintenance and Required rules still move it). Ties break by VM key then host name, so the
-same input gives the same plan.
+move with the best gain net of its cost (DrsSettings.migration_cost: the gain against the memory
+to copy), and stops when no move gains more than it costs; then one or two of the chosen moves
+are exchanged for better ones while that lowers the imbalance further.
+Every move keeps the hard limits: the target takes VMs and has room for the VM's requests (a
+migrating VM holds its requests on both hosts until done); no enabled Required rule breaks;
+balance and Preferred repairs do not break a Preferred rule; the VM is live-migratable; at most
+max_outbound_per_host migrations leave a host and max_parallel_in_cluster run at once, counting
+moves in flight; at most max_moves_per_pass are planned; a VM in flight or moved within
+cooldown_seconds is not moved for balance or a Preferred rule (maintenance and Required rules
+still move it). Ties break by VM key then host name, so the same input gives the same plan.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ __all__ = [
     "RuleStatus",
     "TargetChoice",
     "VirtualMachineLoad",
+    "balance_priority",
     "choose_target",
     "evacuation_moves",
     "imbalance_of",
@@ -379,7 +381,9 @@ class _Planner:
         if why is not None:
             self.hold(vm.key, why if rule is None else f"rule {rule.name}: {why}")
             return False
-        ignoring = rule.name if rule is not None else None
+        # A keep-together repair moves one member at a time to where the others go: only that
+        # rule is checked by the caller; every other rule, and this one of any other kind, holds.
+        ignoring = rule.name if rule is not None and rule.kind == KEEP_TOGETHER else None
         candidates = None if among is None else list(among)
         target, why = self.best_target(vm, True, ignoring, candidates)
         if target is None and (rule is None or rule.enforcement == "Required"):
@@ -387,7 +391,7 @@ class _Planner:
         if target is None:
             self.hold(vm.key, why if rule is None else f"rule {rule.name}: {why}")
             return False
-        self.record(vm, target, reason, priority, ignoring)
+        self.record(vm, target, reason, priority, rule.name if rule is not None else None)
         return True
 
     # -- phases --
@@ -550,11 +554,13 @@ class _Planner:
             for vm in sorted(by_host.get(source, ()), key=lambda v: v.key):
                 if self.movable(vm, respect_cooldown=True) is not None:
                     continue
-                cost = self.settings.min_gain_per_gib * vm.memory_request_bytes / GIB
+                cost = (self.settings.migration_cost * vm.memory_request_bytes
+                        / cluster.hosts[source].memory_bytes)
                 for target in targets:
                     if target == source:
                         continue
-                    net = current - cluster.imbalance_after(vm, source, target) - cost
+                    after = cluster.imbalance_after(vm, source, target)
+                    net = count * (current * current - after * after) - cost
                     if net <= 1e-12:
                         continue
                     if best is not None and (-net, vm.key, target) >= best:

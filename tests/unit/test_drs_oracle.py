@@ -27,8 +27,8 @@ from controllers.computecluster.drs import ClusterState, Host, VirtualMachineLoa
 
 try:
     import numpy as np
-    from scipy.optimize import Bounds, LinearConstraint, milp
-    from scipy.sparse import lil_matrix
+    from scipy.optimize import Bounds, LinearConstraint, milp  # type: ignore[import-untyped]
+    from scipy.sparse import lil_matrix  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover - scipy is in the test extras
     np = None  # type: ignore[assignment]
 
@@ -50,7 +50,7 @@ class UnitInstance:
         return self.state.virtual_machines
 
 
-def unit_instance(host_units: tuple[int, int], vms: list[tuple[str, int, int, int, int]],
+def unit_instance(host_units: tuple[int, int], vms: list[tuple[int, int, int, int, int]],
                   hosts: int, cpu_unit: int = 250, memory_unit: int = 1024**3,
                   pinned: frozenset[str] = frozenset()) -> UnitInstance:
     """`vms`: (host index as a name suffix, cpu load, memory load, cpu request, memory request)
