@@ -8,6 +8,7 @@ HostMaintenance names it and its disk, and a plain drain waits with KubeVirt's m
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -56,17 +57,17 @@ spec:
 """
 
 
-def hm(cluster: DevCluster, name: str) -> dict:
-    result: dict = get_json(cluster, "hm", name)
+def hm(cluster: DevCluster, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = get_json(cluster, "hm", name)
     return result
 
 
-def wait_hm_phase(cluster: DevCluster, name: str, phase: str, timeout: int = 90) -> dict:
+def wait_hm_phase(cluster: DevCluster, name: str, phase: str, timeout: int = 90) -> dict[str, Any]:
     wait(cluster, f"--for=jsonpath={{.status.phase}}={phase}", f"hm/{name}", timeout=timeout)
     return hm(cluster, name)
 
 
-def ready_condition(obj: dict) -> dict:
+def ready_condition(obj: dict[str, Any]) -> dict[str, Any]:
     return next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
 
 

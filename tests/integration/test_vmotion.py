@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import pytest
 
@@ -75,10 +76,10 @@ def host_of(cluster: DevCluster, namespace: str, name: str) -> str:
 
 
 def wait_phase(cluster: DevCluster, namespace: str, name: str, phase: str,
-               timeout: int = 60) -> dict:
+               timeout: int = 60) -> dict[str, Any]:
     wait(cluster, f"--for=jsonpath={{.status.phase}}={phase}", f"vdcvmm/{name}", "-n",
          namespace, timeout=timeout)
-    result: dict = get_json(cluster, "vdcvmm", name, "-n", namespace)
+    result: dict[str, Any] = get_json(cluster, "vdcvmm", name, "-n", namespace)
     return result
 
 
@@ -93,6 +94,18 @@ def vm_events(cluster: DevCluster, namespace: str, name: str) -> list[str]:
                       "involvedObject.kind=VirtualMachine")
     return [f"{e['reason']}: {e['message']}" for e in events["items"]
             if e["involvedObject"].get("apiVersion", "").startswith("vdcos.io")]
+
+
+def wait_event(cluster: DevCluster, namespace: str, name: str, text: str,
+               timeout: float = 30) -> list[str]:
+    """The VM's Events once one contains `text` (Events are posted right after the status
+    write that a test waits for)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = vm_events(cluster, namespace, name)
+        if any(text in event for event in events) or time.monotonic() > deadline:
+            assert any(text in event for event in events), events
+            return events
 
 
 def test_vmotion_to_a_named_host(datacenter: DevCluster, namespace: str) -> None:
@@ -111,8 +124,8 @@ def test_vmotion_to_a_named_host(datacenter: DevCluster, namespace: str) -> None
                         namespace)
     assert kubevirt["spec"]["addedNodeSelector"] == {"kubernetes.io/hostname": target}
     assert kubevirt["status"]["phase"] == "Succeeded"
-    assert f"VMotion: Migrated from {source} to {target} on request" in vm_events(
-        datacenter, namespace, "web")
+    wait_event(datacenter, namespace, "web",
+               f"VMotion: Migrated from {source} to {target} on request")
     table = datacenter.kubectl("get", "vdcvmm", "-n", namespace).stdout.split("\n")
     assert table[0].split() == ["NAME", "VM", "SOURCE", "TARGET", "PHASE", "AGE"]
     assert table[1].split()[:5] == ["move-web", "web", source, target, "Succeeded"]
@@ -133,7 +146,7 @@ def test_vmotion_without_a_target_lets_drs_pick(datacenter: DevCluster, namespac
 
 
 def refused(cluster: DevCluster, namespace: str, name: str, vm_name: str,
-            target: str) -> dict:
+            target: str) -> dict[str, Any]:
     apply_yaml(cluster, migration(name, vm_name, target), namespace)
     result = wait_phase(cluster, namespace, name, "Failed")
     assert "kubevirtMigrationName" not in result["status"], result["status"]
@@ -201,8 +214,7 @@ spec:
                     next(host for host in HOSTS[:2] if host != pinned))
     assert stuck["status"]["reason"] == "NotLiveMigratable"
     assert f"ReadWriteOnce on {pinned}" in stuck["status"]["message"]
-    assert any(e.startswith("MigrationRefused:") and "ReadWriteOnce" in e
-               for e in vm_events(datacenter, namespace, "pinned"))
+    wait_event(datacenter, namespace, "pinned", "MigrationRefused: virtual machine")
 
     # A host that stops answering turns NotReady: a move there is refused.
     down = next(host for host in HOSTS[:2] if host != db_a)
@@ -270,7 +282,7 @@ def test_the_sixth_concurrent_migration_in_a_cluster_stays_pending(
         started = [p for p in phases if p in ("Scheduling", "Running", "Succeeded")]
         if len(started) >= 5 or time.monotonic() > deadline:
             break
-    assert sorted(phases) == sorted(["Pending"] + started) and len(started) == 5, phases
+    assert sorted(phases) == sorted(["Pending", *started]) and len(started) == 5, phases
     assert "Succeeded" not in started, "a 10 GiB migration ended before the sixth was seen"
     pending = [name for name, phase in kubevirt_phases(datacenter, namespace).items()
                if phase == "Pending"]
