@@ -135,6 +135,7 @@ class _Cluster:
         self.cpu_reserved = dict.fromkeys(self.hosts, 0)
         self.memory_reserved = dict.fromkeys(self.hosts, 0)
         self.positions: dict[str, str] = {}
+        self.residents: dict[str, set[str]] = {}  # host -> VMs placed there (planned)
         self.leaving: dict[str, frozenset[str]] = {}
         self.outbound = dict.fromkeys(self.hosts, 0)
         self.migrating = 0
@@ -146,6 +147,7 @@ class _Cluster:
             move = in_flight.get(vm.key)
             where = move.target if move is not None and move.target in self.hosts else vm.host
             self.positions[vm.key] = where
+            self.residents.setdefault(where, set()).add(vm.key)
             self.cpu_load[where] += vm.cpu_millicores
             self.memory_load[where] += vm.memory_bytes
             for host in {vm.host, where}:
@@ -257,6 +259,8 @@ class _Cluster:
         self.memory_reserved[target] += vm.memory_request_bytes
         self.leaving[source] = self.leaving.get(source, frozenset()) | {vm.key}
         self.positions[vm.key] = target
+        self.residents[source].discard(vm.key)
+        self.residents.setdefault(target, set()).add(vm.key)
         self.outbound[source] += 1
         self.migrating += 1
         self.moved.add(vm.key)
@@ -273,6 +277,8 @@ class _Cluster:
         self.memory_reserved[target] -= vm.memory_request_bytes
         self.leaving[source] = self.leaving[source] - {vm.key}
         self.positions[vm.key] = source
+        self.residents[target].discard(vm.key)
+        self.residents[source].add(vm.key)
         self.outbound[source] -= 1
         self.migrating -= 1
         self.moved.discard(vm.key)
@@ -465,7 +471,7 @@ class _Planner:
                      settings.max_parallel_in_cluster - cluster.migrating)
         chosen: list[tuple[VirtualMachineLoad, str, str]] = []
         while len(chosen) < budget and cluster.imbalance() > target:
-            best = self.best_balance_move(cluster.imbalance())
+            best = self.best_balance_move()
             if best is None:
                 break
             vm, host = best
@@ -496,7 +502,7 @@ class _Planner:
                     cluster.unapply(chosen[index][0], chosen[index][1])
                 added: list[tuple[VirtualMachineLoad, str, str]] = []
                 for _ in drop:
-                    best = self.best_balance_move(cluster.imbalance())
+                    best = self.best_balance_move()
                     if best is None:
                         break
                     vm, host = best
@@ -529,47 +535,63 @@ class _Planner:
             vm, _source, host = left.pop(index)
             self.record(vm, host, "Balance", balance_priority(current, count))
 
-    def best_balance_move(self, current: float) -> tuple[VirtualMachineLoad, str] | None:
+    def best_balance_move(self) -> tuple[VirtualMachineLoad, str] | None:
+        """The fit move with the largest gain net of its cost (None: no move pays).
+
+        The gain is the drop of F = sum over resources of (sum of squared host loads - (sum of
+        loads)**2 / N), which is 2 * N * imbalance**2, computed in O(1) per candidate from the
+        running sums; it is the hot loop of the planner, hence written out.
+        """
         cluster = self.cluster
+        settings = self.settings
         count = len(cluster.active)
-        mean_cpu = cluster.sum_cpu / count
-        mean_memory = cluster.sum_memory / count
-
-        def excess(host: str) -> float:
-            cpu, memory = cluster._fractions(host)
-            return (cpu - mean_cpu) + (memory - mean_memory)
-
-        ranked = sorted(cluster.active, key=lambda h: (-excess(h), h))
+        sum_cpu, sum_memory = cluster.sum_cpu, cluster.sum_memory
+        mean_cpu, mean_memory = sum_cpu / count, sum_memory / count
+        fractions = {host: cluster._fractions(host) for host in cluster.active}
+        ranked = sorted(cluster.active, key=lambda h: (
+            -(fractions[h][0] - mean_cpu + fractions[h][1] - mean_memory), h))
         width = BALANCE_CANDIDATE_HOSTS
         sources = ranked if count <= 2 * width else ranked[:width]
         targets = ranked if count <= 2 * width else ranked[-width:]
-        by_host: dict[str, list[VirtualMachineLoad]] = {}
-        for key, where in cluster.positions.items():
-            by_host.setdefault(where, []).append(cluster.vms[key])
         best: tuple[float, str, str] | None = None
         best_vm: VirtualMachineLoad | None = None
         for source in sources:
-            if cluster.outbound[source] >= self.settings.max_outbound_per_host:
+            if cluster.outbound[source] >= settings.max_outbound_per_host:
                 continue
-            for vm in sorted(by_host.get(source, ()), key=lambda v: v.key):
+            source_host = cluster.hosts[source]
+            source_cpu, source_memory = fractions[source]
+            for key in sorted(cluster.residents.get(source, ())):
+                vm = cluster.vms[key]
                 if self.movable(vm, respect_cooldown=True) is not None:
                     continue
-                cost = (self.settings.migration_cost * vm.memory_request_bytes
-                        / cluster.hosts[source].memory_bytes)
+                cost = settings.migration_cost * vm.memory_request_bytes / source_host.memory_bytes
+                out_cpu = vm.cpu_millicores / source_host.cpu_millicores
+                out_memory = vm.memory_bytes / source_host.memory_bytes
+                source_change = (out_cpu * (out_cpu - 2 * source_cpu)
+                                 + out_memory * (out_memory - 2 * source_memory))
                 for target in targets:
                     if target == source:
                         continue
-                    after = cluster.imbalance_after(vm, source, target)
-                    net = count * (current * current - after * after) - cost
+                    target_host = cluster.hosts[target]
+                    target_cpu, target_memory = fractions[target]
+                    in_cpu = vm.cpu_millicores / target_host.cpu_millicores
+                    in_memory = vm.memory_bytes / target_host.memory_bytes
+                    shift_cpu, shift_memory = in_cpu - out_cpu, in_memory - out_memory
+                    change = (source_change
+                              + in_cpu * (in_cpu + 2 * target_cpu)
+                              + in_memory * (in_memory + 2 * target_memory)
+                              - (shift_cpu * (2 * sum_cpu + shift_cpu)
+                                 + shift_memory * (2 * sum_memory + shift_memory)) / count)
+                    net = -change / 2 - cost
                     if net <= 1e-12:
                         continue
-                    if best is not None and (-net, vm.key, target) >= best:
+                    if best is not None and (-net, key, target) >= best:
                         continue
                     if self.hard_reason(vm, target) is not None:
                         continue
                     if self.soft_reason(vm, target) is not None:
                         continue
-                    best = (-net, vm.key, target)
+                    best = (-net, key, target)
                     best_vm = vm
         if best is None or best_vm is None:
             return None
