@@ -359,6 +359,9 @@ class _Planner:
         """Why the VM cannot be moved at all in this pass (None: it can)."""
         if not vm.migratable:
             return f"not live-migratable: {vm.not_migratable_reason or 'KubeVirt refuses it'}"
+        source = self.cluster.hosts[self.cluster.positions[vm.key]]
+        if not source.ready:  # its virt-handler cannot send it: HA's case, not a migration
+            return f"its host {source.name} is not Ready"
         if vm.key in self.cluster.moved:
             return "waiting: it is migrating"
         if respect_cooldown and self.cluster.in_cooldown(vm):
@@ -650,12 +653,9 @@ def refusal(vm: str, target: str, state: ClusterState,
     """Why a vMotion of `vm` to `target` is refused, or None when it may run. The migration
     limits are not a refusal: a move over them waits (Pending)."""
     planner = _Planner(state, settings)
-    load = planner.cluster.vms.get(vm)
-    if load is None or vm not in planner.cluster.positions:
-        return f"virtual machine {vm} does not run in the cluster"
-    if not load.migratable:
-        return f"virtual machine {vm} is not live-migratable: " + (
-            load.not_migratable_reason or "KubeVirt refuses it")
+    load, reason = _vmotion_candidate(planner, vm)
+    if load is None:
+        return reason
     if planner.cluster.positions[vm] == target:
         return f"virtual machine {vm} already runs on {target}"
     return planner.hard_reason(load, target)
@@ -666,16 +666,27 @@ def choose_target(vm: str, state: ClusterState,
     """Where a vMotion without a target goes: the fit host leaving the lowest imbalance (one that
     keeps the Preferred rules when there is one), or None with the reason."""
     planner = _Planner(state, settings)
-    load = planner.cluster.vms.get(vm)
-    if load is None or vm not in planner.cluster.positions:
-        return TargetChoice(None, f"virtual machine {vm} does not run in the cluster")
-    if not load.migratable:
-        return TargetChoice(None, f"virtual machine {vm} is not live-migratable: "
-                            + (load.not_migratable_reason or "KubeVirt refuses it"))
+    load, reason = _vmotion_candidate(planner, vm)
+    if load is None:
+        return TargetChoice(None, reason)
     target, reason = planner.best_target(load, keep_preferred=True)
     if target is None:
         target, reason = planner.best_target(load, keep_preferred=False)
     return TargetChoice(target, reason)
+
+
+def _vmotion_candidate(planner: _Planner, vm: str) -> tuple[VirtualMachineLoad | None, str]:
+    """The VM to move on request, or None and why it cannot be (before looking at targets)."""
+    load = planner.cluster.vms.get(vm)
+    if load is None or vm not in planner.cluster.positions:
+        return None, f"virtual machine {vm} does not run in the cluster"
+    if not load.migratable:
+        return None, f"virtual machine {vm} is not live-migratable: " + (
+            load.not_migratable_reason or "KubeVirt refuses it")
+    source = planner.cluster.hosts[planner.cluster.positions[vm]]
+    if not source.ready:
+        return None, f"virtual machine {vm} cannot migrate: its host {source.name} is not Ready"
+    return load, ""
 
 
 def _gib(value: int) -> str:

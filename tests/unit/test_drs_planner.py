@@ -283,3 +283,17 @@ def test_bad_settings_name_the_field(field: str, value: object) -> None:
     name = "migrationThreshold" if field == "migration_threshold" else field
     with pytest.raises(ValueError, match=name):
         DrsSettings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_a_vm_on_a_host_that_is_not_ready_is_not_migrated() -> None:
+    state = ClusterState(
+        (host("host-0", ready=False, in_maintenance=True), host("host-1")),
+        (vm("ns/a", "host-0"),),
+    )
+    evacuation = evacuation_moves("host-0", state)
+    assert evacuation.moves == ()
+    assert [(h.reason, h.retriable) for h in evacuation.held] == [
+        ("its host host-0 is not Ready", False)]
+    assert refusal("ns/a", "host-1", state) == (
+        "virtual machine ns/a cannot migrate: its host host-0 is not Ready")
+    assert choose_target("ns/a", state).target is None
