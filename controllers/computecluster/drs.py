@@ -28,6 +28,18 @@ max_outbound_per_host migrations leave a host and max_parallel_in_cluster run at
 moves in flight; at most max_moves_per_pass are planned; a VM in flight or moved within
 cooldown_seconds is not moved for balance or a Preferred rule (maintenance and Required rules
 still move it). Ties break by VM key then host name, so the same input gives the same plan.
+
+Interface (types in drs_types.py, rules in drs_rules.py, all re-exported here):
+- plan(ClusterState, DrsSettings) -> DrsPlan: one pass; `moves` in order, `rules` status,
+  `held` (VMs a mandatory move could not move now, each with why and whether a later pass can).
+- evacuation_moves(host, state, settings) -> Evacuation: the moves that empty a host entering
+  maintenance within the limits, and the VMs still there with what holds each.
+- choose_target(vm, state, settings) -> TargetChoice: the host for a vMotion without a target.
+- refusal(vm, target, state, settings) -> str | None: why a vMotion to `target` is refused.
+- imbalance_of(state), target_imbalance(threshold, hosts), balance_priority(imbalance, hosts).
+Not here: HA failover capacity (whether emptying a host leaves room to restart a failed one's
+VMs) is for the caller to check; and a balance move never moves a VM of a Required
+keep-together group on its own (groups do not move as a unit yet).
 """
 
 from __future__ import annotations

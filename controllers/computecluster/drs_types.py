@@ -151,7 +151,9 @@ class RuleStatus:
     satisfied: bool
     violating: tuple[str, ...]
     message: str
-    disabled_by: str | None = None  # the rule that won the conflict
+    # The rule that won the conflict; the rule's own name when it cannot hold on its own (e.g.
+    # VirtualMachinesToHosts naming no host of the cluster). None: the rule is enabled.
+    disabled_by: str | None = None
 
 
 @dataclass(frozen=True)
