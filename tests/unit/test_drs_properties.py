@@ -19,6 +19,7 @@ from controllers.computecluster.drs import (
     PlacementRule,
     RuleKind,
     VirtualMachineLoad,
+    evacuation_moves,
     imbalance_of,
     plan,
 )
@@ -246,3 +247,25 @@ def test_passes_under_unchanged_load_settle_without_a_cooldown(
             replace(vm, host=targets.get(vm.key, vm.host)) for vm in state.virtual_machines))
     else:
         raise AssertionError("still moving after 200 passes")
+
+
+@PROPERTY
+@given(clusters(), st.integers(0, 5))
+def test_an_evacuation_moves_or_accounts_for_every_vm_on_the_host(
+        case: tuple[ClusterState, DrsSettings], index: int) -> None:
+    state, drs = case
+    host = state.hosts[index % len(state.hosts)].name
+    evacuation = evacuation_moves(host, state, drs)
+    on_host = {key for key, where in _positions(state).items() if where == host}
+    moved = {move.vm for move in evacuation.moves}
+    held = {item.vm: item for item in evacuation.held}
+    assert moved | set(held) == on_host and not moved & set(held)
+    assert all(move.source == host and move.target != host and move.reason == "Maintenance"
+               for move in evacuation.moves)
+    assert evacuation.complete == (not held)
+    assert len(evacuation.moves) <= drs.max_outbound_per_host
+    vms = {vm.key: vm for vm in state.virtual_machines}
+    for key, item in held.items():
+        if not vms[key].migratable:
+            assert not item.retriable and "not live-migratable" in item.reason
+        assert item.reason  # always says why
