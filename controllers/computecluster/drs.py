@@ -76,6 +76,7 @@ from controllers.computecluster.drs_types import (
     RuleStatus,
     TargetChoice,
     VirtualMachineLoad,
+    decimal,
 )
 
 __all__ = [
@@ -100,6 +101,7 @@ __all__ = [
     "VirtualMachineLoad",
     "balance_priority",
     "choose_target",
+    "decimal",
     "evacuation_moves",
     "imbalance_of",
     "plan",
@@ -383,10 +385,11 @@ class _Planner:
     def record(self, vm: VirtualMachineLoad, target: str, reason: MoveReason, priority: int,
                rule: str | None = None) -> None:
         source = self.cluster.positions[vm.key]
+        before = self.cluster.imbalance()
         self.cluster.apply(vm, target)
         self.held.pop(vm.key, None)
         self.moves.append(Move(vm.key, source, target, reason, priority,
-                               self.cluster.imbalance(), rule))
+                               self.cluster.imbalance(), rule, before))
 
     def hold(self, vm: str, reason: str) -> None:
         if vm not in self.held:
