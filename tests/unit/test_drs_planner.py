@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import random
+import re
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -15,6 +17,7 @@ from controllers.computecluster.drs import (
     DrsSettings,
     Host,
     MoveInFlight,
+    PlacementRule,
     VirtualMachineLoad,
     balance_priority,
     choose_target,
@@ -311,3 +314,19 @@ def test_each_move_says_what_its_event_says() -> None:
     assert evacuated.summary.startswith(f"from host-0 to {evacuated.target}: host-0 enters "
                                         "maintenance, imbalance ")
     assert decimal(0.08234) == "0.082"
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: Host("host-0", cpu_millicores=-1, memory_bytes=1), "host host-0: cpu_millicores -1"),
+    (lambda: vm("no-namespace", "host-0"), "'no-namespace' is not namespace/name"),
+    (lambda: vm("ns/a", "host-0", memory_gib=-4), "ns/a: memory_bytes"),
+    (lambda: PlacementRule("r", "Apart", "Required", ("ns/a",)),  # type: ignore[arg-type]
+     "rule r: type 'Apart'"),
+    (lambda: PlacementRule("r", "KeepTogether", "Must", ("ns/a",)),  # type: ignore[arg-type]
+     "rule r: enforcement 'Must'"),
+    (lambda: PlacementRule("r", "KeepTogether", "Required", ("ns/a",), ("host-0",)),
+     "rule r: hosts apply only"),
+])
+def test_bad_input_names_what_is_wrong(build: Callable[[], object], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build()
