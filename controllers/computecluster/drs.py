@@ -391,9 +391,12 @@ class _Planner:
         self.moves.append(Move(vm.key, source, target, reason, priority,
                                self.cluster.imbalance(), rule, before))
 
-    def hold(self, vm: str, reason: str) -> None:
+    def hold(self, vm: str, reason: str, rule: PlacementRule | None = None) -> None:
+        """Note what keeps `vm` from a mandatory move: only the limits ("waiting: ...") are
+        retriable; the first reason found is the one reported."""
         if vm not in self.held:
-            self.held[vm] = HeldVirtualMachine(vm, reason, reason.startswith("waiting"))
+            shown = reason if rule is None else f"rule {rule.name}: {reason}"
+            self.held[vm] = HeldVirtualMachine(vm, shown, reason.startswith("waiting"))
 
     def try_move(self, vm: VirtualMachineLoad, reason: MoveReason, priority: int,
                  rule: PlacementRule | None, respect_cooldown: bool,
@@ -403,7 +406,7 @@ class _Planner:
         if why is None:
             why = self.cluster.limit_reached(self.cluster.positions[vm.key], len(self.moves))
         if why is not None:
-            self.hold(vm.key, why if rule is None else f"rule {rule.name}: {why}")
+            self.hold(vm.key, why, rule)
             return False
         # A keep-together repair moves one member at a time to where the others go: only that
         # rule is checked by the caller; every other rule, and this one of any other kind, holds.
@@ -413,7 +416,7 @@ class _Planner:
         if target is None and (rule is None or rule.enforcement == "Required"):
             target, why = self.best_target(vm, False, ignoring, candidates)
         if target is None:
-            self.hold(vm.key, why if rule is None else f"rule {rule.name}: {why}")
+            self.hold(vm.key, why, rule)
             return False
         self.record(vm, target, reason, priority, rule.name if rule is not None else None)
         return True
@@ -455,8 +458,8 @@ class _Planner:
         pinned = {cluster.positions[vm] for vm in members if not cluster.vms[vm].migratable}
         if len(pinned) > 1:
             for vm in members:
-                self.hold(vm, f"rule {rule.name}: its VMs are pinned to different hosts "
-                              f"({', '.join(sorted(pinned))})")
+                self.hold(vm, "its VMs are pinned to different hosts "
+                              f"({', '.join(sorted(pinned))})", rule)
             return
         anchor = next(iter(pinned)) if pinned else together_anchor(members, cluster.positions)
         assert anchor is not None
@@ -474,7 +477,7 @@ class _Planner:
                 return
         for vm in members:
             if cluster.positions[vm] != anchor:
-                self.hold(vm, f"rule {rule.name}: no host has room for all its VMs together")
+                self.hold(vm, "no host has room for all its VMs together", rule)
 
     def balance(self) -> None:
         """Greedy best moves while above the target, improved by exchanging moves, then

@@ -205,3 +205,13 @@ def test_more_vms_to_keep_apart_than_hosts_is_not_a_conflict() -> None:
     assert result.rules[0].disabled_by is None and not result.rules[0].satisfied
     assert [m.vm for m in result.moves if m.reason == "RuleViolation"] == ["ns/v1"]
     assert {h.vm for h in result.held} == {"ns/v2", "ns/v3"}
+
+
+def test_a_required_repair_over_the_limits_waits_for_a_later_pass() -> None:
+    apart = tuple(f"ns/v{i}" for i in range(4))
+    state = cluster(*(vm(key, "host-0") for key in apart), hosts=5,
+                    rules=(rule("apart", "SeparateVirtualMachines", apart),))
+    result = plan(state)
+    assert [m.vm for m in result.moves] == ["ns/v1", "ns/v2"]  # 2 outbound per host
+    assert [(h.vm, h.retriable) for h in result.held] == [("ns/v3", True)]
+    assert result.held[0].reason == "rule apart: waiting: 2 migrations already leave host-0"
