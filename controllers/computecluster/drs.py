@@ -28,6 +28,18 @@ max_outbound_per_host migrations leave a host and max_parallel_in_cluster run at
 moves in flight; at most max_moves_per_pass are planned; a VM in flight or moved within
 cooldown_seconds is not moved for balance or a Preferred rule (maintenance and Required rules
 still move it). Ties break by VM key then host name, so the same input gives the same plan.
+
+Interface (types in drs_types.py, rules in drs_rules.py, all re-exported here):
+- plan(ClusterState, DrsSettings) -> DrsPlan: one pass; `moves` in order, `rules` status,
+  `held` (VMs a mandatory move could not move now, each with why and whether a later pass can).
+- evacuation_moves(host, state, settings) -> Evacuation: the moves that empty a host entering
+  maintenance within the limits, and the VMs still there with what holds each.
+- choose_target(vm, state, settings) -> TargetChoice: the host for a vMotion without a target.
+- refusal(vm, target, state, settings) -> str | None: why a vMotion to `target` is refused.
+- imbalance_of(state), target_imbalance(threshold, hosts), balance_priority(imbalance, hosts).
+Not here: HA failover capacity (whether emptying a host leaves room to restart a failed one's
+VMs) is for the caller to check; and a balance move never moves a VM of a Required
+keep-together group on its own (groups do not move as a unit yet).
 """
 
 from __future__ import annotations
@@ -64,6 +76,7 @@ from controllers.computecluster.drs_types import (
     RuleStatus,
     TargetChoice,
     VirtualMachineLoad,
+    decimal,
 )
 
 __all__ = [
@@ -88,6 +101,7 @@ __all__ = [
     "VirtualMachineLoad",
     "balance_priority",
     "choose_target",
+    "decimal",
     "evacuation_moves",
     "imbalance_of",
     "plan",
@@ -135,6 +149,7 @@ class _Cluster:
         self.cpu_reserved = dict.fromkeys(self.hosts, 0)
         self.memory_reserved = dict.fromkeys(self.hosts, 0)
         self.positions: dict[str, str] = {}
+        self.residents: dict[str, set[str]] = {}  # host -> VMs placed there (planned)
         self.leaving: dict[str, frozenset[str]] = {}
         self.outbound = dict.fromkeys(self.hosts, 0)
         self.migrating = 0
@@ -146,6 +161,7 @@ class _Cluster:
             move = in_flight.get(vm.key)
             where = move.target if move is not None and move.target in self.hosts else vm.host
             self.positions[vm.key] = where
+            self.residents.setdefault(where, set()).add(vm.key)
             self.cpu_load[where] += vm.cpu_millicores
             self.memory_load[where] += vm.memory_bytes
             for host in {vm.host, where}:
@@ -257,6 +273,8 @@ class _Cluster:
         self.memory_reserved[target] += vm.memory_request_bytes
         self.leaving[source] = self.leaving.get(source, frozenset()) | {vm.key}
         self.positions[vm.key] = target
+        self.residents[source].discard(vm.key)
+        self.residents.setdefault(target, set()).add(vm.key)
         self.outbound[source] += 1
         self.migrating += 1
         self.moved.add(vm.key)
@@ -273,6 +291,8 @@ class _Cluster:
         self.memory_reserved[target] -= vm.memory_request_bytes
         self.leaving[source] = self.leaving[source] - {vm.key}
         self.positions[vm.key] = source
+        self.residents[target].discard(vm.key)
+        self.residents[source].add(vm.key)
         self.outbound[source] -= 1
         self.migrating -= 1
         self.moved.discard(vm.key)
@@ -353,6 +373,9 @@ class _Planner:
         """Why the VM cannot be moved at all in this pass (None: it can)."""
         if not vm.migratable:
             return f"not live-migratable: {vm.not_migratable_reason or 'KubeVirt refuses it'}"
+        source = self.cluster.hosts[self.cluster.positions[vm.key]]
+        if not source.ready:  # its virt-handler cannot send it: HA's case, not a migration
+            return f"its host {source.name} is not Ready"
         if vm.key in self.cluster.moved:
             return "waiting: it is migrating"
         if respect_cooldown and self.cluster.in_cooldown(vm):
@@ -362,14 +385,18 @@ class _Planner:
     def record(self, vm: VirtualMachineLoad, target: str, reason: MoveReason, priority: int,
                rule: str | None = None) -> None:
         source = self.cluster.positions[vm.key]
+        before = self.cluster.imbalance()
         self.cluster.apply(vm, target)
         self.held.pop(vm.key, None)
         self.moves.append(Move(vm.key, source, target, reason, priority,
-                               self.cluster.imbalance(), rule))
+                               self.cluster.imbalance(), rule, before))
 
-    def hold(self, vm: str, reason: str) -> None:
+    def hold(self, vm: str, reason: str, rule: PlacementRule | None = None) -> None:
+        """Note what keeps `vm` from a mandatory move: only the limits ("waiting: ...") are
+        retriable; the first reason found is the one reported."""
         if vm not in self.held:
-            self.held[vm] = HeldVirtualMachine(vm, reason, reason.startswith("waiting"))
+            shown = reason if rule is None else f"rule {rule.name}: {reason}"
+            self.held[vm] = HeldVirtualMachine(vm, shown, reason.startswith("waiting"))
 
     def try_move(self, vm: VirtualMachineLoad, reason: MoveReason, priority: int,
                  rule: PlacementRule | None, respect_cooldown: bool,
@@ -379,7 +406,7 @@ class _Planner:
         if why is None:
             why = self.cluster.limit_reached(self.cluster.positions[vm.key], len(self.moves))
         if why is not None:
-            self.hold(vm.key, why if rule is None else f"rule {rule.name}: {why}")
+            self.hold(vm.key, why, rule)
             return False
         # A keep-together repair moves one member at a time to where the others go: only that
         # rule is checked by the caller; every other rule, and this one of any other kind, holds.
@@ -389,7 +416,7 @@ class _Planner:
         if target is None and (rule is None or rule.enforcement == "Required"):
             target, why = self.best_target(vm, False, ignoring, candidates)
         if target is None:
-            self.hold(vm.key, why if rule is None else f"rule {rule.name}: {why}")
+            self.hold(vm.key, why, rule)
             return False
         self.record(vm, target, reason, priority, rule.name if rule is not None else None)
         return True
@@ -431,8 +458,8 @@ class _Planner:
         pinned = {cluster.positions[vm] for vm in members if not cluster.vms[vm].migratable}
         if len(pinned) > 1:
             for vm in members:
-                self.hold(vm, f"rule {rule.name}: its VMs are pinned to different hosts "
-                              f"({', '.join(sorted(pinned))})")
+                self.hold(vm, "its VMs are pinned to different hosts "
+                              f"({', '.join(sorted(pinned))})", rule)
             return
         anchor = next(iter(pinned)) if pinned else together_anchor(members, cluster.positions)
         assert anchor is not None
@@ -450,7 +477,7 @@ class _Planner:
                 return
         for vm in members:
             if cluster.positions[vm] != anchor:
-                self.hold(vm, f"rule {rule.name}: no host has room for all its VMs together")
+                self.hold(vm, "no host has room for all its VMs together", rule)
 
     def balance(self) -> None:
         """Greedy best moves while above the target, improved by exchanging moves, then
@@ -465,7 +492,7 @@ class _Planner:
                      settings.max_parallel_in_cluster - cluster.migrating)
         chosen: list[tuple[VirtualMachineLoad, str, str]] = []
         while len(chosen) < budget and cluster.imbalance() > target:
-            best = self.best_balance_move(cluster.imbalance())
+            best = self.best_balance_move()
             if best is None:
                 break
             vm, host = best
@@ -496,7 +523,7 @@ class _Planner:
                     cluster.unapply(chosen[index][0], chosen[index][1])
                 added: list[tuple[VirtualMachineLoad, str, str]] = []
                 for _ in drop:
-                    best = self.best_balance_move(cluster.imbalance())
+                    best = self.best_balance_move()
                     if best is None:
                         break
                     vm, host = best
@@ -529,47 +556,63 @@ class _Planner:
             vm, _source, host = left.pop(index)
             self.record(vm, host, "Balance", balance_priority(current, count))
 
-    def best_balance_move(self, current: float) -> tuple[VirtualMachineLoad, str] | None:
+    def best_balance_move(self) -> tuple[VirtualMachineLoad, str] | None:
+        """The fit move with the largest gain net of its cost (None: no move pays).
+
+        The gain is the drop of F = sum over resources of (sum of squared host loads - (sum of
+        loads)**2 / N), which is 2 * N * imbalance**2, computed in O(1) per candidate from the
+        running sums; it is the hot loop of the planner, hence written out.
+        """
         cluster = self.cluster
+        settings = self.settings
         count = len(cluster.active)
-        mean_cpu = cluster.sum_cpu / count
-        mean_memory = cluster.sum_memory / count
-
-        def excess(host: str) -> float:
-            cpu, memory = cluster._fractions(host)
-            return (cpu - mean_cpu) + (memory - mean_memory)
-
-        ranked = sorted(cluster.active, key=lambda h: (-excess(h), h))
+        sum_cpu, sum_memory = cluster.sum_cpu, cluster.sum_memory
+        mean_cpu, mean_memory = sum_cpu / count, sum_memory / count
+        fractions = {host: cluster._fractions(host) for host in cluster.active}
+        ranked = sorted(cluster.active, key=lambda h: (
+            -(fractions[h][0] - mean_cpu + fractions[h][1] - mean_memory), h))
         width = BALANCE_CANDIDATE_HOSTS
         sources = ranked if count <= 2 * width else ranked[:width]
         targets = ranked if count <= 2 * width else ranked[-width:]
-        by_host: dict[str, list[VirtualMachineLoad]] = {}
-        for key, where in cluster.positions.items():
-            by_host.setdefault(where, []).append(cluster.vms[key])
         best: tuple[float, str, str] | None = None
         best_vm: VirtualMachineLoad | None = None
         for source in sources:
-            if cluster.outbound[source] >= self.settings.max_outbound_per_host:
+            if cluster.outbound[source] >= settings.max_outbound_per_host:
                 continue
-            for vm in sorted(by_host.get(source, ()), key=lambda v: v.key):
+            source_host = cluster.hosts[source]
+            source_cpu, source_memory = fractions[source]
+            for key in sorted(cluster.residents.get(source, ())):
+                vm = cluster.vms[key]
                 if self.movable(vm, respect_cooldown=True) is not None:
                     continue
-                cost = (self.settings.migration_cost * vm.memory_request_bytes
-                        / cluster.hosts[source].memory_bytes)
+                cost = settings.migration_cost * vm.memory_request_bytes / source_host.memory_bytes
+                out_cpu = vm.cpu_millicores / source_host.cpu_millicores
+                out_memory = vm.memory_bytes / source_host.memory_bytes
+                source_change = (out_cpu * (out_cpu - 2 * source_cpu)
+                                 + out_memory * (out_memory - 2 * source_memory))
                 for target in targets:
                     if target == source:
                         continue
-                    after = cluster.imbalance_after(vm, source, target)
-                    net = count * (current * current - after * after) - cost
+                    target_host = cluster.hosts[target]
+                    target_cpu, target_memory = fractions[target]
+                    in_cpu = vm.cpu_millicores / target_host.cpu_millicores
+                    in_memory = vm.memory_bytes / target_host.memory_bytes
+                    shift_cpu, shift_memory = in_cpu - out_cpu, in_memory - out_memory
+                    change = (source_change
+                              + in_cpu * (in_cpu + 2 * target_cpu)
+                              + in_memory * (in_memory + 2 * target_memory)
+                              - (shift_cpu * (2 * sum_cpu + shift_cpu)
+                                 + shift_memory * (2 * sum_memory + shift_memory)) / count)
+                    net = -change / 2 - cost
                     if net <= 1e-12:
                         continue
-                    if best is not None and (-net, vm.key, target) >= best:
+                    if best is not None and (-net, key, target) >= best:
                         continue
                     if self.hard_reason(vm, target) is not None:
                         continue
                     if self.soft_reason(vm, target) is not None:
                         continue
-                    best = (-net, vm.key, target)
+                    best = (-net, key, target)
                     best_vm = vm
         if best is None or best_vm is None:
             return None
@@ -628,12 +671,9 @@ def refusal(vm: str, target: str, state: ClusterState,
     """Why a vMotion of `vm` to `target` is refused, or None when it may run. The migration
     limits are not a refusal: a move over them waits (Pending)."""
     planner = _Planner(state, settings)
-    load = planner.cluster.vms.get(vm)
-    if load is None or vm not in planner.cluster.positions:
-        return f"virtual machine {vm} does not run in the cluster"
-    if not load.migratable:
-        return f"virtual machine {vm} is not live-migratable: " + (
-            load.not_migratable_reason or "KubeVirt refuses it")
+    load, reason = _vmotion_candidate(planner, vm)
+    if load is None:
+        return reason
     if planner.cluster.positions[vm] == target:
         return f"virtual machine {vm} already runs on {target}"
     return planner.hard_reason(load, target)
@@ -644,16 +684,27 @@ def choose_target(vm: str, state: ClusterState,
     """Where a vMotion without a target goes: the fit host leaving the lowest imbalance (one that
     keeps the Preferred rules when there is one), or None with the reason."""
     planner = _Planner(state, settings)
-    load = planner.cluster.vms.get(vm)
-    if load is None or vm not in planner.cluster.positions:
-        return TargetChoice(None, f"virtual machine {vm} does not run in the cluster")
-    if not load.migratable:
-        return TargetChoice(None, f"virtual machine {vm} is not live-migratable: "
-                            + (load.not_migratable_reason or "KubeVirt refuses it"))
+    load, reason = _vmotion_candidate(planner, vm)
+    if load is None:
+        return TargetChoice(None, reason)
     target, reason = planner.best_target(load, keep_preferred=True)
     if target is None:
         target, reason = planner.best_target(load, keep_preferred=False)
     return TargetChoice(target, reason)
+
+
+def _vmotion_candidate(planner: _Planner, vm: str) -> tuple[VirtualMachineLoad | None, str]:
+    """The VM to move on request, or None and why it cannot be (before looking at targets)."""
+    load = planner.cluster.vms.get(vm)
+    if load is None or vm not in planner.cluster.positions:
+        return None, f"virtual machine {vm} does not run in the cluster"
+    if not load.migratable:
+        return None, f"virtual machine {vm} is not live-migratable: " + (
+            load.not_migratable_reason or "KubeVirt refuses it")
+    source = planner.cluster.hosts[planner.cluster.positions[vm]]
+    if not source.ready:
+        return None, f"virtual machine {vm} cannot migrate: its host {source.name} is not Ready"
+    return load, ""
 
 
 def _gib(value: int) -> str:

@@ -61,11 +61,41 @@ def _consistent(rules: Sequence[PlacementRule], cluster_hosts: frozenset[str]) -
     if any(not hosts for hosts in group_hosts.values()):
         return False
     for rule in rules:
-        if rule.kind == SEPARATE:
-            roots = [group_of[vm] for vm in rule.virtual_machines if vm in group_of]
-            if len(roots) != len(set(roots)):
+        if rule.kind != SEPARATE:
+            continue
+        roots = [group_of[vm] for vm in rule.virtual_machines if vm in group_of]
+        if len(roots) != len(set(roots)):
+            return False
+        # Each member (or its keep-together group) needs a host of its own among those the
+        # VM-host rules leave it. More members than hosts is not a conflict between rules (the
+        # planner keeps as many apart as it can), so only count hosts the rules take away.
+        members = sorted({group_of.get(vm, vm) for vm in rule.virtual_machines})
+        if len(members) <= len(cluster_hosts):
+            options = {
+                member: group_hosts[member] if member in group_hosts
+                else allowed.get(member, cluster_hosts)
+                for member in members
+            }
+            if not _distinct_hosts_exist(options):
                 return False
     return True
+
+
+def _distinct_hosts_exist(options: Mapping[str, frozenset[str]]) -> bool:
+    """Whether every key can get a different host from its options (bipartite matching)."""
+    holder: dict[str, str] = {}
+
+    def place(member: str, seen: set[str]) -> bool:
+        for host in sorted(options[member]):
+            if host in seen:
+                continue
+            seen.add(host)
+            if host not in holder or place(holder[host], seen):
+                holder[host] = member
+                return True
+        return False
+
+    return all(place(member, set()) for member in sorted(options))
 
 
 def _together_groups(rules: Iterable[PlacementRule]) -> dict[str, str]:

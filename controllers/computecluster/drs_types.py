@@ -35,6 +35,10 @@ class Host:
     in_maintenance: bool = False
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
 
+    def __post_init__(self) -> None:
+        _not_negative(f"host {self.name}", cpu_millicores=self.cpu_millicores,
+                      memory_bytes=self.memory_bytes)
+
     @property
     def accepts_virtual_machines(self) -> bool:
         """Whether a VM may be moved here: Ready, not cordoned, not in maintenance."""
@@ -61,6 +65,14 @@ class VirtualMachineLoad:
     not_migratable_reason: str = ""  # e.g. "disk data is ReadWriteOnce"
     last_moved_at: float | None = None  # when DRS (or a user) last migrated it
 
+    def __post_init__(self) -> None:
+        if self.key.count("/") != 1 or not all(self.key.split("/")):
+            raise ValueError(f"virtual machine key {self.key!r} is not namespace/name")
+        _not_negative(f"virtual machine {self.key}", cpu_millicores=self.cpu_millicores,
+                      memory_bytes=self.memory_bytes,
+                      cpu_request_millicores=self.cpu_request_millicores,
+                      memory_request_bytes=self.memory_request_bytes)
+
 
 @dataclass(frozen=True)
 class PlacementRule:
@@ -76,6 +88,18 @@ class PlacementRule:
     virtual_machines: tuple[str, ...]
     hosts: tuple[str, ...] = ()  # VirtualMachinesToHosts / VirtualMachinesNotOnHosts only
     order: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in (KEEP_TOGETHER, SEPARATE, TO_HOSTS, NOT_ON_HOSTS):
+            raise ValueError(f"rule {self.name}: type {self.kind!r} is not one of KeepTogether, "
+                             "SeparateVirtualMachines, VirtualMachinesToHosts, "
+                             "VirtualMachinesNotOnHosts")
+        if self.enforcement not in ("Required", "Preferred"):
+            raise ValueError(f"rule {self.name}: enforcement {self.enforcement!r} is not "
+                             "Required or Preferred")
+        if self.hosts and self.kind in (KEEP_TOGETHER, SEPARATE):
+            raise ValueError(f"rule {self.name}: hosts apply only to VirtualMachinesToHosts "
+                             "and VirtualMachinesNotOnHosts")
 
 
 @dataclass(frozen=True)
@@ -141,6 +165,27 @@ class Move:
     priority: int  # 1 (mandatory) .. 5 (slight gain), as vSphere rates recommendations
     expected_imbalance: float  # the cluster's imbalance once this and every earlier move ran
     rule: str | None = None  # the rule a RuleViolation move repairs
+    imbalance_before: float = 0.0  # the cluster's imbalance just before this move
+
+    @property
+    def summary(self) -> str:
+        """What the move's Event and log line say after "Migrated by DRS ", e.g.
+        "from host-1 to host-3: balance, imbalance 0.31 -> 0.12"."""
+        why = {"Balance": "balance", "Maintenance": f"{self.source} enters maintenance",
+               "RuleViolation": f"rule {self.rule}"}[self.reason]
+        return (f"from {self.source} to {self.target}: {why}, imbalance "
+                f"{self.imbalance_before:.2f} -> {self.expected_imbalance:.2f}")
+
+
+def _not_negative(what: str, **values: int) -> None:
+    for name, value in values.items():
+        if value < 0:
+            raise ValueError(f"{what}: {name} {value} must not be negative")
+
+
+def decimal(value: float) -> str:
+    """An imbalance as status shows it: a decimal string with 3 places, e.g. "0.082"."""
+    return f"{value:.3f}"
 
 
 @dataclass(frozen=True)
@@ -151,7 +196,9 @@ class RuleStatus:
     satisfied: bool
     violating: tuple[str, ...]
     message: str
-    disabled_by: str | None = None  # the rule that won the conflict
+    # The rule that won the conflict; the rule's own name when it cannot hold on its own (e.g.
+    # VirtualMachinesToHosts naming no host of the cluster). None: the rule is enabled.
+    disabled_by: str | None = None
 
 
 @dataclass(frozen=True)

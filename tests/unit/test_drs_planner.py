@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import random
+import re
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -15,9 +17,11 @@ from controllers.computecluster.drs import (
     DrsSettings,
     Host,
     MoveInFlight,
+    PlacementRule,
     VirtualMachineLoad,
     balance_priority,
     choose_target,
+    decimal,
     evacuation_moves,
     imbalance_of,
     plan,
@@ -283,3 +287,46 @@ def test_bad_settings_name_the_field(field: str, value: object) -> None:
     name = "migrationThreshold" if field == "migration_threshold" else field
     with pytest.raises(ValueError, match=name):
         DrsSettings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_a_vm_on_a_host_that_is_not_ready_is_not_migrated() -> None:
+    state = ClusterState(
+        (host("host-0", ready=False, in_maintenance=True), host("host-1")),
+        (vm("ns/a", "host-0"),),
+    )
+    evacuation = evacuation_moves("host-0", state)
+    assert evacuation.moves == ()
+    assert [(h.reason, h.retriable) for h in evacuation.held] == [
+        ("its host host-0 is not Ready", False)]
+    assert refusal("ns/a", "host-1", state) == (
+        "virtual machine ns/a cannot migrate: its host host-0 is not Ready")
+    assert choose_target("ns/a", state).target is None
+
+
+def test_each_move_says_what_its_event_says() -> None:
+    state = skewed()
+    first = plan(state).moves[0]
+    assert first.imbalance_before == plan(state).imbalance
+    assert first.summary == (
+        f"from host-0 to {first.target}: balance, imbalance "
+        f"{first.imbalance_before:.2f} -> {first.expected_imbalance:.2f}")
+    evacuated = evacuation_moves("host-0", state).moves[0]
+    assert evacuated.summary.startswith(f"from host-0 to {evacuated.target}: host-0 enters "
+                                        "maintenance, imbalance ")
+    assert decimal(0.08234) == "0.082"
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: Host("host-0", cpu_millicores=-1, memory_bytes=1), "host host-0: cpu_millicores -1"),
+    (lambda: vm("no-namespace", "host-0"), "'no-namespace' is not namespace/name"),
+    (lambda: vm("ns/a", "host-0", memory_gib=-4), "ns/a: memory_bytes"),
+    (lambda: PlacementRule("r", "Apart", "Required", ("ns/a",)),  # type: ignore[arg-type]
+     "rule r: type 'Apart'"),
+    (lambda: PlacementRule("r", "KeepTogether", "Must", ("ns/a",)),  # type: ignore[arg-type]
+     "rule r: enforcement 'Must'"),
+    (lambda: PlacementRule("r", "KeepTogether", "Required", ("ns/a",), ("host-0",)),
+     "rule r: hosts apply only"),
+])
+def test_bad_input_names_what_is_wrong(build: Callable[[], object], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build()

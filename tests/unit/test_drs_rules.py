@@ -186,3 +186,32 @@ def test_maintenance_may_break_a_preferred_rule_when_it_must() -> None:
                                 enforcement="Preferred"),))
     assert [(m.vm, m.target) for m in evacuation_moves("host-0", state).moves] == [
         ("ns/a", "host-1")]
+
+
+def test_vms_kept_apart_but_bound_to_one_host_conflict() -> None:
+    state = cluster(vm("ns/a", "host-0"), vm("ns/b", "host-1"),
+                    rules=(rule("apart", "SeparateVirtualMachines", ("ns/a", "ns/b"), order=2),
+                           rule("pinned", "VirtualMachinesToHosts", ("ns/a", "ns/b"),
+                                ("host-1",), order=1)))
+    assert {r.name: r.disabled_by for r in plan(state).rules} == {
+        "apart": None, "pinned": "apart"}
+
+
+def test_more_vms_to_keep_apart_than_hosts_is_not_a_conflict() -> None:
+    state = cluster(*(vm(f"ns/v{i}", "host-0") for i in range(4)), hosts=2,
+                    rules=(rule("apart", "SeparateVirtualMachines",
+                                tuple(f"ns/v{i}" for i in range(4))),))
+    result = plan(state)
+    assert result.rules[0].disabled_by is None and not result.rules[0].satisfied
+    assert [m.vm for m in result.moves if m.reason == "RuleViolation"] == ["ns/v1"]
+    assert {h.vm for h in result.held} == {"ns/v2", "ns/v3"}
+
+
+def test_a_required_repair_over_the_limits_waits_for_a_later_pass() -> None:
+    apart = tuple(f"ns/v{i}" for i in range(4))
+    state = cluster(*(vm(key, "host-0") for key in apart), hosts=5,
+                    rules=(rule("apart", "SeparateVirtualMachines", apart),))
+    result = plan(state)
+    assert [m.vm for m in result.moves] == ["ns/v1", "ns/v2"]  # 2 outbound per host
+    assert [(h.vm, h.retriable) for h in result.held] == [("ns/v3", True)]
+    assert result.held[0].reason == "rule apart: waiting: 2 migrations already leave host-0"
