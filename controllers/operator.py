@@ -41,9 +41,11 @@ from controllers.common.watch_probe import PROBE_SECONDS, WatchProbe
 from controllers.computecluster.controller import ComputeClusterController
 from controllers.distributedportgroup.controller import DistributedPortGroupController
 from controllers.distributedswitch.controller import DistributedSwitchController
+from controllers.hostmaintenance.controller import HostMaintenanceController
 from controllers.storagepolicy.controller import StoragePolicyController
 from controllers.virtualmachine.builders import build_priority_classes
 from controllers.virtualmachine.controller import VirtualMachineController
+from controllers.virtualmachinemigration.controller import VirtualMachineMigrationController
 from kubekit.resources import PRIORITY_CLASSES, ResourceRef
 
 log = get_logger("vdcos.operator")
@@ -55,6 +57,8 @@ CONTROLLERS: Final[tuple[type[Controller[Any]], ...]] = (
     DistributedSwitchController,
     DistributedPortGroupController,
     VirtualMachineController,
+    VirtualMachineMigrationController,
+    HostMaintenanceController,
 )
 
 
