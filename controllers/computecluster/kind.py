@@ -23,12 +23,14 @@ COMPUTE_CLUSTER = CustomResourceKind(
     status_model=ComputeClusterStatus,
     description=(
         "A pool of hosts (Nodes picked by label) that runs VMs; status reports its hosts, "
-        "capacity and allocation. DRS, HA and rules are accepted but not acted on yet."
+        "capacity, allocation and load. DRS balances the load by live migration and keeps "
+        "the placement rules true; HA is accepted but not acted on yet."
     ),
     short_names=("cc",),
     categories=(CATEGORY,),
     printer_columns=(
         PrinterColumn("Hosts", ".status.hostCount", "integer", "Hosts in the cluster"),
+        PrinterColumn("Ready Hosts", ".status.readyHostCount", "integer", "Hosts that are Ready"),
         PrinterColumn(
             "CPU", ".status.allocatedPercent.cpu", "integer", "Percent of CPU capacity allocated"
         ),
@@ -38,8 +40,24 @@ COMPUTE_CLUSTER = CustomResourceKind(
             "integer",
             "Percent of memory capacity allocated",
         ),
+        PrinterColumn(
+            "CPU Use",
+            ".status.drs.usagePercent.cpu",
+            "integer",
+            "Percent of CPU capacity in use (DRS load metric)",
+        ),
+        PrinterColumn(
+            "Memory Use",
+            ".status.drs.usagePercent.memory",
+            "integer",
+            "Percent of memory capacity in use (DRS load metric)",
+        ),
+        PrinterColumn("Imbalance", ".status.drs.imbalance", description="DRS imbalance"),
         READY_COLUMN,
         PrinterColumn("DRS", ".spec.drs.automationLevel", description="DRS level", priority=1),
+        PrinterColumn(
+            "Target", ".status.drs.targetImbalance", description="DRS target imbalance", priority=1
+        ),
         PrinterColumn("HA", ".spec.ha.enabled", "boolean", "HA enabled", priority=1),
         AGE_COLUMN,
     ),

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from controllers.computecluster.builders import ResolvedCluster, placement_for
+from controllers.computecluster.rule_affinity import rule_placement
 from controllers.storagepolicy.builders import PROVISIONING_ANNOTATION, ResolvedStoragePolicy
 from controllers.virtualmachine.changes import APPLIED_DIGEST_ANNOTATION, hot_add_ceilings
 from controllers.virtualmachine.models import (
@@ -193,6 +194,7 @@ def build_kubevirt_vm(
     live: Mapping[str, Any] | None = None,
     mac_addresses: Mapping[str, str] | None = None,
     vmi: Mapping[str, Any] | None = None,
+    vm_labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The kubevirt.io/v1 VirtualMachine for a VDC VirtualMachine (same name and namespace).
 
@@ -201,6 +203,7 @@ def build_kubevirt_vm(
     exists, so hot-add ceilings chosen at creation are kept (see `hot_add_ceilings`), and
     NICs removed from the spec are unplugged (`state: absent`) while `vmi` still has them.
     `mac_addresses` maps NIC names to MACs (`nics.resolve_macs`); without it NICs get none.
+    `vm_labels` (the VDC VM's labels) pick the cluster's rules it is in: their affinity.
     Raises UnresolvedReferenceError naming the field when a reference is missing: call
     `unresolved_references` first to report them all in a condition.
 
@@ -267,8 +270,14 @@ def build_kubevirt_vm(
         "evictionStrategy": "LiveMigrate" if migratable_disks else "LiveMigrateIfPossible",
         "priorityClassName": priority_class_name(spec.restart_priority),
     }
+    template_labels = dict(labels)
     if cluster is not None:
         node_selector, affinity = placement_for(cluster.spec)
+        rules = rule_placement(
+            cluster.spec.rules, vm_labels or {}, label_value(cluster.name), affinity
+        )
+        affinity = rules.affinity
+        template_labels.update(rules.labels)
         if node_selector:
             template_spec["nodeSelector"] = node_selector
         if affinity is not None:
@@ -284,7 +293,7 @@ def build_kubevirt_vm(
                 build_data_volume_template(name, namespace, disk, policy)
                 for disk, policy in zip(spec.disks, policies, strict=True)
             ],
-            "template": {"metadata": {"labels": dict(labels)}, "spec": template_spec},
+            "template": {"metadata": {"labels": template_labels}, "spec": template_spec},
         },
     }
     built["metadata"]["annotations"] = {APPLIED_DIGEST_ANNOTATION: digest_of(built)}

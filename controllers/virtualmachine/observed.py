@@ -57,6 +57,7 @@ def slim_vdc_vm(body: Mapping[str, Any]) -> dict[str, Any]:
             "uid": metadata.get("uid"),
             "generation": metadata.get("generation"),
             "deletionTimestamp": metadata.get("deletionTimestamp"),
+            "labels": dict(metadata.get("labels") or {}),  # pick the cluster's rules
         },
         "spec": dict(body.get("spec") or {}),
         "status": dict(body.get("status") or {}),

@@ -380,6 +380,7 @@ class VirtualMachineReconciler:
                 live=live,
                 mac_addresses=mac_addresses,
                 vmi=vmi,
+                vm_labels=vdc_vm["metadata"].get("labels"),
             )
         except UnresolvedReferenceError:
             return None, live  # reported through unresolved_references
