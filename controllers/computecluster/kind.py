@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
+from typing import Any, Final
+
 from controllers.common.caches import SpecEntry, spec_cache
 from controllers.common.controller import CacheSpec
 from controllers.common.crd_generator import (
@@ -63,7 +66,28 @@ COMPUTE_CLUSTER = CustomResourceKind(
     ),
 )
 
+#: Set (any value) to ask for a DRS pass now instead of at the next intervalSeconds; the
+#: pass removes it. `vdcos drs run` and `vdcos drs apply` set it.
+DRS_PASS_REQUESTED_ANNOTATION: Final = "vdcos.io/drs-pass-requested"
+
+_PARSED: Final = spec_cache("vdcos_computeclusters", COMPUTE_CLUSTER, ComputeClusterSpec)
+
+
+def _cluster_entries(body: Mapping[str, Any]) -> dict[Hashable, SpecEntry[ComputeClusterSpec]]:
+    """The parsed entry, keeping the pass-requested annotation."""
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    kept = {k: v for k, v in annotations.items() if k == DRS_PASS_REQUESTED_ANNOTATION}
+    return {
+        key: SpecEntry(
+            {**entry.body, "metadata": {**entry.body["metadata"], "annotations": kept}},
+            entry.spec,
+            entry.invalid,
+        )
+        for key, entry in _PARSED.entries(body).items()
+    }
+
+
 #: Every ComputeCluster by name, with its parsed spec (read by several controllers).
-COMPUTE_CLUSTER_CACHE: CacheSpec[SpecEntry[ComputeClusterSpec]] = spec_cache(
-    "vdcos_computeclusters", COMPUTE_CLUSTER, ComputeClusterSpec
+COMPUTE_CLUSTER_CACHE: Final = CacheSpec[SpecEntry[ComputeClusterSpec]](
+    _PARSED.id, COMPUTE_CLUSTER.resource, _cluster_entries
 )
