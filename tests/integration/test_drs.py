@@ -1,0 +1,189 @@
+"""DRS end to end: kubectl and `vdcos drs` against `vdcos up` (API server, hosts, operator).
+
+VM load is set as a user of the embedded datacenter sets it: `kubectl annotate vmi` with
+`sim.vdcos.io/cpu-usage` / `memory-usage`, which metrics.k8s.io then reports (as `kubectl top
+pods` shows). A pass is asked for with `vdcos drs run` instead of waiting intervalSeconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.harness import DevCluster
+from tests.integration.conftest import REPO, apply_yaml, get_json, start_vdcos_up, wait
+
+pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
+
+HOSTS = 4
+
+
+@pytest.fixture(scope="module")
+def datacenter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
+    """Four hosts of 8 cores and 32Gi: a few busy VMs make a clear imbalance."""
+    cluster = start_vdcos_up(
+        tmp_path_factory.mktemp("vdcos-up-drs"),
+        "--hosts", str(HOSTS), "--host-cpu", "8", "--host-memory", "32Gi",
+        "--node-status-seconds", "1", "--migration-seconds", "0.5",
+    )
+    yield cluster
+    cluster.stop()
+
+
+def vdcos(cluster: DevCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "controllers.cli", *args, "--kubeconfig", str(cluster.kubeconfig)],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert result.returncode == 0, f"vdcos {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def compute_cluster(name: str, level: str, *, rules: str = "", threshold: int = 3) -> str:
+    return f"""
+apiVersion: vdcos.io/v1alpha1
+kind: ComputeCluster
+metadata:
+  name: {name}
+spec:
+  hostSelector:
+    matchLabels:
+      kubernetes.io/os: linux
+  drs:
+    enabled: true
+    automationLevel: {level}
+    migrationThreshold: {threshold}
+    intervalSeconds: 3600
+{rules}
+"""
+
+
+def vm(name: str, cluster: str, labels: dict[str, str] | None = None) -> str:
+    label_lines = "".join(f"\n    {key}: {value}" for key, value in (labels or {}).items())
+    return f"""
+apiVersion: vdcos.io/v1alpha1
+kind: VirtualMachine
+metadata:
+  name: {name}
+  labels:
+    drs-test: "true"{label_lines}
+spec:
+  clusterName: {cluster}
+  cpu:
+    count: 1
+  memory:
+    size: 1Gi
+"""
+
+
+def start_vms(cluster: DevCluster, namespace: str, names: list[str], cluster_name: str,
+              labels: dict[str, str] | None = None) -> None:
+    apply_yaml(cluster, "---".join(vm(name, cluster_name, labels) for name in names), namespace)
+    wait(cluster, "--for=condition=Ready", "vdcvm", *names, "-n", namespace, timeout=120)
+
+
+def hosts_of(cluster: DevCluster, namespace: str) -> dict[str, str]:
+    """VM name -> the host its VMI runs on."""
+    vmis = get_json(cluster, "vmi", "-n", namespace)["items"]
+    return {vmi["metadata"]["name"]: vmi["status"]["nodeName"] for vmi in vmis}
+
+
+def set_load(cluster: DevCluster, namespace: str, name: str, cpu: str, memory: str) -> None:
+    cluster.kubectl("annotate", "--overwrite", "vmi", name, "-n", namespace,
+                    f"sim.vdcos.io/cpu-usage={cpu}", f"sim.vdcos.io/memory-usage={memory}")
+
+
+def drs_status(cluster: DevCluster, name: str) -> dict[str, Any]:
+    status: dict[str, Any] = get_json(cluster, "cc", name)["status"]
+    return status
+
+
+def run_pass(cluster: DevCluster, name: str) -> dict[str, Any]:
+    """Asks for a pass and returns the status it wrote (the request annotation is removed by
+    the pass, after its status is written)."""
+    before = drs_status(cluster, name).get("drs", {}).get("lastPassTime")
+    vdcos(cluster, "drs", "run", name)
+    wait(cluster, "--for=jsonpath={.metadata.annotations.vdcos\\.io/drs-pass-requested}=",
+         f"cc/{name}")
+    status = drs_status(cluster, name)
+    assert status["drs"]["lastPassTime"] >= (before or "")
+    return status
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(dict(c) for c in status.get("conditions", []) if c["type"] == kind)
+
+
+def skew(cluster: DevCluster, namespace: str) -> str:
+    """Makes every VM on the busiest host heavy; returns that host."""
+    placement = hosts_of(cluster, namespace)
+    by_host: dict[str, list[str]] = {}
+    for name, host in sorted(placement.items()):
+        by_host.setdefault(host, []).append(name)
+    busiest = max(sorted(by_host), key=lambda host: len(by_host[host]))
+    for name in by_host[busiest]:
+        set_load(cluster, namespace, name, "3", "12Gi")
+    return busiest
+
+
+def test_manual_only_recommends_and_drs_apply_applies(datacenter: DevCluster,
+                                                      namespace: str) -> None:
+    apply_yaml(datacenter, compute_cluster("manual", "Manual"))
+    names = [f"m{index}" for index in range(2 * HOSTS)]
+    start_vms(datacenter, namespace, names, "manual")
+    busiest = skew(datacenter, namespace)
+
+    status = run_pass(datacenter, "manual")
+    drs = status["drs"]
+    assert float(drs["imbalance"]) > float(drs["targetImbalance"]), drs
+    assert drs["targetImbalance"] == "0.100"  # 0.1 * (5 - 3) / sqrt(4)
+    assert condition(status, "Balanced")["status"] == "False"
+    recommendations = drs["recommendations"]
+    assert recommendations, drs
+    first = recommendations[0]
+    assert first["reason"] == "Balance"
+    assert first["sourceHost"] == busiest
+    assert first["targetHost"] != busiest
+    assert float(first["expectedImbalance"]) < float(drs["imbalance"])
+    assert first["migration"]["kind"] == "VirtualMachineMigration"
+    assert first["migration"]["spec"] == {"virtualMachineName": first["virtualMachine"]["name"],
+                                          "targetHost": first["targetHost"]}
+    # Manual: nothing moved.
+    assert get_json(datacenter, "vdcvmm", "-n", namespace)["items"] == []
+
+    applied = vdcos(datacenter, "drs", "apply", "manual")
+    assert "virtualmachinemigration.vdcos.io/" in applied.stdout
+    migrations = get_json(datacenter, "vdcvmm", "-n", namespace)["items"]
+    assert len(migrations) == len(recommendations)
+    assert {m["metadata"]["labels"]["vdcos.io/requested-by"] for m in migrations} == {"drs"}
+    assert {(m["spec"]["virtualMachineName"], m["spec"]["targetHost"]) for m in migrations} == {
+        (r["virtualMachine"]["name"], r["targetHost"]) for r in recommendations}
+    reasons = [m["metadata"]["annotations"]["vdcos.io/drs-reason"] for m in migrations]
+    assert all(reason.startswith("balance, imbalance ") for reason in reasons), reasons
+
+
+def test_status_columns(datacenter: DevCluster, namespace: str) -> None:
+    apply_yaml(datacenter, compute_cluster("columns", "Manual"))
+    start_vms(datacenter, namespace, ["c0", "c1"], "columns")
+    status = run_pass(datacenter, "columns")
+    table = datacenter.kubectl("get", "cc", "columns", "-o", "wide").stdout.splitlines()
+    header = table[0].split()
+    for column in ("HOSTS", "READY", "CPU", "MEMORY", "USE", "IMBALANCE", "DRS", "TARGET"):
+        assert column in header, table
+    row = table[1]
+    assert status["drs"]["imbalance"] in row
+    assert "Manual" in row and status["drs"]["targetImbalance"] in row
+    assert f" {HOSTS} " in row
+    narrow = datacenter.kubectl("get", "cc", "columns").stdout.splitlines()[0]
+    assert "IMBALANCE" in narrow and "TARGET" not in narrow
+    # The usage figures are those metrics.k8s.io gives (kubectl top), requests as a floor.
+    usage = status["drs"]["usagePercent"]
+    assert 0 < usage["cpu"] <= 100 and 0 < usage["memory"] <= 100
+    assert json.dumps(status["drs"]["hostLoads"])
