@@ -35,6 +35,7 @@ from controllers.distributedswitch.controller import DistributedSwitchController
 from controllers.storagepolicy.controller import StoragePolicyController
 from controllers.virtualmachine.builders import build_priority_classes
 from controllers.virtualmachine.controller import VirtualMachineController
+from controllers.virtualmachinemigration.controller import VirtualMachineMigrationController
 from kubekit.resources import PRIORITY_CLASSES, ResourceRef
 
 log = get_logger("vdcos.operator")
@@ -46,6 +47,7 @@ CONTROLLERS: Final[tuple[type[Controller[Any]], ...]] = (
     DistributedSwitchController,
     DistributedPortGroupController,
     VirtualMachineController,
+    VirtualMachineMigrationController,
 )
 
 

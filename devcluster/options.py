@@ -50,8 +50,12 @@ def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
                              "host whose launcher pods are gone (KubeVirt default: 300)")
     parser.add_argument("--vmi-start-seconds", type=float, default=0.5,
                         help="time a guest takes to boot once its pod runs (default 0.5)")
-    parser.add_argument("--migration-seconds", type=float, default=2.0,
-                        help="time a live migration takes (default 2)")
+    parser.add_argument("--migration-seconds", type=float, default=1.0,
+                        help="fixed part of a live migration: target start and handover "
+                             "(default 1); the guest memory copy adds to it")
+    parser.add_argument("--migration-bandwidth-gbps", type=float, default=10.0,
+                        help="live migration network in Gb/s: guest memory is copied at "
+                             "this rate (default 10: 8 GiB in about 7 s)")
     parser.add_argument("--import-seconds", type=float, default=2.0,
                         help="time a DataVolume import or clone takes (default 2)")
     parser.add_argument("--nmstate-apply-seconds", type=float, default=1.0,

@@ -254,7 +254,6 @@ def build_kubevirt_vm(
     bootloader: dict[str, Any] = (
         {"efi": {"secureBoot": False}} if spec.firmware == "EFI" else {"bios": {}}
     )
-    migratable_disks = all(policy.live_migratable for policy in policies)
 
     template_spec: dict[str, Any] = {
         "domain": {
@@ -265,9 +264,10 @@ def build_kubevirt_vm(
         },
         "networks": networks,
         "volumes": volumes,
-        # LiveMigrate denies a drain of a host whose VM cannot migrate; such VMs are shut
-        # down and restarted elsewhere instead (LiveMigrateIfPossible).
-        "evictionStrategy": "LiveMigrate" if migratable_disks else "LiveMigrateIfPossible",
+        # A drain live-migrates the VM, and waits (the eviction is denied, naming the VM)
+        # when it cannot migrate: never a silent power-off. An RWO disk cannot follow the
+        # VM to another host, so "restart elsewhere" would fail there anyway.
+        "evictionStrategy": "LiveMigrate",
         "priorityClassName": priority_class_name(spec.restart_priority),
     }
     template_labels = dict(labels)

@@ -6,15 +6,23 @@ the rest turns a migration into its KubeVirt VirtualMachineInstanceMigration.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
 
+from controllers.common.apply import owner_reference
+from controllers.common.conditions import Condition, mark_false, mark_true, mark_unknown
 from controllers.common.vdc_api import API_VERSION
 from controllers.virtualmachinemigration.kind import (
     DRS_REASON_ANNOTATION,
     REQUESTED_BY_DRS,
     REQUESTED_BY_LABEL,
+    REQUESTED_BY_MAINTENANCE,
     VIRTUAL_MACHINE_MIGRATION,
 )
+from controllers.virtualmachinemigration.models import MigrationPhase, RefusalReason
+
+SUCCEEDED: Final = "Succeeded"
 
 
 def migration_manifest(
@@ -54,3 +62,93 @@ def migration_manifest(
         "metadata": metadata,
         "spec": spec,
     }
+
+
+#: On the KubeVirt VirtualMachineInstanceMigration: the VirtualMachineMigration it runs.
+MIGRATION_LABEL: Final = "vdcos.io/migration"
+HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
+
+#: KubeVirt migration phase -> ours (Scheduled/PreparingTarget: the target is still being
+#: prepared; TargetReady: memory copy about to start).
+_PHASES: Final[Mapping[str, MigrationPhase]] = {
+    "": "Pending",
+    "Pending": "Pending",
+    "Scheduling": "Scheduling",
+    "Scheduled": "Scheduling",
+    "PreparingTarget": "Scheduling",
+    "TargetReady": "Running",
+    "Running": "Running",
+    "Succeeded": "Succeeded",
+    "Failed": "Failed",
+}
+
+
+def kubevirt_migration(
+    migration: Mapping[str, Any], vmi_name: str, target_host: str
+) -> dict[str, Any]:
+    """The VirtualMachineInstanceMigration that moves the VM to `target_host`.
+
+    `addedNodeSelector` narrows where KubeVirt may put the target pod to that host; it is
+    added to the VM's own constraints (the cluster's hosts, its rules), never replaces them.
+    Named as the VirtualMachineMigration and owned by it: deleting the request cancels the
+    move (garbage collection deletes the KubeVirt migration, which KubeVirt aborts).
+    """
+    metadata = migration.get("metadata") or {}
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstanceMigration",
+        "metadata": {
+            "name": str(metadata["name"]),
+            "namespace": str(metadata["namespace"]),
+            "labels": {MIGRATION_LABEL: str(metadata["name"])},
+            "ownerReferences": [owner_reference(migration)],
+        },
+        "spec": {"vmiName": vmi_name, "addedNodeSelector": {HOSTNAME_LABEL: target_host}},
+    }
+
+
+def phase_of(kubevirt_phase: str | None) -> MigrationPhase:
+    """Our phase for a KubeVirt migration phase (unknown ones count as still Scheduling)."""
+    return _PHASES.get(kubevirt_phase or "", "Scheduling")
+
+
+def refusal_reason(message: str) -> RefusalReason:
+    """The status.reason for a planner's refusal message (`drs.refusal`, `choose_target`)."""
+    checks: tuple[tuple[str, RefusalReason], ...] = (
+        ("not live-migratable", "NotLiveMigratable"),
+        ("does not run in the cluster", "VirtualMachineNotRunning"),
+        ("already runs on", "TargetIsSource"),
+        ("is not in the cluster", "TargetNotInCluster"),
+        ("is not Ready", "TargetNotReady"),
+        ("is cordoned", "TargetNotReady"),
+        ("is in maintenance", "TargetNotReady"),
+        ("lacks room", "InsufficientCapacity"),
+        ("no allocatable", "InsufficientCapacity"),
+        ("rule ", "RuleViolation"),
+    )
+    for needle, reason in checks:
+        if needle in message:
+            return reason
+    return "NoTarget"
+
+
+def moved_event_message(
+    source: str, target: str, requested_by: str | None, drs_reason: str | None,
+    maintenance: str | None,
+) -> str:
+    """The Event on the VDC VM once it runs on the target, saying who asked and why."""
+    if requested_by == REQUESTED_BY_DRS:
+        return f"Migrated by DRS from {source} to {target}" + (
+            f": {drs_reason}" if drs_reason else "")
+    if requested_by == REQUESTED_BY_MAINTENANCE:
+        return f"Migrated from {source} to {target} for maintenance of {maintenance or source}"
+    return f"Migrated from {source} to {target} on request"
+
+
+def succeeded_condition(phase: MigrationPhase, reason: str, message: str,
+                        current: list[Condition], now: datetime,
+                        generation: int | None) -> list[Condition]:
+    """The Succeeded condition: True once done, False when failed, Unknown while it runs."""
+    mark = (mark_true if phase == "Succeeded" else mark_false if phase == "Failed"
+            else mark_unknown)
+    return mark(current, SUCCEEDED, reason, message, observed_generation=generation, now=now)

@@ -19,6 +19,7 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
                        virt_handler_timeout_seconds=args.virt_handler_timeout_seconds,
                        start_seconds=args.vmi_start_seconds,
                        migration_seconds=args.migration_seconds,
+                       migration_bandwidth_gbps=args.migration_bandwidth_gbps,
                        import_seconds=args.import_seconds,
                        nmstate_apply_seconds=args.nmstate_apply_seconds,
                        nmstate_retry_seconds=args.nmstate_retry_seconds)

@@ -43,7 +43,8 @@ class SimSettings:
     virt_handler_heartbeat_seconds: float = 60.0
     virt_handler_timeout_seconds: float = 300.0  # virt-controller heartBeatTimeout
     pod_gc_seconds: float = 20.0  # PodGC period for out-of-service nodes
-    migration_seconds: float = 2.0  # time a simulated live migration takes
+    migration_seconds: float = 1.0  # fixed part of a live migration (target start, handover)
+    migration_bandwidth_gbps: float = 10.0  # guest memory is copied at this rate
     import_seconds: float = 2.0  # time a simulated DataVolume import/clone takes
     start_seconds: float = 0.5  # launcher pod scheduled -> VMI Running
     nmstate_apply_seconds: float = 1.0  # time one `nmstatectl apply` takes on a host

@@ -316,7 +316,8 @@ class VirtApi:
         vmi = self._get("virtualmachineinstances", namespace, str(owner)) if owner else None
         if vmi is None:
             return None
-        strategy = (vmi.get("spec") or {}).get("evictionStrategy") or "None"
+        strategy = (vmi.get("spec") or {}).get("evictionStrategy") or \
+            self._cluster_eviction_strategy()
         migratable = find_condition(vmi, "LiveMigratable")
         is_migratable = bool(migratable and migratable.get("status") == "True")
         if strategy == "None" or (strategy == "LiveMigrateIfPossible" and not is_migratable):
@@ -338,6 +339,14 @@ class VirtApi:
                                 vmi["metadata"]["name"], {**vmi, "status": status},
                                 WriteOptions(field_manager=MANAGER), "status")
         return f'Eviction triggered evacuation of VMI "{namespace}/{vmi["metadata"]["name"]}"'
+
+
+    def _cluster_eviction_strategy(self) -> str:
+        """The KubeVirt CR's `spec.configuration.evictionStrategy` (default None), which a
+        VMI without its own strategy follows (`migrations.VMIMigratableOnEviction`)."""
+        kubevirt = self._get("kubevirts", "kubevirt", "kubevirt") or {}
+        configuration = (kubevirt.get("spec") or {}).get("configuration") or {}
+        return str(configuration.get("evictionStrategy") or "None")
 
 
 def eviction_denied_message(message: str) -> str:

@@ -37,6 +37,7 @@ from kubekit.workqueue import WorkQueue
 from .cni import network_resources
 from .hotplug import plan_live_update, restart_required_condition
 from .launcher import READINESS_GATE_UNPAUSED, build_launcher_pod, nad_namespaced_name
+from .migrations import limit_reached, migration_limits
 from .nic_hotplug import (
     MIGRATION_REQUIRED,
     migration_required_condition,
@@ -85,8 +86,6 @@ EVACUATION_ANNOTATION = "kubevirt.io/evacuationMigration"
 WORKLOAD_UPDATE_ANNOTATION = "kubevirt.io/workloadUpdateMigration"
 #: Failure reason of the VM when patching NICs into the VMI fails (pkg/network/controllers).
 HOT_PLUG_NIC_ERROR = "HotPlugNetworkInterfaceError"
-PARALLEL_MIGRATIONS_PER_CLUSTER = 5
-PARALLEL_OUTBOUND_MIGRATIONS_PER_NODE = 2
 TARGET_POD_UNSCHEDULABLE_SECONDS = 300
 MIGRATION_ACTIVE_PHASES = frozenset(
     {"Scheduling", "Scheduled", "PreparingTarget", "TargetReady", "Running"}
@@ -285,6 +284,8 @@ class VirtController:
         # vmi uid -> keys of its pods; (namespace, vmi name) -> migration names
         self._pods_by_vmi: dict[str, set[Key]] = {}
         self._migrations_by_vmi: dict[Key, set[str]] = {}
+        # migration key -> the last "waiting for a slot" line logged (logged once per change)
+        self._waiting_logged: dict[Key, str] = {}
         self.vm_queue = WorkQueue("vm", self._sync_vm, workers=4,
                                   retry_delays=SIM_RETRY_DELAYS)
         self.vmi_queue = WorkQueue("vmi", self._sync_vmi, workers=4,
@@ -981,9 +982,16 @@ class VirtController:
         source_node = str(_status(vmi).get("nodeName", ""))
         running = self._migrations_in_flight()
         outbound = [m for m in running if self._source_node(m) == source_node]
-        if len(running) >= PARALLEL_MIGRATIONS_PER_CLUSTER or \
-                len(outbound) >= PARALLEL_OUTBOUND_MIGRATIONS_PER_NODE:
+        waiting = limit_reached(migration_limits(self.kubevirt_cr()), _key(migration)[0],
+                                str(_meta(vmi)["name"]), len(running), len(outbound))
+        if waiting is not None:
+            # KubeVirt leaves the migration Pending and only logs why; looked at again soon
+            # (sooner for the priorities virt-controller itself sets).
+            if self._waiting_logged.get(_key(migration)) != waiting:
+                self._waiting_logged[_key(migration)] = waiting
+                log.info(waiting, migration=_key(migration)[1])
             return 1.0 if (migration.get("spec") or {}).get("priority") else 3.0
+        self._waiting_logged.pop(_key(migration), None)
         if self._target_pod(vmi, migration) is None:
             pod = self.launcher_pod(vmi)
             meta = _meta(migration)

@@ -3,7 +3,8 @@
 A powered-on host (Node annotation `sim.vdcos.io/power` is not "off") runs the domains of
 the VMIs scheduled to it: Scheduled -> Running after `start_seconds`, with interfaces,
 guest-agent details and the LiveMigratable condition. A live migration handed off by
-virt-controller is carried out by the target host: it takes `migration_seconds`, applies a
+virt-controller is carried out by the target host: it takes `migration_seconds` plus the
+guest memory at `migration_bandwidth_gbps` (`migrations.py`), applies a
 pending CPU/memory hot-plug, moves the VMI, and leaves the source launcher pod Succeeded.
 Every `virt_handler_heartbeat_seconds` each powered-on host patches the
 `kubevirt.io/heartbeat` annotation and `kubevirt.io/schedulable` label of its Node; a
@@ -31,6 +32,7 @@ from kubekit.workqueue import WorkQueue
 from .cni import assigns_address
 from .hotplug import status_after_hotplug
 from .launcher import nad_namespaced_name
+from .migrations import migration_seconds
 from .nic_hotplug import MIGRATION_REQUIRED, detached_from_domain
 from .node_lifecycle import NODE_NAME_LABEL, heartbeat_patch
 from .runtime import SIM_RETRY_DELAYS, SimRuntime
@@ -325,16 +327,18 @@ class VirtHandlers:
         now = now_utc()
         namespace, name = _key(vmi)
         target_node = str(state.get("targetNode", ""))
+        duration = migration_seconds(vmi, self.settings.migration_seconds,
+                                     self.settings.migration_bandwidth_gbps)
         if not state.get("startTimestamp"):
             started = {**state, "targetNodeAddress": node_internal_ip(
                 self.nodes.get("", target_node)), "targetNodeDomainDetected": True,
                 "startTimestamp": rfc3339(now)}
             self.written.remember(VMIS, await self.kube.patch(
                 VMIS, namespace, name, {"status": {"migrationState": started}}))
-            return self.settings.migration_seconds
+            return duration
         elapsed = _seconds_since(str(state.get("startTimestamp")), now)
-        if elapsed < self.settings.migration_seconds:
-            return self.settings.migration_seconds - elapsed
+        if elapsed < duration:
+            return duration - elapsed
         target_pod = self._pod_on(vmi, target_node)
         if target_pod is None:
             failed = {**state, "failed": True, "endTimestamp": rfc3339(now),

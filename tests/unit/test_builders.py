@@ -246,8 +246,9 @@ def test_placement_priority_labels_and_eviction() -> None:
     assert template["spec"]["priorityClassName"] == "vdcos-restart-highest"
     assert vm["metadata"]["labels"] == {"vdcos.io/vm": "web", "vdcos.io/cluster": "production"}
     assert template["metadata"]["labels"] == vm["metadata"]["labels"]
-    # gold is RWX, but thin (the default, used by other disks) is RWO: not migratable.
-    assert template["spec"]["evictionStrategy"] == "LiveMigrateIfPossible"
+    # thin (the default, used by other disks) is RWO: not migratable, yet a drain must wait
+    # for it (LiveMigrate denies the eviction) rather than power it off.
+    assert template["spec"]["evictionStrategy"] == "LiveMigrate"
     assert _build(SHAPES["powered-off"])["spec"]["template"]["spec"]["evictionStrategy"] == (
         "LiveMigrate"
     )
