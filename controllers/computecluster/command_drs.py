@@ -56,12 +56,15 @@ async def _client(kubeconfig: Path | None) -> KubeClient:
     return KubeClient(await log_in(kubeconfig), user_agent="vdcos-cli")
 
 
-async def _request_pass(kube: KubeClient, cluster: str) -> None:
+async def _request_pass(kube: KubeClient, cluster: str) -> str:
+    """Sets the pass-requested annotation to a new token; the pass copies it into
+    status.drs.lastRequest once it has run."""
     from controllers.computecluster.kind import COMPUTE_CLUSTER, DRS_PASS_REQUESTED_ANNOTATION
 
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    patch = {"metadata": {"annotations": {DRS_PASS_REQUESTED_ANNOTATION: stamp}}}
+    token = str(int(datetime.now(UTC).timestamp() * 1000))
+    patch = {"metadata": {"annotations": {DRS_PASS_REQUESTED_ANNOTATION: token}}}
     await kube.patch(COMPUTE_CLUSTER.resource, None, cluster, patch)
+    return token
 
 
 async def _apply(kubeconfig: Path | None, cluster: str) -> int:
@@ -87,7 +90,9 @@ async def _apply(kubeconfig: Path | None, cluster: str) -> int:
             )
         if not manifests and not skipped:
             print(f"computecluster {cluster}: no recommendations")
-        await _request_pass(kube, cluster)
+        token = await _request_pass(kube, cluster)
+        print(f"DRS pass requested (status.drs.lastRequest will be {token})")
+        print(token)
         return 0
     finally:
         await kube.close()
@@ -98,7 +103,7 @@ async def _run(kubeconfig: Path | None, cluster: str) -> int:
 
     kube = await _client(kubeconfig)
     try:
-        await _request_pass(kube, cluster)
+        token = await _request_pass(kube, cluster)
     except KubeError as error:
         if error.status == 404:
             print(f'Error: computecluster "{cluster}" not found', file=sys.stderr)
@@ -106,7 +111,11 @@ async def _run(kubeconfig: Path | None, cluster: str) -> int:
         raise
     finally:
         await kube.close()
-    print(f"computecluster.vdcos.io/{cluster}: DRS pass requested")
+    # The token alone on the last line: `kubectl wait --for=jsonpath=
+    # '{.status.drs.lastRequest}'=TOKEN cc/CLUSTER` waits for the pass.
+    print(f"computecluster.vdcos.io/{cluster}: DRS pass requested (status.drs.lastRequest "
+          f"will be {token})")
+    print(token)
     return 0
 
 

@@ -117,9 +117,10 @@ class ComputeClusterController(Controller[str]):
         if not spec.drs.enabled:
             status["conditions"] = remove_condition(status["conditions"], BALANCED)
             return
-        requested = DRS_PASS_REQUESTED_ANNOTATION in (
-            cluster["metadata"].get("annotations") or {}
+        request = (cluster["metadata"].get("annotations") or {}).get(
+            DRS_PASS_REQUESTED_ANNOTATION
         )
+        requested = request is not None
         wait = seconds_until_pass(
             previous.get("drs"), spec.drs.interval_seconds, now, requested=requested
         )
@@ -131,6 +132,9 @@ class ComputeClusterController(Controller[str]):
             return
         result = await run_pass(self.kube, cluster, spec, hosts, status["conditions"], now)
         status["drs"] = result.drs
+        last_request = request if requested else (previous.get("drs") or {}).get("lastRequest")
+        if last_request is not None:
+            status["drs"]["lastRequest"] = last_request
         status["rules"] = result.rules
         status["conditions"] = result.conditions
         if requested:

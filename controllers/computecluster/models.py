@@ -343,6 +343,13 @@ class DRSStatus(StatusModel):
         default=0, ge=0, description="Live migrations of the cluster's VMs not finished yet."
     )
     message: str = Field(default="", description="What the pass did, or why it could not run.")
+    last_request: str | None = Field(
+        default=None,
+        description=(
+            "The value of the annotation vdcos.io/drs-pass-requested the last asked-for pass "
+            "answered (`vdcos drs run` prints it; wait for it here)."
+        ),
+    )
 
 
 class RuleStatus(StatusModel):
