@@ -77,6 +77,7 @@ class ComputeClusterController(Controller[str]):
         previous: Mapping[str, Any] = cluster.get("status") or {}
         now = datetime.now(UTC)
         conditions: list[Condition] = list(previous.get("conditions") or [])
+        answered_request = False
         if entry.spec is None:
             status: dict[str, Any] = {
                 "conditions": mark_false(
@@ -99,8 +100,12 @@ class ComputeClusterController(Controller[str]):
             status = cluster_status_with_conditions(
                 entry.spec, nodes, pods, conditions, generation, now
             )
-            await self._drs(cluster, entry.spec, hosts, status, now)
+            answered_request = await self._drs(cluster, entry.spec, hosts, status, now)
         await patch_status(self.kube, COMPUTE_CLUSTER.resource, None, name, previous, status)
+        if answered_request:
+            # Only once the status says so: a pass that fails before is asked for again.
+            patch = {"metadata": {"annotations": {DRS_PASS_REQUESTED_ANNOTATION: None}}}
+            await self.kube.patch(COMPUTE_CLUSTER.resource, None, name, patch)
 
     async def _drs(
         self,
@@ -109,18 +114,23 @@ class ComputeClusterController(Controller[str]):
         hosts: list[Mapping[str, Any]],
         status: dict[str, Any],
         now: datetime,
-    ) -> None:
+    ) -> bool:
         """Adds status.drs, status.rules and Balanced: a new pass when one is due, else the
-        last pass's (status is written whole)."""
+        last pass's (status is written whole). True when a request, answered now or before,
+        is to be removed."""
         name = str(cluster["metadata"]["name"])
         previous: Mapping[str, Any] = cluster.get("status") or {}
         if not spec.drs.enabled:
             status["conditions"] = remove_condition(status["conditions"], BALANCED)
-            return
+            return False
         request = (cluster["metadata"].get("annotations") or {}).get(
             DRS_PASS_REQUESTED_ANNOTATION
         )
-        requested = request is not None
+        # A request the last pass answered may still show in the cache for a moment after
+        # the status says so (the annotation is removed after the status is written).
+        requested = request is not None and request != (previous.get("drs") or {}).get(
+            "lastRequest"
+        )
         wait = seconds_until_pass(
             previous.get("drs"), spec.drs.interval_seconds, now, requested=requested
         )
@@ -129,7 +139,7 @@ class ComputeClusterController(Controller[str]):
                 if key in previous:
                     status[key] = previous[key]
             self.queue.enqueue(name, wait)
-            return
+            return request is not None  # answered already: its removal may have failed
         result = await run_pass(self.kube, cluster, spec, hosts, status["conditions"], now)
         status["drs"] = result.drs
         last_request = request if requested else (previous.get("drs") or {}).get("lastRequest")
@@ -137,10 +147,8 @@ class ComputeClusterController(Controller[str]):
             status["drs"]["lastRequest"] = last_request
         status["rules"] = result.rules
         status["conditions"] = result.conditions
-        if requested:
-            patch = {"metadata": {"annotations": {DRS_PASS_REQUESTED_ANNOTATION: None}}}
-            await self.kube.patch(COMPUTE_CLUSTER.resource, None, name, patch)
         self.queue.enqueue(name, spec.drs.interval_seconds)
+        return request is not None
 
     async def _label_hosts(self, name: str, hosts: list[str]) -> None:
         """Puts the cluster's label on exactly these hosts (one patch per host that differs)."""

@@ -107,7 +107,10 @@ def drs_status(cluster: DevCluster, name: str) -> dict[str, Any]:
 def run_pass(cluster: DevCluster, name: str) -> dict[str, Any]:
     """Asks for a pass (`vdcos drs run`) and returns the status it wrote."""
     token = vdcos(cluster, "drs", "run", name).stdout.split()[-1]
-    wait(cluster, f"--for=jsonpath={{.status.drs.lastRequest}}={token}", f"cc/{name}")
+    try:
+        wait(cluster, f"--for=jsonpath={{.status.drs.lastRequest}}={token}", f"cc/{name}")
+    except AssertionError:
+        raise AssertionError(f"{token}: {get_json(cluster, 'cc', name)}") from None
     return drs_status(cluster, name)
 
 
@@ -116,14 +119,15 @@ def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def skew(cluster: DevCluster, namespace: str) -> str:
-    """Makes every VM on the busiest host heavy; returns that host."""
+    """Makes every VM on the busiest host heavy (1.5 of its 8 cores and 6 of its 32Gi each);
+    returns that host."""
     placement = hosts_of(cluster, namespace)
     by_host: dict[str, list[str]] = {}
     for name, host in sorted(placement.items()):
         by_host.setdefault(host, []).append(name)
     busiest = max(sorted(by_host), key=lambda host: len(by_host[host]))
     for name in by_host[busiest]:
-        set_load(cluster, namespace, name, "3", "12Gi")
+        set_load(cluster, namespace, name, "1.5", "6Gi")
     return busiest
 
 
@@ -186,3 +190,150 @@ def test_status_columns(datacenter: DevCluster, namespace: str) -> None:
     loads = {entry["name"]: entry for entry in status["drs"]["hostLoads"]}
     assert float(loads[host]["cpu"]) >= 0.5, loads
     assert f"{usage['cpu']}" in row
+
+
+def wait_migrations_done(cluster: DevCluster, namespace: str) -> list[dict[str, Any]]:
+    """Every VirtualMachineMigration of the namespace, once each has finished."""
+    migrations: list[dict[str, Any]] = get_json(cluster, "vdcvmm", "-n", namespace)["items"]
+    for migration in migrations:
+        wait(cluster, "--for=jsonpath={.status.phase}=Succeeded",
+             f"vdcvmm/{migration['metadata']['name']}", "-n", namespace, timeout=90)
+    done: list[dict[str, Any]] = get_json(cluster, "vdcvmm", "-n", namespace)["items"]
+    return done
+
+
+def events_of_vm(cluster: DevCluster, namespace: str, name: str) -> list[str]:
+    events = get_json(cluster, "events", "-n", namespace,
+                      f"--field-selector=involvedObject.name={name},"
+                      "involvedObject.kind=VirtualMachine")["items"]
+    return [e["message"] for e in events
+            if e["involvedObject"].get("apiVersion", "").startswith("vdcos.io")]
+
+
+def test_fully_automated_balances_skewed_load_within_three_passes(
+        datacenter: DevCluster, namespace: str) -> None:
+    apply_yaml(datacenter, compute_cluster("auto", "FullyAutomated"))
+    # Four VMs a host: the heavy ones can be spread one a host, which meets the target.
+    names = [f"a{index}" for index in range(4 * HOSTS)]
+    start_vms(datacenter, namespace, names, "auto")
+    busiest = skew(datacenter, namespace)
+
+    passes = 0
+    status = drs_status(datacenter, "auto")
+    while passes < 3:
+        status = run_pass(datacenter, "auto")
+        passes += 1
+        if condition(status, "Balanced")["status"] == "True":
+            break
+        wait_migrations_done(datacenter, namespace)
+    drs = status["drs"]
+    assert condition(status, "Balanced")["status"] == "True", (passes, drs)
+    assert float(drs["imbalance"]) <= float(drs["targetImbalance"])
+    migrations = get_json(datacenter, "vdcvmm", "-n", namespace)["items"]
+    assert migrations, "balancing moved nothing"
+    assert all(m["metadata"]["labels"]["vdcos.io/requested-by"] == "drs" for m in migrations)
+    assert busiest in {m["status"]["sourceHost"] for m in migrations}, migrations
+    # Each move is told on its VM, with the reason and the imbalance before and after.
+    moved = migrations[0]
+    messages = events_of_vm(datacenter, namespace, moved["spec"]["virtualMachineName"])
+    expected = (f"Migrated by DRS from {moved['status']['sourceHost']} to "
+                f"{moved['status']['targetHost']}: balance, imbalance ")
+    assert any(message.startswith(expected) for message in messages), messages
+    # Under unchanged load the next pass moves nothing.
+    again = run_pass(datacenter, "auto")
+    assert again["drs"]["recommendations"] == []
+    assert len(get_json(datacenter, "vdcvmm", "-n", namespace)["items"]) == len(migrations)
+
+
+def co_locate(cluster: DevCluster, namespace: str, names: list[str], cluster_name: str,
+              labels: dict[str, str]) -> str:
+    """Starts the VMs on one host (the others cordoned meanwhile); returns that host."""
+    hosts = [f"host-{index}" for index in range(1, HOSTS + 1)]
+    cluster.kubectl("cordon", *hosts[1:])
+    try:
+        start_vms(cluster, namespace, names, cluster_name, labels)
+    finally:
+        cluster.kubectl("uncordon", *hosts[1:])
+    placement = hosts_of(cluster, namespace)
+    assert {placement[name] for name in names} == {hosts[0]}, placement
+    return hosts[0]
+
+
+def rule_status(status: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(dict(rule) for rule in status.get("rules", []) if rule["name"] == name)
+
+
+@pytest.mark.parametrize("enforcement", ["Required", "Preferred"])
+def test_separation_rule_added_to_co_located_vms_is_repaired(
+        datacenter: DevCluster, namespace: str, enforcement: str) -> None:
+    name = f"apart-{enforcement.lower()}"
+    apply_yaml(datacenter, compute_cluster(name, "FullyAutomated"))
+    co_locate(datacenter, namespace, ["p0", "p1"], name, {"app": f"pair-{enforcement.lower()}"})
+    apply_yaml(datacenter, compute_cluster(name, "FullyAutomated", rules=f"""
+  rules:
+    - name: pair-apart
+      type: SeparateVirtualMachines
+      enforcement: {enforcement}
+      virtualMachineSelector:
+        matchLabels:
+          app: pair-{enforcement.lower()}
+"""))
+    status = run_pass(datacenter, name)
+    broken = rule_status(status, "pair-apart")
+    assert not broken["satisfied"]
+    assert sorted(broken["violatingVirtualMachines"])
+    recommendation = status["drs"]["recommendations"][0]
+    assert recommendation["reason"] == "RuleViolation"
+    assert recommendation["rule"] == "pair-apart"
+    expected_priority = 1 if enforcement == "Required" else 2
+    assert recommendation["priority"] == expected_priority
+    wait_migrations_done(datacenter, namespace)
+    placement = hosts_of(datacenter, namespace)
+    assert placement["p0"] != placement["p1"], placement
+    repaired = run_pass(datacenter, name)
+    assert rule_status(repaired, "pair-apart")["satisfied"] is True
+    # The broken rule was announced once on the cluster.
+    events = get_json(datacenter, "events", f"--field-selector=involvedObject.name={name}",
+                      "-A")["items"]
+    assert [e["reason"] for e in events if e["reason"] == "RuleViolated"] == ["RuleViolated"]
+    # The KubeVirt VMs now carry the rule as anti-affinity, for their next start.
+    template = get_json(datacenter, "vm", "p0", "-n", namespace)["spec"]["template"]
+    anti = template["spec"]["affinity"]["podAntiAffinity"]
+    mode = ("requiredDuringSchedulingIgnoredDuringExecution" if enforcement == "Required"
+            else "preferredDuringSchedulingIgnoredDuringExecution")
+    assert mode in anti, anti
+    assert template["metadata"]["labels"]["vdcos.io/rule.pair-apart"] == name
+
+
+def test_preferred_keep_together_is_kept_while_balancing(datacenter: DevCluster,
+                                                         namespace: str) -> None:
+    rules = """
+  rules:
+    - name: pair-together
+      type: KeepTogether
+      enforcement: Preferred
+      virtualMachineSelector:
+        matchLabels:
+          app: together
+"""
+    apply_yaml(datacenter, compute_cluster("keep", "FullyAutomated", rules=rules))
+    host = co_locate(datacenter, namespace, ["k0", "k1"], "keep", {"app": "together"})
+    others = [f"o{index}" for index in range(HOSTS)]
+    start_vms(datacenter, namespace, others, "keep")
+    # The pair's host is the busy one: balancing would like to move one of them.
+    for vm_name in ("k0", "k1"):
+        set_load(datacenter, namespace, vm_name, "2", "8Gi")
+    for vm_name, vm_host in hosts_of(datacenter, namespace).items():
+        if vm_host == host and vm_name in others:
+            set_load(datacenter, namespace, vm_name, "1", "4Gi")
+    status = run_pass(datacenter, "keep")
+    assert rule_status(status, "pair-together")["satisfied"] is True
+    wait_migrations_done(datacenter, namespace)
+    placement = hosts_of(datacenter, namespace)
+    assert placement["k0"] == placement["k1"], placement
+    after = run_pass(datacenter, "keep")
+    assert rule_status(after, "pair-together")["satisfied"] is True
+    moved = {m["spec"]["virtualMachineName"]
+             for m in get_json(datacenter, "vdcvmm", "-n", namespace)["items"]}
+    assert moved, "the busy host was not relieved"
+    assert moved.isdisjoint({"k0", "k1"}) or placement["k0"] == placement["k1"]
