@@ -11,6 +11,10 @@
                                                     host, a port group to its NAD in every
                                                     namespace
 
+  python hack/bench.py drs [--scales 64x1000,256x10000]
+                                                    DRS: plan time, imbalance vs target and
+                                                    optimum, moves (hack/bench_drs_plan.py)
+
 kubevirt, vms and network run `vdcos up` as a user starts it and report per process (API server,
 simulation, operator): CPU seconds, RSS, writes per VM. `vms --vms 5000` gives the
 operator's RSS at 5,000 VMs (processes.operator.rss_mb).
@@ -162,6 +166,9 @@ def main() -> int:
     network.add_argument("--nmstate-apply-seconds", type=float, default=1.0,
                          help="time the simulated nmstate takes per host (default 1)")
     network.add_argument("--timeout", type=float, default=300)
+    from hack.bench_drs_plan import add_arguments as add_drs_plan_arguments
+
+    add_drs_plan_arguments(sub.add_parser("drs"))
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     from devcluster.serve import event_loop_runner
@@ -169,6 +176,10 @@ def main() -> int:
     with event_loop_runner() as loop:
         if args.which == "apiserver":
             results = loop.run(bench_apiserver(args))
+        elif args.which == "drs":
+            from hack.bench_drs_plan import bench_drs_plan
+
+            results = {"plan": bench_drs_plan(args)}
         elif args.which == "network":
             from hack.bench_network import bench_network
 

@@ -18,15 +18,16 @@ Model (vSphere's classic DRS, the facts in shared/notes/vcompute.md):
 
 A pass, in order: evacuate hosts in maintenance, repair Required rules, repair Preferred rules
 (priority 2), then balance greedily while the imbalance is above the target: each step takes the
-move with the best gain net of its cost (min_gain_per_gib per GiB of memory copied), and stops
-when no move gains more than it costs. Every move keeps the hard limits: the target takes VMs and
-has room for the VM's requests (a migrating VM holds its requests on both hosts until done); no
-enabled Required rule breaks; balance and Preferred repairs do not break a Preferred rule; the VM
-is live-migratable; at most max_outbound_per_host migrations leave a host and
-max_parallel_in_cluster run at once, counting moves in flight; at most max_moves_per_pass are
-planned; a VM in flight or moved within cooldown_seconds is not moved for balance or a Preferred
-rule (maintenance and Required rules still move it). Ties break by VM key then host name, so the
-same input gives the same plan.
+move with the best gain net of its cost (DrsSettings.migration_cost: the gain against the memory
+to copy), and stops when no move gains more than it costs; then one or two of the chosen moves
+are exchanged for better ones while that lowers the imbalance further.
+Every move keeps the hard limits: the target takes VMs and has room for the VM's requests (a
+migrating VM holds its requests on both hosts until done); no enabled Required rule breaks;
+balance and Preferred repairs do not break a Preferred rule; the VM is live-migratable; at most
+max_outbound_per_host migrations leave a host and max_parallel_in_cluster run at once, counting
+moves in flight; at most max_moves_per_pass are planned; a VM in flight or moved within
+cooldown_seconds is not moved for balance or a Preferred rule (maintenance and Required rules
+still move it). Ties break by VM key then host name, so the same input gives the same plan.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ __all__ = [
     "RuleStatus",
     "TargetChoice",
     "VirtualMachineLoad",
+    "balance_priority",
     "choose_target",
     "evacuation_moves",
     "imbalance_of",
@@ -97,6 +99,8 @@ GIB = 1024**3
 # How many of the most and least loaded hosts a balance step pairs: a best move goes from a
 # heavy host to a light one, and this bounds a step at large scale. Small clusters see all.
 BALANCE_CANDIDATE_HOSTS = 12
+# Rounds of move exchange after the greedy (each keeps only a strict improvement).
+EXCHANGE_ROUNDS = 3
 DEFAULT_SETTINGS = DrsSettings()
 
 
@@ -131,6 +135,7 @@ class _Cluster:
         self.cpu_reserved = dict.fromkeys(self.hosts, 0)
         self.memory_reserved = dict.fromkeys(self.hosts, 0)
         self.positions: dict[str, str] = {}
+        self.residents: dict[str, set[str]] = {}  # host -> VMs placed there (planned)
         self.leaving: dict[str, frozenset[str]] = {}
         self.outbound = dict.fromkeys(self.hosts, 0)
         self.migrating = 0
@@ -142,6 +147,7 @@ class _Cluster:
             move = in_flight.get(vm.key)
             where = move.target if move is not None and move.target in self.hosts else vm.host
             self.positions[vm.key] = where
+            self.residents.setdefault(where, set()).add(vm.key)
             self.cpu_load[where] += vm.cpu_millicores
             self.memory_load[where] += vm.memory_bytes
             for host in {vm.host, where}:
@@ -253,9 +259,29 @@ class _Cluster:
         self.memory_reserved[target] += vm.memory_request_bytes
         self.leaving[source] = self.leaving.get(source, frozenset()) | {vm.key}
         self.positions[vm.key] = target
+        self.residents[source].discard(vm.key)
+        self.residents.setdefault(target, set()).add(vm.key)
         self.outbound[source] += 1
         self.migrating += 1
         self.moved.add(vm.key)
+        self._sums()
+
+    def unapply(self, vm: VirtualMachineLoad, source: str) -> None:
+        """Take back a planned move of `vm` from `source` (the exact inverse of apply)."""
+        target = self.positions[vm.key]
+        self.cpu_load[target] -= vm.cpu_millicores
+        self.memory_load[target] -= vm.memory_bytes
+        self.cpu_load[source] += vm.cpu_millicores
+        self.memory_load[source] += vm.memory_bytes
+        self.cpu_reserved[target] -= vm.cpu_request_millicores
+        self.memory_reserved[target] -= vm.memory_request_bytes
+        self.leaving[source] = self.leaving[source] - {vm.key}
+        self.positions[vm.key] = source
+        self.residents[target].discard(vm.key)
+        self.residents[source].add(vm.key)
+        self.outbound[source] -= 1
+        self.migrating -= 1
+        self.moved.discard(vm.key)
         self._sums()
 
     def accepts(self, host: str) -> bool:
@@ -361,7 +387,9 @@ class _Planner:
         if why is not None:
             self.hold(vm.key, why if rule is None else f"rule {rule.name}: {why}")
             return False
-        ignoring = rule.name if rule is not None else None
+        # A keep-together repair moves one member at a time to where the others go: only that
+        # rule is checked by the caller; every other rule, and this one of any other kind, holds.
+        ignoring = rule.name if rule is not None and rule.kind == KEEP_TOGETHER else None
         candidates = None if among is None else list(among)
         target, why = self.best_target(vm, True, ignoring, candidates)
         if target is None and (rule is None or rule.enforcement == "Required"):
@@ -369,7 +397,7 @@ class _Planner:
         if target is None:
             self.hold(vm.key, why if rule is None else f"rule {rule.name}: {why}")
             return False
-        self.record(vm, target, reason, priority, ignoring)
+        self.record(vm, target, reason, priority, rule.name if rule is not None else None)
         return True
 
     # -- phases --
@@ -431,63 +459,139 @@ class _Planner:
                 self.hold(vm, f"rule {rule.name}: no host has room for all its VMs together")
 
     def balance(self) -> None:
+        """Greedy best moves while above the target, improved by exchanging moves, then
+        replayed best-first so each move's priority and expected imbalance hold in order."""
         cluster = self.cluster
         settings = self.settings
         if settings.migration_threshold < 2:
             return
         count = len(cluster.active)
         target = target_imbalance(settings.migration_threshold, count)
-        while True:
-            current = cluster.imbalance()
-            if current <= target or len(self.moves) >= settings.max_moves_per_pass:
-                return
-            if cluster.migrating >= settings.max_parallel_in_cluster:
-                return
-            best = self.best_balance_move(current)
+        budget = min(settings.max_moves_per_pass - len(self.moves),
+                     settings.max_parallel_in_cluster - cluster.migrating)
+        chosen: list[tuple[VirtualMachineLoad, str, str]] = []
+        while len(chosen) < budget and cluster.imbalance() > target:
+            best = self.best_balance_move()
             if best is None:
-                return
+                break
             vm, host = best
+            chosen.append((vm, cluster.positions[vm.key], host))
+            cluster.apply(vm, host)
+        if not chosen:
+            return
+        if cluster.imbalance() > target:
+            chosen = self.exchange(chosen)
+        for vm, source, _target in reversed(chosen):
+            cluster.unapply(vm, source)
+        self.replay(chosen, target, count)
+
+    def exchange(self, chosen: list[tuple[VirtualMachineLoad, str, str]]
+                 ) -> list[tuple[VirtualMachineLoad, str, str]]:
+        """Local search on the greedy's moves (applied): take back one or two of them and
+        re-choose as many greedily; keep the change when the imbalance falls. Greedy alone
+        misses plans where two moves must trade targets (measured against the exact oracle)."""
+        cluster = self.cluster
+        for _round in range(EXCHANGE_ROUNDS):
+            before = cluster.imbalance()
+            improved = False
+            drops = [(i,) for i in range(len(chosen))] + [
+                (i, j) for i in range(len(chosen)) for j in range(i + 1, len(chosen))]
+            for drop in drops:
+                kept = [move for index, move in enumerate(chosen) if index not in drop]
+                for index in drop:
+                    cluster.unapply(chosen[index][0], chosen[index][1])
+                added: list[tuple[VirtualMachineLoad, str, str]] = []
+                for _ in drop:
+                    best = self.best_balance_move()
+                    if best is None:
+                        break
+                    vm, host = best
+                    added.append((vm, cluster.positions[vm.key], host))
+                    cluster.apply(vm, host)
+                if cluster.imbalance() < before - 1e-9:
+                    chosen = kept + added
+                    improved = True
+                    break
+                for vm, source, _target in reversed(added):
+                    cluster.unapply(vm, source)
+                for index in drop:
+                    cluster.apply(chosen[index][0], chosen[index][2])
+            if not improved:
+                break
+        return chosen
+
+    def replay(self, chosen: list[tuple[VirtualMachineLoad, str, str]], target: float,
+               count: int) -> None:
+        """Record the chosen moves, each time the one that lowers the imbalance most, until the
+        target is reached (a move past it would be one too many)."""
+        cluster = self.cluster
+        left = list(chosen)
+        while left:
+            current = cluster.imbalance()
+            if current <= target:
+                return
+            index = min(range(len(left)), key=lambda i: (
+                cluster.imbalance_after(left[i][0], left[i][1], left[i][2]), left[i][0].key))
+            vm, _source, host = left.pop(index)
             self.record(vm, host, "Balance", balance_priority(current, count))
 
-    def best_balance_move(self, current: float) -> tuple[VirtualMachineLoad, str] | None:
+    def best_balance_move(self) -> tuple[VirtualMachineLoad, str] | None:
+        """The fit move with the largest gain net of its cost (None: no move pays).
+
+        The gain is the drop of F = sum over resources of (sum of squared host loads - (sum of
+        loads)**2 / N), which is 2 * N * imbalance**2, computed in O(1) per candidate from the
+        running sums; it is the hot loop of the planner, hence written out.
+        """
         cluster = self.cluster
+        settings = self.settings
         count = len(cluster.active)
-        mean_cpu = cluster.sum_cpu / count
-        mean_memory = cluster.sum_memory / count
-
-        def excess(host: str) -> float:
-            cpu, memory = cluster._fractions(host)
-            return (cpu - mean_cpu) + (memory - mean_memory)
-
-        ranked = sorted(cluster.active, key=lambda h: (-excess(h), h))
+        sum_cpu, sum_memory = cluster.sum_cpu, cluster.sum_memory
+        mean_cpu, mean_memory = sum_cpu / count, sum_memory / count
+        fractions = {host: cluster._fractions(host) for host in cluster.active}
+        ranked = sorted(cluster.active, key=lambda h: (
+            -(fractions[h][0] - mean_cpu + fractions[h][1] - mean_memory), h))
         width = BALANCE_CANDIDATE_HOSTS
         sources = ranked if count <= 2 * width else ranked[:width]
         targets = ranked if count <= 2 * width else ranked[-width:]
-        by_host: dict[str, list[VirtualMachineLoad]] = {}
-        for key, where in cluster.positions.items():
-            by_host.setdefault(where, []).append(cluster.vms[key])
         best: tuple[float, str, str] | None = None
         best_vm: VirtualMachineLoad | None = None
         for source in sources:
-            if cluster.outbound[source] >= self.settings.max_outbound_per_host:
+            if cluster.outbound[source] >= settings.max_outbound_per_host:
                 continue
-            for vm in sorted(by_host.get(source, ()), key=lambda v: v.key):
+            source_host = cluster.hosts[source]
+            source_cpu, source_memory = fractions[source]
+            for key in sorted(cluster.residents.get(source, ())):
+                vm = cluster.vms[key]
                 if self.movable(vm, respect_cooldown=True) is not None:
                     continue
-                cost = self.settings.min_gain_per_gib * vm.memory_request_bytes / GIB
+                cost = settings.migration_cost * vm.memory_request_bytes / source_host.memory_bytes
+                out_cpu = vm.cpu_millicores / source_host.cpu_millicores
+                out_memory = vm.memory_bytes / source_host.memory_bytes
+                source_change = (out_cpu * (out_cpu - 2 * source_cpu)
+                                 + out_memory * (out_memory - 2 * source_memory))
                 for target in targets:
                     if target == source:
                         continue
-                    net = current - cluster.imbalance_after(vm, source, target) - cost
+                    target_host = cluster.hosts[target]
+                    target_cpu, target_memory = fractions[target]
+                    in_cpu = vm.cpu_millicores / target_host.cpu_millicores
+                    in_memory = vm.memory_bytes / target_host.memory_bytes
+                    shift_cpu, shift_memory = in_cpu - out_cpu, in_memory - out_memory
+                    change = (source_change
+                              + in_cpu * (in_cpu + 2 * target_cpu)
+                              + in_memory * (in_memory + 2 * target_memory)
+                              - (shift_cpu * (2 * sum_cpu + shift_cpu)
+                                 + shift_memory * (2 * sum_memory + shift_memory)) / count)
+                    net = -change / 2 - cost
                     if net <= 1e-12:
                         continue
-                    if best is not None and (-net, vm.key, target) >= best:
+                    if best is not None and (-net, key, target) >= best:
                         continue
                     if self.hard_reason(vm, target) is not None:
                         continue
                     if self.soft_reason(vm, target) is not None:
                         continue
-                    best = (-net, vm.key, target)
+                    best = (-net, key, target)
                     best_vm = vm
         if best is None or best_vm is None:
             return None

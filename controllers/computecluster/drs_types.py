@@ -98,9 +98,13 @@ class DrsSettings:
     max_parallel_in_cluster: int = 5  # KubeVirt parallelMigrationsPerCluster
     cooldown_seconds: float = 600.0  # a VM moved within this is not moved again for balance
     now: float = 0.0
-    # Cost-benefit: a balance move must lower the imbalance by more than this per GiB of
-    # memory it copies, so a tiny gain never pays for copying a large VM.
-    min_gain_per_gib: float = 0.0005
+    # Cost-benefit: a balance move is made when its gain, as the drop of the hosts' summed
+    # squared load deviation (N * imbalance**2, which unlike the imbalance does not shrink as
+    # hosts are added), beats migration_cost times the share of its host's memory it copies.
+    # For a VM holding share a of its host, moved across a load gap g, the gain is about
+    # 2 * a * (g - a): at 0.01 it moves when g exceeds its own share plus 0.5 percentage points,
+    # so near balance small gains never pay for copying large VMs (and stop ping-pong).
+    migration_cost: float = 0.01
 
     def __post_init__(self) -> None:
         if not 1 <= self.migration_threshold <= 5:
@@ -110,6 +114,8 @@ class DrsSettings:
         for name in ("max_moves_per_pass", "max_outbound_per_host", "max_parallel_in_cluster"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: {getattr(self, name)} must not be negative")
+        if self.migration_cost < 0:
+            raise ValueError(f"migration_cost: {self.migration_cost} must not be negative")
         if self.cooldown_seconds < 0:
             raise ValueError(f"cooldown_seconds: {self.cooldown_seconds} must not be negative")
 
