@@ -32,6 +32,7 @@ from controllers.common.settings import OperatorConfig
 from controllers.computecluster.controller import ComputeClusterController
 from controllers.distributedportgroup.controller import DistributedPortGroupController
 from controllers.distributedswitch.controller import DistributedSwitchController
+from controllers.hostmaintenance.controller import HostMaintenanceController
 from controllers.storagepolicy.controller import StoragePolicyController
 from controllers.virtualmachine.builders import build_priority_classes
 from controllers.virtualmachine.controller import VirtualMachineController
@@ -48,6 +49,7 @@ CONTROLLERS: Final[tuple[type[Controller[Any]], ...]] = (
     DistributedPortGroupController,
     VirtualMachineController,
     VirtualMachineMigrationController,
+    HostMaintenanceController,
 )
 
 

@@ -78,6 +78,13 @@ class HostMaintenanceStatus(StatusModel):
         default_factory=list,
         description="VMs still on the host, each with what holds it.",
     )
+    powered_off_virtual_machines: list[str] = Field(
+        default_factory=list,
+        description=(
+            "VMs (namespace/name) a Shutdown maintenance powered off because their disk data "
+            "lives on the host; they are powered on again when maintenance ends."
+        ),
+    )
     migrations_in_progress: int | None = Field(
         default=None, ge=0, description="VirtualMachineMigrations of this maintenance running."
     )

@@ -33,10 +33,12 @@ def migration_manifest(
     requested_by: str | None = None,
     drs_reason: str | None = None,
     labels: dict[str, str] | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """A VirtualMachineMigration asking to move one VM (to `target_host`, or where DRS picks).
 
-    The name is generated (`<vm>-migration-xxxxx`) so a VM can be moved again later.
+    The name is generated (`<vm>-migration-xxxxx`) so a VM can be moved again later, unless
+    `name` is given (a caller that must not ask twice for the same move names it).
     `requested_by` ("drs", "maintenance") and `drs_reason` ("balance, imbalance 0.31 ->
     0.12") are quoted by the Event posted on the VM when the move completes.
     """
@@ -45,10 +47,9 @@ def migration_manifest(
         requested_by = REQUESTED_BY_DRS
     if requested_by is not None:
         all_labels[REQUESTED_BY_LABEL] = requested_by
-    metadata: dict[str, Any] = {
-        "generateName": f"{virtual_machine_name[:40]}-migration-",
-        "namespace": namespace,
-    }
+    metadata: dict[str, Any] = (
+        {"name": name} if name else {"generateName": f"{virtual_machine_name[:40]}-migration-"})
+    metadata["namespace"] = namespace
     if all_labels:
         metadata["labels"] = all_labels
     if drs_reason is not None:
@@ -141,7 +142,8 @@ def moved_event_message(
         return f"Migrated by DRS from {source} to {target}" + (
             f": {drs_reason}" if drs_reason else "")
     if requested_by == REQUESTED_BY_MAINTENANCE:
-        return f"Migrated from {source} to {target} for maintenance of {maintenance or source}"
+        named = f" (HostMaintenance {maintenance})" if maintenance else ""
+        return f"Migrated from {source} to {target} for maintenance of {source}{named}"
     return f"Migrated from {source} to {target} on request"
 
 

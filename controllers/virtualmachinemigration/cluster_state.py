@@ -84,18 +84,19 @@ class RunningVM:
 
 
 def running_vms(
-    cluster_name: str,
+    cluster_name: str | None,
     vdc_vms: Iterable[Mapping[str, Any]],
     vmis: Mapping[tuple[str, str], Mapping[str, Any]],
     hosts: Iterable[str],
 ) -> list[RunningVM]:
-    """The VMs of the cluster whose VMI runs on one of its hosts, sorted by key."""
+    """The VMs of the cluster whose VMI runs on one of its hosts, sorted by key (cluster
+    None: the VMs that name no cluster)."""
     members = set(hosts)
     found: list[RunningVM] = []
     for vm in vdc_vms:
         metadata = vm.get("metadata") or {}
         spec = vm.get("spec") or {}
-        if spec.get("clusterName") != cluster_name:
+        if (spec.get("clusterName") or None) != (cluster_name or None):
             continue
         namespace, name = str(metadata.get("namespace")), str(metadata.get("name"))
         vmi = vmis.get((namespace, name))
@@ -172,7 +173,7 @@ def moves_in_flight(migrations: Iterable[Mapping[str, Any]]) -> tuple[MoveInFlig
 
 
 def cluster_state(
-    cluster_name: str,
+    cluster_name: str | None,
     spec: ComputeClusterSpec,
     nodes: Iterable[Mapping[str, Any]],
     vdc_vms: Iterable[Mapping[str, Any]],

@@ -158,7 +158,7 @@ class VirtualMachineMigrationController(Controller[Key]):
                 return
             cluster_spec = cluster.spec
         state, _ = cluster_state(
-            str(cluster_name or ""), cluster_spec, self.nodes.values(),
+            str(cluster_name) if cluster_name else None, cluster_spec, self.nodes.values(),
             self._vms_of(cluster_name), self._vmis(),
             (m.body for m in self.migrations.values()),
             excluding_migration=(namespace, str(entry.body["metadata"]["name"])),
@@ -280,7 +280,7 @@ class VirtualMachineMigrationController(Controller[Key]):
 
     def _vms_of(self, cluster_name: Any) -> list[Mapping[str, Any]]:
         return [vm for vm in self.vdc_vms.values()
-                if (vm.get("spec") or {}).get("clusterName") == cluster_name]
+                if ((vm.get("spec") or {}).get("clusterName") or None) == (cluster_name or None)]
 
     def _vmis(self) -> dict[tuple[str, str], Mapping[str, Any]]:
         return {key: value for key, value in self.vmis.items()
