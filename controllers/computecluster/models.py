@@ -311,7 +311,8 @@ class DRSStatus(StatusModel):
         default=None,
         pattern=DECIMAL_PATTERN,
         description=(
-            "Standard deviation of the hosts' loads (the larger of CPU and memory), e.g. 0.082."
+            "Standard deviation of the hosts' loads: the quadratic mean of the CPU and the "
+            "memory deviations, e.g. 0.082."
         ),
     )
     target_imbalance: str | None = Field(

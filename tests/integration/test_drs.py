@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.harness import DevCluster
-from tests.integration.conftest import REPO, apply_yaml, get_json, start_vdcos_up, wait
+from tests.integration.conftest import EXAMPLES, REPO, apply_yaml, get_json, start_vdcos_up, wait
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
 
@@ -337,3 +337,17 @@ def test_preferred_keep_together_is_kept_while_balancing(datacenter: DevCluster,
              for m in get_json(datacenter, "vdcvmm", "-n", namespace)["items"]}
     assert moved, "the busy host was not relieved"
     assert moved.isdisjoint({"k0", "k1"}) or placement["k0"] == placement["k1"]
+
+
+def test_the_examples_keep_their_rule(datacenter: DevCluster, namespace: str) -> None:
+    datacenter.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES))
+    wait(datacenter, "--for=condition=Ready", "vdcvm", "web-01", "db-01", "-n", namespace,
+         timeout=120)
+    status = run_pass(datacenter, "production")
+    rule = rule_status(status, "web-and-db-apart")
+    assert (rule["satisfied"], rule["violatingVirtualMachines"], rule["disabled"]) == (
+        True, [], False), rule
+    placement = hosts_of(datacenter, namespace)
+    assert placement["web-01"] != placement["db-01"], placement
+    # Balanced or not is the load's business; the rule is not what holds it back.
+    assert condition(status, "Balanced")["reason"] != "RuleViolated"
