@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -72,6 +73,9 @@ async def bench_drs_e2e(args: argparse.Namespace) -> dict[str, Any]:
             async with Kube.from_kubeconfig(up.kubeconfig, user_agent="bench",
                                             connections=64) as kube:
                 return await _run(kube, hosts, vm_count, args.e2e_timeout)
+        except Exception:
+            print(up.log_path.read_text(errors="replace")[-4000:], file=sys.stderr)
+            raise
         finally:
             up.stop()
 

@@ -57,6 +57,9 @@ def test_cluster_role_has_no_wildcards_and_writes_only_what_the_operator_writes(
         ("nmstate.io", "nodenetworkconfigurationpolicies", "delete"),
         ("k8s.cni.cncf.io", "network-attachment-definitions", "patch"),
         ("k8s.cni.cncf.io", "network-attachment-definitions", "delete"),
+        # DRS: FullyAutomated creates migrations; a requested pass removes its annotation.
+        ("vdcos.io", "virtualmachinemigrations", "create"),
+        ("vdcos.io", "computeclusters", "patch"),
     }
 
 
