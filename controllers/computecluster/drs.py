@@ -28,6 +28,18 @@ max_outbound_per_host migrations leave a host and max_parallel_in_cluster run at
 moves in flight; at most max_moves_per_pass are planned; a VM in flight or moved within
 cooldown_seconds is not moved for balance or a Preferred rule (maintenance and Required rules
 still move it). Ties break by VM key then host name, so the same input gives the same plan.
+
+Interface (types in drs_types.py, rules in drs_rules.py, all re-exported here):
+- plan(ClusterState, DrsSettings) -> DrsPlan: one pass; `moves` in order, `rules` status,
+  `held` (VMs a mandatory move could not move now, each with why and whether a later pass can).
+- evacuation_moves(host, state, settings) -> Evacuation: the moves that empty a host entering
+  maintenance within the limits, and the VMs still there with what holds each.
+- choose_target(vm, state, settings) -> TargetChoice: the host for a vMotion without a target.
+- refusal(vm, target, state, settings) -> str | None: why a vMotion to `target` is refused.
+- imbalance_of(state), target_imbalance(threshold, hosts), balance_priority(imbalance, hosts).
+Not here: HA failover capacity (whether emptying a host leaves room to restart a failed one's
+VMs) is for the caller to check; and a balance move never moves a VM of a Required
+keep-together group on its own (groups do not move as a unit yet).
 """
 
 from __future__ import annotations
@@ -64,6 +76,7 @@ from controllers.computecluster.drs_types import (
     RuleStatus,
     TargetChoice,
     VirtualMachineLoad,
+    decimal,
 )
 
 __all__ = [
@@ -88,6 +101,7 @@ __all__ = [
     "VirtualMachineLoad",
     "balance_priority",
     "choose_target",
+    "decimal",
     "evacuation_moves",
     "imbalance_of",
     "plan",
@@ -359,6 +373,9 @@ class _Planner:
         """Why the VM cannot be moved at all in this pass (None: it can)."""
         if not vm.migratable:
             return f"not live-migratable: {vm.not_migratable_reason or 'KubeVirt refuses it'}"
+        source = self.cluster.hosts[self.cluster.positions[vm.key]]
+        if not source.ready:  # its virt-handler cannot send it: HA's case, not a migration
+            return f"its host {source.name} is not Ready"
         if vm.key in self.cluster.moved:
             return "waiting: it is migrating"
         if respect_cooldown and self.cluster.in_cooldown(vm):
@@ -368,10 +385,11 @@ class _Planner:
     def record(self, vm: VirtualMachineLoad, target: str, reason: MoveReason, priority: int,
                rule: str | None = None) -> None:
         source = self.cluster.positions[vm.key]
+        before = self.cluster.imbalance()
         self.cluster.apply(vm, target)
         self.held.pop(vm.key, None)
         self.moves.append(Move(vm.key, source, target, reason, priority,
-                               self.cluster.imbalance(), rule))
+                               self.cluster.imbalance(), rule, before))
 
     def hold(self, vm: str, reason: str) -> None:
         if vm not in self.held:
@@ -650,12 +668,9 @@ def refusal(vm: str, target: str, state: ClusterState,
     """Why a vMotion of `vm` to `target` is refused, or None when it may run. The migration
     limits are not a refusal: a move over them waits (Pending)."""
     planner = _Planner(state, settings)
-    load = planner.cluster.vms.get(vm)
-    if load is None or vm not in planner.cluster.positions:
-        return f"virtual machine {vm} does not run in the cluster"
-    if not load.migratable:
-        return f"virtual machine {vm} is not live-migratable: " + (
-            load.not_migratable_reason or "KubeVirt refuses it")
+    load, reason = _vmotion_candidate(planner, vm)
+    if load is None:
+        return reason
     if planner.cluster.positions[vm] == target:
         return f"virtual machine {vm} already runs on {target}"
     return planner.hard_reason(load, target)
@@ -666,16 +681,27 @@ def choose_target(vm: str, state: ClusterState,
     """Where a vMotion without a target goes: the fit host leaving the lowest imbalance (one that
     keeps the Preferred rules when there is one), or None with the reason."""
     planner = _Planner(state, settings)
-    load = planner.cluster.vms.get(vm)
-    if load is None or vm not in planner.cluster.positions:
-        return TargetChoice(None, f"virtual machine {vm} does not run in the cluster")
-    if not load.migratable:
-        return TargetChoice(None, f"virtual machine {vm} is not live-migratable: "
-                            + (load.not_migratable_reason or "KubeVirt refuses it"))
+    load, reason = _vmotion_candidate(planner, vm)
+    if load is None:
+        return TargetChoice(None, reason)
     target, reason = planner.best_target(load, keep_preferred=True)
     if target is None:
         target, reason = planner.best_target(load, keep_preferred=False)
     return TargetChoice(target, reason)
+
+
+def _vmotion_candidate(planner: _Planner, vm: str) -> tuple[VirtualMachineLoad | None, str]:
+    """The VM to move on request, or None and why it cannot be (before looking at targets)."""
+    load = planner.cluster.vms.get(vm)
+    if load is None or vm not in planner.cluster.positions:
+        return None, f"virtual machine {vm} does not run in the cluster"
+    if not load.migratable:
+        return None, f"virtual machine {vm} is not live-migratable: " + (
+            load.not_migratable_reason or "KubeVirt refuses it")
+    source = planner.cluster.hosts[planner.cluster.positions[vm]]
+    if not source.ready:
+        return None, f"virtual machine {vm} cannot migrate: its host {source.name} is not Ready"
+    return load, ""
 
 
 def _gib(value: int) -> str:

@@ -141,6 +141,21 @@ class Move:
     priority: int  # 1 (mandatory) .. 5 (slight gain), as vSphere rates recommendations
     expected_imbalance: float  # the cluster's imbalance once this and every earlier move ran
     rule: str | None = None  # the rule a RuleViolation move repairs
+    imbalance_before: float = 0.0  # the cluster's imbalance just before this move
+
+    @property
+    def summary(self) -> str:
+        """What the move's Event and log line say after "Migrated by DRS ", e.g.
+        "from host-1 to host-3: balance, imbalance 0.31 -> 0.12"."""
+        why = {"Balance": "balance", "Maintenance": f"{self.source} enters maintenance",
+               "RuleViolation": f"rule {self.rule}"}[self.reason]
+        return (f"from {self.source} to {self.target}: {why}, imbalance "
+                f"{self.imbalance_before:.2f} -> {self.expected_imbalance:.2f}")
+
+
+def decimal(value: float) -> str:
+    """An imbalance as status shows it: a decimal string with 3 places, e.g. "0.082"."""
+    return f"{value:.3f}"
 
 
 @dataclass(frozen=True)
@@ -151,7 +166,9 @@ class RuleStatus:
     satisfied: bool
     violating: tuple[str, ...]
     message: str
-    disabled_by: str | None = None  # the rule that won the conflict
+    # The rule that won the conflict; the rule's own name when it cannot hold on its own (e.g.
+    # VirtualMachinesToHosts naming no host of the cluster). None: the rule is enabled.
+    disabled_by: str | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from controllers.computecluster.drs import (
     VirtualMachineLoad,
     balance_priority,
     choose_target,
+    decimal,
     evacuation_moves,
     imbalance_of,
     plan,
@@ -283,3 +284,30 @@ def test_bad_settings_name_the_field(field: str, value: object) -> None:
     name = "migrationThreshold" if field == "migration_threshold" else field
     with pytest.raises(ValueError, match=name):
         DrsSettings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_a_vm_on_a_host_that_is_not_ready_is_not_migrated() -> None:
+    state = ClusterState(
+        (host("host-0", ready=False, in_maintenance=True), host("host-1")),
+        (vm("ns/a", "host-0"),),
+    )
+    evacuation = evacuation_moves("host-0", state)
+    assert evacuation.moves == ()
+    assert [(h.reason, h.retriable) for h in evacuation.held] == [
+        ("its host host-0 is not Ready", False)]
+    assert refusal("ns/a", "host-1", state) == (
+        "virtual machine ns/a cannot migrate: its host host-0 is not Ready")
+    assert choose_target("ns/a", state).target is None
+
+
+def test_each_move_says_what_its_event_says() -> None:
+    state = skewed()
+    first = plan(state).moves[0]
+    assert first.imbalance_before == plan(state).imbalance
+    assert first.summary == (
+        f"from host-0 to {first.target}: balance, imbalance "
+        f"{first.imbalance_before:.2f} -> {first.expected_imbalance:.2f}")
+    evacuated = evacuation_moves("host-0", state).moves[0]
+    assert evacuated.summary.startswith(f"from host-0 to {evacuated.target}: host-0 enters "
+                                        "maintenance, imbalance ")
+    assert decimal(0.08234) == "0.082"

@@ -19,6 +19,7 @@ from controllers.computecluster.drs import (
     PlacementRule,
     RuleKind,
     VirtualMachineLoad,
+    evacuation_moves,
     imbalance_of,
     plan,
 )
@@ -221,3 +222,50 @@ def test_balance_alone_never_raises_the_imbalance(case: tuple[ClusterState, DrsS
     if all(move.reason == "Balance" for move in result.moves):
         assert result.expected_imbalance <= result.imbalance + 1e-12
         assert result.imbalance == imbalance_of(state)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(clusters())
+def test_passes_under_unchanged_load_settle_without_a_cooldown(
+        case: tuple[ClusterState, DrsSettings]) -> None:
+    # Each balance move lowers the imbalance by more than it costs, so passes cannot cycle (no
+    # ping-pong) even with no cooldown: they stop moving, and the imbalance never goes up.
+    state, drs = case
+    state = replace(state, rules=(), in_flight=())
+    drs = replace(drs, cooldown_seconds=0.0, migration_threshold=max(2, drs.migration_threshold),
+                  max_moves_per_pass=max(1, drs.max_moves_per_pass))
+    imbalance = imbalance_of(state)
+    for _ in range(200):
+        result = plan(state, drs)
+        if not any(move.reason == "Balance" for move in result.moves):
+            break
+        if all(move.reason == "Balance" for move in result.moves):
+            assert result.expected_imbalance < imbalance + 1e-12
+        imbalance = result.expected_imbalance
+        targets = {move.vm: move.target for move in result.moves}
+        state = replace(state, virtual_machines=tuple(
+            replace(vm, host=targets.get(vm.key, vm.host)) for vm in state.virtual_machines))
+    else:
+        raise AssertionError("still moving after 200 passes")
+
+
+@PROPERTY
+@given(clusters(), st.integers(0, 5))
+def test_an_evacuation_moves_or_accounts_for_every_vm_on_the_host(
+        case: tuple[ClusterState, DrsSettings], index: int) -> None:
+    state, drs = case
+    host = state.hosts[index % len(state.hosts)].name
+    evacuation = evacuation_moves(host, state, drs)
+    on_host = {key for key, where in _positions(state).items() if where == host}
+    moved = {move.vm for move in evacuation.moves}
+    held = {item.vm: item for item in evacuation.held}
+    assert moved | set(held) == on_host and not moved & set(held)
+    assert all(move.source == host and move.target != host and move.reason == "Maintenance"
+               for move in evacuation.moves)
+    assert evacuation.complete == (not held)
+    assert len(evacuation.moves) <= drs.max_outbound_per_host
+    vms = {vm.key: vm for vm in state.virtual_machines}
+    for key, item in held.items():
+        if not vms[key].migratable:
+            assert not item.retriable and "not live-migratable" in item.reason
+        assert item.reason  # always says why
