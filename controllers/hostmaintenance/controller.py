@@ -83,6 +83,9 @@ class HostMaintenanceController(Controller[str]):
         self.vmis = context.cache(VMI_CACHE)
         self.clusters = context.cache(COMPUTE_CLUSTER_CACHE)
         self.nodes = context.cache(NODE_CACHE)
+        # (maintenance, VM) restarted by a Shutdown maintenance: asked once per operator run
+        # (a VM that restarted elsewhere no longer holds the host).
+        self._restarted: set[tuple[str, str]] = set()
         super().__init__(context)
 
     async def reconcile(self, name: str) -> None:
@@ -204,8 +207,9 @@ class HostMaintenanceController(Controller[str]):
             action = shutdown_action(reason)
             if action == "PowerOff":
                 doing[vm.key] = f"powering off ({reason}; powered on again when maintenance ends)"
-                if vm.key not in base["poweredOffVirtualMachines"]:
-                    base["poweredOffVirtualMachines"].append(vm.key)
+                if vm.key in base["poweredOffVirtualMachines"]:
+                    continue  # asked already; the VM is stopping
+                base["poweredOffVirtualMachines"].append(vm.key)
                 await self.kube.patch(VIRTUAL_MACHINE.resource, vm.namespace, vm.name, {
                     "metadata": {"annotations": {POWERED_OFF_BY_ANNOTATION: name}},
                     "spec": {"powerState": "PoweredOff"}})
@@ -214,6 +218,9 @@ class HostMaintenanceController(Controller[str]):
                            "maintenance ends")
             else:
                 doing[vm.key] = f"powering off to start elsewhere ({reason})"
+                if (name, vm.key) in self._restarted:
+                    continue  # asked already; the VM is restarting
+                self._restarted.add((name, vm.key))
                 try:
                     await self.kube.put(KUBEVIRT_VM_SUBRESOURCES, vm.namespace, vm.name, {},
                                         subresource="restart")

@@ -126,6 +126,13 @@ class VirtualMachineMigrationController(Controller[Key]):
             await self._follow(entry, kubevirt)
         elif not previous.get("kubevirtMigrationName"):
             await self._start(entry, entry.spec)
+        elif await self.kube.get(VMIMS, key[0], str(previous["kubevirtMigrationName"])) is None:
+            # Not merely late in the cache (that read would find it): someone deleted it.
+            await self._write(entry, "Failed", "MigrationFailed",
+                              "the KubeVirt migration was deleted before it finished",
+                              source=previous.get("sourceHost"),
+                              target=previous.get("targetHost"),
+                              kubevirt_name=str(previous["kubevirtMigrationName"]))
         # else: created, not in the cache yet; its watch event brings the key back.
 
     async def _start(

@@ -9,6 +9,7 @@ and a few status updates.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import secrets
 import string
@@ -286,6 +287,7 @@ class VirtController:
         self._migrations_by_vmi: dict[Key, set[str]] = {}
         # migration key -> the last "waiting for a slot" line logged (logged once per change)
         self._waiting_logged: dict[Key, str] = {}
+        self._slot_lock = asyncio.Lock()
         self.vm_queue = WorkQueue("vm", self._sync_vm, workers=4,
                                   retry_delays=SIM_RETRY_DELAYS)
         self.vmi_queue = WorkQueue("vmi", self._sync_vmi, workers=4,
@@ -975,10 +977,24 @@ class VirtController:
         return None
 
     def _migrations_in_flight(self) -> list[dict[str, Any]]:
-        return [m for m in self.migrations.values() if _phase(m) in MIGRATION_ACTIVE_PHASES]
+        """Migrations past Pending, counting our own status writes the informer has not
+        delivered yet (KubeVirt's expectations): a burst must not overrun the limits."""
+        found = []
+        for migration in self.migrations.values():
+            latest = self.written.latest(VMIMS, self.migrations, _key(migration)) or migration
+            if _phase(latest) in MIGRATION_ACTIVE_PHASES:
+                found.append(latest)
+        return found
 
     async def _create_target_pod(self, migration: Obj, vmi: Obj,
                                  now: datetime) -> float | None:
+        # One at a time: the limit check and the write that takes a slot (Scheduling) must
+        # not interleave with another migration's, or two workers could both take the last.
+        async with self._slot_lock:
+            return await self._create_target_pod_locked(migration, vmi, now)
+
+    async def _create_target_pod_locked(self, migration: Obj, vmi: Obj,
+                                        now: datetime) -> float | None:
         source_node = str(_status(vmi).get("nodeName", ""))
         running = self._migrations_in_flight()
         outbound = [m for m in running if self._source_node(m) == source_node]

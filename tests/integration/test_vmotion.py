@@ -277,7 +277,7 @@ def test_the_sixth_concurrent_migration_in_a_cluster_stays_pending(
 
     deadline = time.monotonic() + 60
     while True:
-        phases = [m["status"].get("phase") for m in
+        phases = [m.get("status", {}).get("phase") for m in
                   get_json(datacenter, "vdcvmm", "-n", namespace)["items"]]
         started = [p for p in phases if p in ("Scheduling", "Running", "Succeeded")]
         if len(started) >= 5 or time.monotonic() > deadline:

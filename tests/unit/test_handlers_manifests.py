@@ -57,8 +57,17 @@ def test_cluster_role_has_no_wildcards_and_writes_only_what_the_operator_writes(
         ("nmstate.io", "nodenetworkconfigurationpolicies", "delete"),
         ("k8s.cni.cncf.io", "network-attachment-definitions", "patch"),
         ("k8s.cni.cncf.io", "network-attachment-definitions", "delete"),
-        # DRS: FullyAutomated creates migrations; a requested pass removes its annotation.
+        # vMotion and maintenance: requests and their status, the KubeVirt migrations that
+        # run them, the maintenance finalizer; a Shutdown maintenance powers a VM off (its
+        # powerState) or restarts it through virt-api.
         ("vdcos.io", "virtualmachinemigrations", "create"),
+        ("vdcos.io", "virtualmachinemigrations/status", "patch"),
+        ("vdcos.io", "hostmaintenances", "patch"),
+        ("vdcos.io", "hostmaintenances/status", "patch"),
+        ("vdcos.io", "virtualmachines", "patch"),
+        ("kubevirt.io", "virtualmachineinstancemigrations", "create"),
+        ("subresources.kubevirt.io", "virtualmachines/restart", "update"),
+        # DRS: a requested pass removes its annotation (it creates migrations, as above).
         ("vdcos.io", "computeclusters", "patch"),
     }
 
