@@ -140,7 +140,7 @@ async def _start_moves(kube: KubeClient, cluster: str, decided: DrsPlan) -> int:
     """Creates the VirtualMachineMigration of each move; returns how many started."""
     started = 0
     for move, manifest in zip(
-        decided.moves, move_manifests(cluster, decided.moves, decided.imbalance), strict=True
+        decided.moves, move_manifests(cluster, decided.moves), strict=True
     ):
         try:
             await kube.create(VIRTUAL_MACHINE_MIGRATION.resource, manifest)

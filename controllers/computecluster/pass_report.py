@@ -21,7 +21,6 @@ from controllers.virtualmachinemigration.kind import REQUESTED_BY_DRS
 BALANCED: Final = "Balanced"
 #: Label on migrations a DRS pass created, naming the cluster (besides who asked).
 DRS_CLUSTER_LABEL: Final = "vdcos.io/drs-cluster"
-_REASON_WORDS: Final = {"Balance": "balance", "Maintenance": "maintenance"}
 
 
 def decimal(value: float) -> str:
@@ -33,23 +32,21 @@ def split_key(key: str) -> tuple[str, str]:
     return namespace, name
 
 
-def move_reason_text(move: Move, imbalance_before: float) -> str:
-    """Why, in words the VM's Event quotes: "balance, imbalance 0.31 -> 0.12"."""
+def move_reason_text(move: Move) -> str:
+    """Why, in the words the VM's Event quotes after "Migrated by DRS from A to B: ":
+    "balance, imbalance 0.31 -> 0.12" (two places: the figures of one move, for a person)."""
     if move.reason == "RuleViolation":
         words = f"rule {move.rule}" if move.rule else "rule"
+    elif move.reason == "Maintenance":
+        words = f"{move.source} enters maintenance"
     else:
-        words = _REASON_WORDS[move.reason]
-    return (
-        f"{words}, imbalance {decimal(imbalance_before)} -> {decimal(move.expected_imbalance)}"
-    )
+        words = "balance"
+    return f"{words}, imbalance {move.imbalance_before:.2f} -> {move.expected_imbalance:.2f}"
 
 
-def move_manifests(
-    cluster: str, moves: Sequence[Move], imbalance: float
-) -> list[dict[str, Any]]:
+def move_manifests(cluster: str, moves: Sequence[Move]) -> list[dict[str, Any]]:
     """The VirtualMachineMigration of each move, labelled as made by DRS for this cluster."""
     manifests = []
-    before = imbalance
     for move in moves:
         namespace, name = split_key(move.vm)
         manifests.append(
@@ -58,11 +55,10 @@ def move_manifests(
                 name,
                 move.target,
                 requested_by=REQUESTED_BY_DRS,
-                drs_reason=move_reason_text(move, before),
+                drs_reason=move_reason_text(move),
                 labels={DRS_CLUSTER_LABEL: cluster},
             )
         )
-        before = move.expected_imbalance
     return manifests
 
 
@@ -70,7 +66,7 @@ def recommendations(cluster: str, plan: DrsPlan) -> list[dict[str, Any]]:
     """status.drs.recommendations: each move with the manifest that applies it."""
     result = []
     for move, manifest in zip(
-        plan.moves, move_manifests(cluster, plan.moves, plan.imbalance), strict=True
+        plan.moves, move_manifests(cluster, plan.moves), strict=True
     ):
         namespace, name = split_key(move.vm)
         entry: dict[str, Any] = {

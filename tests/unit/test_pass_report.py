@@ -26,8 +26,9 @@ from controllers.computecluster.pass_report import (
 from tests.oracles import REPO_ROOT, crd_schema_errors
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-BALANCE = Move("apps/web", "host-1", "host-3", "Balance", 3, 0.12)
-REPAIR = Move("apps/db", "host-1", "host-2", "RuleViolation", 1, 0.10, rule="apart")
+REPAIR = Move("apps/db", "host-1", "host-2", "RuleViolation", 1, 0.10, rule="apart",
+              imbalance_before=0.31)
+BALANCE = Move("apps/web", "host-1", "host-3", "Balance", 3, 0.12, imbalance_before=0.10)
 PLAN = DrsPlan(
     imbalance=0.31, target_imbalance=0.1, cpu_imbalance=0.3, memory_imbalance=0.32,
     moves=(REPAIR, BALANCE),
@@ -38,8 +39,8 @@ PLAN = DrsPlan(
 
 
 def test_reason_text_is_what_the_vm_event_quotes() -> None:
-    assert move_reason_text(BALANCE, 0.31) == "balance, imbalance 0.310 -> 0.120"
-    assert move_reason_text(REPAIR, 0.31) == "rule apart, imbalance 0.310 -> 0.100"
+    assert move_reason_text(BALANCE) == "balance, imbalance 0.10 -> 0.12"
+    assert move_reason_text(REPAIR) == "rule apart, imbalance 0.31 -> 0.10"
 
 
 def test_recommendations_carry_the_migration_that_applies_them() -> None:
@@ -53,13 +54,13 @@ def test_recommendations_carry_the_migration_that_applies_them() -> None:
             "generateName": "db-migration-",
             "namespace": "apps",
             "labels": {"vdcos.io/drs-cluster": "prod", "vdcos.io/requested-by": "drs"},
-            "annotations": {"vdcos.io/drs-reason": "rule apart, imbalance 0.310 -> 0.100"},
+            "annotations": {"vdcos.io/drs-reason": "rule apart, imbalance 0.31 -> 0.10"},
         },
         "spec": {"virtualMachineName": "db", "targetHost": "host-2"},
     }
     # Each move's "before" is the imbalance the previous one leaves.
     assert second["migration"]["metadata"]["annotations"]["vdcos.io/drs-reason"] == (
-        "balance, imbalance 0.100 -> 0.120")
+        "balance, imbalance 0.10 -> 0.12")
     assert second["expectedImbalance"] == "0.120"
 
 
