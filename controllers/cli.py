@@ -2,6 +2,7 @@
 
   vdcos run   the operator alone, against the current kubeconfig or in-cluster (as deployed).
   vdcos crds  prints (or writes) the CRDs of the VDC API.
+  vdcos drs   applies a ComputeCluster's DRS recommendations, or asks for a pass now.
 
 Other commands come from the `vdcos.commands` entry points: `vdcos up` (the embedded
 datacenter and the operator, for a workstation) is registered by the `vdcos_up` package. The
@@ -19,6 +20,8 @@ from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
+
+from controllers.computecluster.command_drs import register as register_drs
 
 REPO_CRDS = Path(__file__).resolve().parent.parent / "crds"
 
@@ -121,6 +124,7 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     crds = commands.add_parser("crds", help="print the CRDs, or write them to a directory")
     crds.add_argument("--output-dir", type=Path, default=None, metavar="DIR")
     crds.set_defaults(handler=command_crds)
+    register_drs(commands)
     if plugins:
         add_plugin_commands(commands)
     return parser

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from controllers.computecluster.builders import ResolvedCluster, placement_for
+from controllers.computecluster.rule_affinity import rule_placement
 from controllers.storagepolicy.builders import PROVISIONING_ANNOTATION, ResolvedStoragePolicy
 from controllers.virtualmachine.changes import APPLIED_DIGEST_ANNOTATION, hot_add_ceilings
 from controllers.virtualmachine.models import (
@@ -198,6 +199,7 @@ def build_kubevirt_vm(
     mac_addresses: Mapping[str, str] | None = None,
     vmi: Mapping[str, Any] | None = None,
     port_group_wiring: Mapping[str, str] | None = None,
+    vm_labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The kubevirt.io/v1 VirtualMachine for a VDC VirtualMachine (same name and namespace).
 
@@ -207,6 +209,7 @@ def build_kubevirt_vm(
     NICs removed from the spec are unplugged (`state: absent`) while `vmi` still has them.
     `mac_addresses` maps NIC names to MACs (`nics.resolve_macs`); without it NICs get none.
     `port_group_wiring` maps port groups to their wiring digests (`nics.port_group_wiring`).
+    `vm_labels` (the VDC VM's labels) pick the cluster's rules it is in: their affinity.
     Raises UnresolvedReferenceError naming the field when a reference is missing: call
     `unresolved_references` first to report them all in a condition.
 
@@ -273,14 +276,20 @@ def build_kubevirt_vm(
         "evictionStrategy": "LiveMigrate",
         "priorityClassName": priority_class_name(spec.restart_priority),
     }
+    template_labels = dict(labels)
     if cluster is not None:
         node_selector, affinity = placement_for(cluster.spec)
+        rules = rule_placement(
+            cluster.spec.rules, vm_labels or {}, label_value(cluster.name), affinity
+        )
+        affinity = rules.affinity
+        template_labels.update(rules.labels)
         if node_selector:
             template_spec["nodeSelector"] = node_selector
         if affinity is not None:
             template_spec["affinity"] = affinity
 
-    template_metadata: dict[str, Any] = {"labels": dict(labels)}
+    template_metadata: dict[str, Any] = {"labels": template_labels}
     wiring = wiring_annotation(spec, port_group_wiring or {})
     if wiring is not None:
         # The VMI starts with it, so the guest's wiring is known later (`rewired_port_groups`).

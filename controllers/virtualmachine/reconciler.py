@@ -419,6 +419,7 @@ class VirtualMachineReconciler:
                 mac_addresses=mac_addresses,
                 vmi=vmi,
                 port_group_wiring=port_group_wiring,
+                vm_labels=vdc_vm["metadata"].get("labels"),
             )
         except UnresolvedReferenceError:
             return None, live  # reported through unresolved_references
