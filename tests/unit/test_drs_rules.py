@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from controllers.computecluster.drs import (
     ClusterState,
     DrsSettings,
@@ -215,3 +218,45 @@ def test_a_required_repair_over_the_limits_waits_for_a_later_pass() -> None:
     assert [m.vm for m in result.moves] == ["ns/v1", "ns/v2"]  # 2 outbound per host
     assert [(h.vm, h.retriable) for h in result.held] == [("ns/v3", True)]
     assert result.held[0].reason == "rule apart: waiting: 2 migrations already leave host-0"
+
+
+def _resolve_naively(rules: list[PlacementRule], hosts: frozenset[str]) -> dict[str, str | None]:
+    """Every check against every enabled rule: the definition resolve_conflicts must match."""
+    from controllers.computecluster.drs_rules import _consistent, precedence
+
+    enabled: list[PlacementRule] = []
+    verdict: dict[str, str | None] = {}
+    for candidate in sorted(rules, key=precedence):
+        if _consistent([*enabled, candidate], hosts):
+            enabled.append(candidate)
+            verdict[candidate.name] = None
+            continue
+        verdict[candidate.name] = next(
+            (enabled[i].name for i in range(len(enabled))
+             if not _consistent([*enabled[: i + 1], candidate], hosts)), candidate.name)
+    return verdict
+
+
+RULE_KINDS = ("KeepTogether", "SeparateVirtualMachines", "VirtualMachinesToHosts",
+              "VirtualMachinesNotOnHosts")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(
+    st.sampled_from(RULE_KINDS), st.sampled_from(["Required", "Preferred"]),
+    st.sets(st.integers(0, 7), min_size=1, max_size=4),
+    st.sets(st.integers(0, 3), min_size=1, max_size=3), st.integers(0, 3)), max_size=8))
+def test_conflicts_resolve_as_if_every_rule_were_checked_against_every_other(
+        drawn: list[tuple[str, str, set[int], set[int], int]]) -> None:
+    from controllers.computecluster.drs_rules import resolve_conflicts
+
+    rules = [
+        rule(f"r{index}", kind, tuple(f"ns/v{i}" for i in sorted(vms)),
+             tuple(f"host-{h}" for h in sorted(hosts)) if kind in RULE_KINDS[2:] else (),
+             enforcement, order)
+        for index, (kind, enforcement, vms, hosts, order) in enumerate(drawn)
+    ]
+    cluster_hosts = frozenset(f"host-{h}" for h in range(4))
+    resolution = resolve_conflicts(rules, cluster_hosts)
+    fast = {r.name: resolution.disabled_by.get(r.name) for r in rules}
+    assert fast == _resolve_naively(rules, cluster_hosts)
