@@ -6,6 +6,7 @@ leans hard on a few hosts:
   (median of --repeats), imbalance before / after / target, moves;
 - passes until the target (each pass's moves done before the next, as DRS does every
   intervalSeconds): passes, moves, plan time per pass;
+- one pass with rules (a Required keep-apart rule per 20 VMs, a Preferred VM-host rule per 100);
 - one pass with the limits lifted (how many moves the planner needs to reach the target, and
   its time at that size).
 At 8 hosts / 40 VMs it also compares with the exact optimum (scipy, as tests/unit/test_drs_oracle.py
@@ -28,6 +29,7 @@ from controllers.computecluster.drs import (
     DrsPlan,
     DrsSettings,
     Host,
+    PlacementRule,
     VirtualMachineLoad,
     imbalance_of,
     plan,
@@ -112,12 +114,31 @@ def _until_target(state: ClusterState, max_passes: int) -> dict[str, Any]:
             "final_imbalance": round(imbalance_of(state), 4)}
 
 
+def with_rules(state: ClusterState, seed: int) -> ClusterState:
+    """The same cluster with a Required keep-apart rule per 20 VMs (5 VMs each) and a Preferred
+    VM-host rule per 100 VMs (20 VMs to half the hosts)."""
+    rng = random.Random(seed)
+    keys = [vm.key for vm in state.virtual_machines]
+    names = [host.name for host in state.hosts]
+    rules = [PlacementRule(f"apart-{i}", "SeparateVirtualMachines", "Required",
+                           tuple(rng.sample(keys, min(5, len(keys)))), order=i)
+             for i in range(len(keys) // 20)]
+    rules += [PlacementRule(f"zone-{i}", "VirtualMachinesToHosts", "Preferred",
+                            tuple(rng.sample(keys, min(20, len(keys)))),
+                            tuple(rng.sample(names, max(1, len(names) // 2))),
+                            order=len(rules) + i)
+              for i in range(len(keys) // 100)]
+    return replace(state, rules=tuple(rules))
+
+
 def bench_scale(hosts: int, vms: int, args: argparse.Namespace) -> dict[str, Any]:
     state = skewed_cluster(hosts, vms, args.seed)
     one_pass, seconds = _timed(state, DrsSettings(), args.repeats)
     unlimited = DrsSettings(max_moves_per_pass=vms, max_parallel_in_cluster=vms,
                             max_outbound_per_host=vms)
     lifted, lifted_seconds = _timed(state, unlimited, 1)
+    ruled_state = with_rules(state, args.seed)
+    ruled, ruled_seconds = _timed(ruled_state, DrsSettings(), args.repeats)
     return {
         "vms_placed": len(state.virtual_machines),
         "host_cores": state.hosts[0].cpu_millicores // 1000,
@@ -127,6 +148,14 @@ def bench_scale(hosts: int, vms: int, args: argparse.Namespace) -> dict[str, Any
             "target_imbalance": round(one_pass.target_imbalance, 4),
             "expected_imbalance": round(one_pass.expected_imbalance, 4),
             "moves": len(one_pass.moves),
+        },
+        "one_pass_with_rules": {
+            "rules": len(ruled_state.rules),
+            "plan_seconds": round(ruled_seconds, 4),
+            "moves": len(ruled.moves),
+            "rule_violation_moves": sum(m.reason == "RuleViolation" for m in ruled.moves),
+            "rules_unsatisfied_before": sum(not r.satisfied for r in ruled.rules),
+            "rules_disabled": sum(r.disabled_by is not None for r in ruled.rules),
         },
         "passes_to_target": _until_target(state, args.max_passes),
         "limits_lifted": {
