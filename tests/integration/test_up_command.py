@@ -46,6 +46,7 @@ def test_the_hot_add_hint_names_a_vm_that_can_live_migrate() -> None:
     assert "kubectl apply -f examples/" not in text
     # The example switch bonds eth1 and eth2: pulling one leaves the switch up, Degraded.
     assert "kubectl get vds,dvpg" in text
+    assert "vdcos drs run production" in text  # the example cluster runs DRS
     assert "kubectl annotate node host-1 sim.vdcos.io/nic-down=eth1" in text
     # The same VM with its disk on a ReadWriteOnce policy: a hot-add would wait for a
     # restart, so no hot-add is offered.
