@@ -99,7 +99,7 @@ def next_steps(kubeconfig: Path, objects: Sequence[Mapping[str, Any]], *,
         name = str(clusters[0]["metadata"]["name"])
         lines.append(_line(f"kubectl get cc {name} -o yaml", "hosts, capacity and allocation"))
         if ((clusters[0].get("spec") or {}).get("drs") or {}).get("enabled"):
-            lines += [_line("kubectl get cc -o wide", "DRS: CPU/memory use, imbalance, target"),
+            lines += [_line("kubectl get cc -o wide", "DRS: CPU/memory use %, imbalance, target"),
                       _line(f"vdcos drs run {name}", "a DRS pass now (else every interval)")]
     lines += ["", "Ctrl-C stops the datacenter."]
     return "\n".join(lines)

@@ -35,22 +35,25 @@ COMPUTE_CLUSTER = CustomResourceKind(
         PrinterColumn("Hosts", ".status.hostCount", "integer", "Hosts in the cluster"),
         PrinterColumn("Ready Hosts", ".status.readyHostCount", "integer", "Hosts that are Ready"),
         PrinterColumn(
-            "CPU", ".status.allocatedPercent.cpu", "integer", "Percent of CPU capacity allocated"
+            "CPU Alloc%",
+            ".status.allocatedPercent.cpu",
+            "integer",
+            "Percent of CPU capacity allocated",
         ),
         PrinterColumn(
-            "Memory",
+            "Memory Alloc%",
             ".status.allocatedPercent.memory",
             "integer",
             "Percent of memory capacity allocated",
         ),
         PrinterColumn(
-            "CPU Use",
+            "CPU Use%",
             ".status.drs.usagePercent.cpu",
             "integer",
             "Percent of CPU capacity in use (DRS load metric)",
         ),
         PrinterColumn(
-            "Memory Use",
+            "Memory Use%",
             ".status.drs.usagePercent.memory",
             "integer",
             "Percent of memory capacity in use (DRS load metric)",

@@ -174,7 +174,7 @@ def test_status_columns(datacenter: DevCluster, namespace: str) -> None:
     status = run_pass(datacenter, "columns")
     table = datacenter.kubectl("get", "cc", "columns", "-o", "wide").stdout.splitlines()
     header = table[0].split()
-    for column in ("HOSTS", "READY", "CPU", "MEMORY", "USE", "IMBALANCE", "DRS", "TARGET"):
+    for column in ("HOSTS", "READY", "ALLOC%", "USE%", "IMBALANCE", "DRS", "TARGET"):
         assert column in header, table
     row = table[1]
     assert status["drs"]["imbalance"] in row
