@@ -11,7 +11,7 @@ image does not ship.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -188,7 +188,7 @@ def _find(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None
     return next((c for c in conditions if c.get("type") == type_), None)
 
 
-def conditions_after(reason: str, conditions: list[Obj], now: datetime,
+def conditions_after(reason: str, conditions: Sequence[Obj], now: datetime,
                      generation: int | None = None) -> tuple[list[dict[str, Any]], bool]:
     """`UpdateConditions`: the three conditions after `reason`; and whether any changed
     (then lastUpdateTime is stamped)."""
