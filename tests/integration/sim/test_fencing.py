@@ -210,3 +210,35 @@ def test_isolated_host_goes_silent_but_keeps_its_guests(datacenter: DevCluster) 
     datacenter.kubectl("wait", f"node/{host}", "--for=condition=Ready", "--timeout=30s")
     assert get_json(datacenter, "lease", "-n", "kube-node-lease", host)["spec"][
         "renewTime"] != lease["spec"]["renewTime"]
+
+
+def test_reboot_with_resource_deletion_power_cycles_the_host(
+        datacenter: DevCluster, credentials: None) -> None:
+    vmi = running_vm(datacenter, "cycled")
+    host = vmi["status"]["nodeName"]
+    apply(datacenter, far_manifest(host, action="reboot", strategy="ResourceDeletion"))
+    datacenter.kubectl("wait", f"far/{host}", "--for=condition=Succeeded", "--timeout=60s",
+                       timeout=70)
+    # The agent returns once the host is on again; its pods were deleted, not tainted away.
+    annotations = get_json(datacenter, "node", host)["metadata"]["annotations"]
+    assert annotations["sim.vdcos.io/power"] == "on"
+    assert OUT_OF_SERVICE not in taints(datacenter, host)
+    assert taints(datacenter, host)[FAR_TAINT]["effect"] == "NoSchedule"
+    node_events = get_json(datacenter, "events", "--field-selector",
+                           f"involvedObject.kind=Node,involvedObject.name={host}")["items"]
+    assert "DeleteResources" in {e["reason"] for e in node_events}
+    moved = wait_vmi(datacenter, "cycled", restarted(vmi))
+    assert moved["status"]["nodeName"] != host, "the NoSchedule taint keeps it off the host"
+    datacenter.kubectl("wait", f"node/{host}", "--for=condition=Ready", "--timeout=30s")
+    assert [g["host"] for g in guests_of(datacenter, "cycled")] == [moved["status"]["nodeName"]]
+    datacenter.kubectl("delete", "far", host, "--timeout=30s")
+    assert FAR_TAINT not in taints(datacenter, host)
+
+
+def test_guests_api_is_discoverable(datacenter: DevCluster) -> None:
+    discovery = json.loads(datacenter.kubectl("get", "--raw", "/apis/sim.vdcos.io/v1").stdout)
+    assert [r["name"] for r in discovery["resources"]] == ["guests"]
+    assert "sim.vdcos.io/v1" in datacenter.kubectl("api-versions").stdout
+    one_host = json.loads(datacenter.kubectl(
+        "get", "--raw", "/apis/sim.vdcos.io/v1/guests?host=host-1").stdout)
+    assert {g["host"] for g in one_host["items"]} <= {"host-1"}
