@@ -147,8 +147,11 @@ def test_remediation_fences_the_host_and_its_vm_restarts_elsewhere(
     # The remediation gone, its taints go; powered on, the host rejoins empty.
     datacenter.kubectl("delete", "far", host, "--timeout=30s")
     assert not {OUT_OF_SERVICE, FAR_TAINT} & set(taints(datacenter, host))
+    silent = get_json(datacenter, "lease", "-n", "kube-node-lease", host)["spec"]["renewTime"]
     datacenter.kubectl("annotate", "node", host, "sim.vdcos.io/power=on", "--overwrite")
     datacenter.kubectl("wait", f"node/{host}", "--for=condition=Ready", "--timeout=30s")
+    assert get_json(datacenter, "lease", "-n", "kube-node-lease", host)["spec"][
+        "renewTime"] > silent, "the kubelet renews its Lease again"
     assert not [g for g in guests(datacenter) if g["host"] == host]
     assert len(guests_of(datacenter, "web")) == 1
 
