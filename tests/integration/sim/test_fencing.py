@@ -107,6 +107,20 @@ def far_events(cluster: DevCluster, name: str) -> list[tuple[str, str]]:
     return [(e["reason"], e["message"]) for e in ordered]
 
 
+def wait_far_event(cluster: DevCluster, name: str, reason: str, timeout: int = 30) -> None:
+    """Watch the FAR's Events (kubernetes client) until one has `reason`."""
+    api = client.CoreV1Api(cluster.api_client())
+    watcher: Any = watch.Watch()  # type: ignore[no-untyped-call]
+    for event in watcher.stream(api.list_namespaced_event, "default",
+                                field_selector=f"involvedObject.name={name},"
+                                "involvedObject.kind=FenceAgentsRemediation",
+                                timeout_seconds=timeout):
+        if event["object"].reason == reason:
+            watcher.stop()
+            return
+    raise AssertionError(f"no {reason} Event for far/{name} within {timeout} s")
+
+
 @pytest.fixture(scope="module")
 def credentials(datacenter: DevCluster) -> None:
     datacenter.kubectl("create", "secret", "generic", "bmc-credentials",
@@ -245,3 +259,34 @@ def test_guests_api_is_discoverable(datacenter: DevCluster) -> None:
     one_host = json.loads(datacenter.kubectl(
         "get", "--raw", "/apis/sim.vdcos.io/v1/guests?host=host-1").stdout)
     assert {g["host"] for g in one_host["items"]} <= {"host-1"}
+
+
+def test_a_remediation_of_no_node_or_without_parameters_says_why(
+        datacenter: DevCluster, credentials: None) -> None:
+    apply(datacenter, far_manifest("host-9"))
+    datacenter.kubectl("wait", "far/host-9", "--timeout=30s",
+                       "--for=jsonpath={.status.conditions[?(@.type==\"Succeeded\")]"
+                       ".reason}=RemediationFinishedNodeNotFound")
+    assert condition(get_json(datacenter, "far", "host-9"), "Processing")["message"] == \
+        "FAR CR name doesn't match a node name"
+    assert ("NodeNotFound", "[remediation] CR name doesn't match a node name") in \
+        far_events(datacenter, "host-9")
+    datacenter.kubectl("delete", "far", "host-9", "--timeout=30s")
+
+    apply(datacenter, """
+apiVersion: fence-agents-remediation.medik8s.io/v1alpha1
+kind: FenceAgentsRemediation
+metadata: {name: host-3}
+spec:
+  agent: fence_redfish
+  sharedparameters: {--ip: 172.19.0.4, --username: admin, --password: x}
+""")
+    wait_far_event(datacenter, "host-3", "InvalidSpec")
+    assert ("InvalidSpec", "[remediation] invalid spec: mandatory parameters are missing") in \
+        far_events(datacenter, "host-3")
+    far = get_json(datacenter, "far", "host-3")
+    assert condition(far, "Processing")["status"] == "True"
+    assert condition(far, "FenceAgentActionSucceeded")["status"] == "Unknown"
+    assert get_json(datacenter, "node", "host-3")["metadata"]["annotations"].get(
+        "sim.vdcos.io/power", "on") == "on"
+    datacenter.kubectl("delete", "far", "host-3", "--timeout=30s")
