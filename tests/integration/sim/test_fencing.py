@@ -290,3 +290,24 @@ spec:
     assert get_json(datacenter, "node", "host-3")["metadata"]["annotations"].get(
         "sim.vdcos.io/power", "on") == "on"
     datacenter.kubectl("delete", "far", "host-3", "--timeout=30s")
+
+
+def test_fencing_an_isolated_host_stops_its_guests_before_the_restart(
+        datacenter: DevCluster, credentials: None) -> None:
+    vmi = running_vm(datacenter, "lonely")
+    host = vmi["status"]["nodeName"]
+    datacenter.kubectl("annotate", "node", host, "sim.vdcos.io/network=isolated")
+    datacenter.kubectl("wait", f"node/{host}", "--for=condition=Ready=Unknown",
+                       "--timeout=30s")
+    assert [g["host"] for g in guests_of(datacenter, "lonely")] == [host]
+    apply(datacenter, far_manifest(host))  # the BMC is out of band: reachable
+    datacenter.kubectl("wait", f"far/{host}", "--for=condition=Succeeded", "--timeout=60s",
+                       timeout=70)
+    assert guests_of(datacenter, "lonely") == [], "fenced: the isolated host runs nothing"
+    moved = wait_vmi(datacenter, "lonely", restarted(vmi))
+    assert [g["host"] for g in guests_of(datacenter, "lonely")] == [moved["status"]["nodeName"]]
+    datacenter.kubectl("delete", "far", host, "--timeout=30s")
+    datacenter.kubectl("annotate", "node", host, "sim.vdcos.io/network-",
+                       "sim.vdcos.io/power=on", "--overwrite")
+    datacenter.kubectl("wait", f"node/{host}", "--for=condition=Ready", "--timeout=30s")
+    assert [g["host"] for g in guests_of(datacenter, "lonely")] == [moved["status"]["nodeName"]]
