@@ -464,11 +464,24 @@ class Hosts:
         status = pod.get("status") or {}
         uid = str((pod.get("metadata") or {}).get("uid", ""))
         if status.get("phase") == "Running":
-            guest = guest_of(pod, host, now_rfc3339())
+            # Since its pod started (the kubelet's startTime), as a restart reads it back.
+            guest = guest_of(pod, host, str(status.get("startTime") or now_rfc3339()))
             if guest is not None:
                 self.guests.add(guest)
         elif status.get("phase") in ("Succeeded", "Failed"):
             self.guests.remove(host, uid)
+
+    def _adopt_running_guests(self, host: str) -> None:
+        """This process (re)started: the host runs what its pods say it runs, isolated or
+        not (what it ran before, unseen by the API, is not known)."""
+        for pod in self.runtime.informer(PODS).values():
+            status = pod.get("status") or {}
+            if (pod.get("spec") or {}).get("nodeName") != host or \
+                    status.get("phase") != "Running" or pod["metadata"].get("deletionTimestamp"):
+                continue
+            guest = guest_of(pod, host, str(status.get("startTime") or now_rfc3339()))
+            if guest is not None:
+                self.guests.add(guest)
 
     def _stop_orphaned_guests(self, host: str) -> None:
         """Back on the network, the kubelet kills the containers of pods deleted meanwhile."""
@@ -526,6 +539,8 @@ class Hosts:
                 await self.runtime.event(node, "PoweredOff", f"Host {host.name} powered off",
                                          kind="Warning", component="sim")
             return None
+        if was_powered is None:
+            self._adopt_running_guests(host.name)
         if isolated:
             if not was_isolated:
                 log.info("Host isolated from the network", host=host.name)

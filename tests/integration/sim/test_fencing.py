@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client, watch
 
-from tests.harness import DevCluster
+from tests.harness import DevCluster, start_devcluster
 
+from .conftest import FAST_TIMINGS, wait_for_hosts
 from .helpers import apply, condition, get_json
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
@@ -311,3 +313,22 @@ def test_fencing_an_isolated_host_stops_its_guests_before_the_restart(
                        "sim.vdcos.io/power=on", "--overwrite")
     datacenter.kubectl("wait", f"node/{host}", "--for=condition=Ready", "--timeout=30s")
     assert [g["host"] for g in guests_of(datacenter, "lonely")] == [moved["status"]["nodeName"]]
+
+
+def test_a_restarted_simulation_still_knows_what_runs(tmp_path: Path) -> None:
+    args = ("--hosts", "1", *FAST_TIMINGS, "--data-dir", str(tmp_path / "data"))
+    first = start_devcluster(tmp_path / "first", *args)
+    try:
+        wait_for_hosts(first, ("host-1",))
+        vmi = running_vm(first, "kept")
+        first.kubectl("annotate", "node", "host-1", "sim.vdcos.io/network=isolated")
+        before = guests_of(first, "kept")
+        assert [(g["host"], g["vmiUID"]) for g in before] == [("host-1", vmi["metadata"]["uid"])]
+    finally:
+        first.stop()
+    second = start_devcluster(tmp_path / "second", *args)
+    try:
+        second.kubectl("wait", "--for=create", "node/host-1", "--timeout=60s", timeout=70)
+        assert guests_of(second, "kept") == before, "the isolated host still runs its guest"
+    finally:
+        second.stop()
