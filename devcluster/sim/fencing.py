@@ -139,6 +139,8 @@ class FenceAgentsRemediationController:
             return None
         if deleting:
             self._cancel(uid)
+            self._finished.discard(uid)
+            self._reported = {(u, m) for u, m in self._reported if u != uid}
             if fa.FAR_FINALIZER in finalizers:
                 return await self._finish_deletion(far, node)
             return None
