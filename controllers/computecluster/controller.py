@@ -87,6 +87,8 @@ class ComputeClusterController(Controller[str]):
             status = cluster_status_with_conditions(
                 entry.spec, nodes, pods, conditions, generation, now
             )
+            if previous.get("ha"):
+                status["ha"] = previous["ha"]  # the HA controller's (controllers/hostfailure)
         await patch_status(self.kube, COMPUTE_CLUSTER.resource, None, name, previous, status)
 
     async def _label_hosts(self, name: str, hosts: list[str]) -> None:

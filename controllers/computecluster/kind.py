@@ -23,7 +23,8 @@ COMPUTE_CLUSTER = CustomResourceKind(
     status_model=ComputeClusterStatus,
     description=(
         "A pool of hosts (Nodes picked by label) that runs VMs; status reports its hosts, "
-        "capacity and allocation. DRS, HA and rules are accepted but not acted on yet."
+        "capacity and allocation; HA restarts the VMs of a failed host on the others. DRS and "
+        "rules are accepted but not acted on yet."
     ),
     short_names=("cc",),
     categories=(CATEGORY,),
@@ -41,6 +42,13 @@ COMPUTE_CLUSTER = CustomResourceKind(
         READY_COLUMN,
         PrinterColumn("DRS", ".spec.drs.automationLevel", description="DRS level", priority=1),
         PrinterColumn("HA", ".spec.ha.enabled", "boolean", "HA enabled", priority=1),
+        PrinterColumn(
+            "HA capacity",
+            ".status.ha.failoverCapacity",
+            "integer",
+            "Host failures HA can absorb now",
+            priority=1,
+        ),
         AGE_COLUMN,
     ),
 )

@@ -15,6 +15,7 @@ from typing import Any, Final
 from controllers.common.kube import FIELD_MANAGER
 from controllers.computecluster.models import ComputeClusterSpec
 from controllers.distributedportgroup.models import DistributedPortGroupSpec
+from controllers.hostfailure.annotations import ha_annotations
 from controllers.storagepolicy.models import StoragePolicySpec
 from controllers.virtualmachine.changes import APPLIED_DIGEST_ANNOTATION
 from controllers.virtualmachine.managed_view import applied_fields, managed_view
@@ -59,6 +60,8 @@ def slim_vdc_vm(body: Mapping[str, Any]) -> dict[str, Any]:
             "uid": metadata.get("uid"),
             "generation": metadata.get("generation"),
             "deletionTimestamp": metadata.get("deletionTimestamp"),
+            # HA's hold and failover state (controllers/hostfailure/annotations.py).
+            "annotations": ha_annotations(metadata),
         },
         "spec": dict(body.get("spec") or {}),
         "status": dict(body.get("status") or {}),

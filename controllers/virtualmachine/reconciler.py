@@ -27,6 +27,8 @@ from controllers.common.conditions import Condition
 from controllers.common.kube import KubeClient, KubeError
 from controllers.common.logging import get_logger
 from controllers.computecluster.builders import ResolvedCluster
+from controllers.hostfailure.annotations import is_held
+from controllers.hostfailure.vm_conditions import with_failover_conditions
 from controllers.storagepolicy.builders import (
     ResolvedStoragePolicy,
     default_policy_name,
@@ -290,6 +292,7 @@ class VirtualMachineReconciler:
             ),
             now=now,
         )
+        status = with_failover_conditions(status, metadata, generation, now)
         await self._write_status(key, vdc_vm, status, vmi, rejection)
 
     def _restart_reasons(
@@ -419,6 +422,7 @@ class VirtualMachineReconciler:
                 mac_addresses=mac_addresses,
                 vmi=vmi,
                 port_group_wiring=port_group_wiring,
+                ha_held=is_held(vdc_vm["metadata"]),
             )
         except UnresolvedReferenceError:
             return None, live  # reported through unresolved_references

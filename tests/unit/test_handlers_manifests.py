@@ -57,6 +57,11 @@ def test_cluster_role_has_no_wildcards_and_writes_only_what_the_operator_writes(
         ("nmstate.io", "nodenetworkconfigurationpolicies", "delete"),
         ("k8s.cni.cncf.io", "network-attachment-definitions", "patch"),
         ("k8s.cni.cncf.io", "network-attachment-definitions", "delete"),
+        # HA: fencing remediations, force-deleting a fenced host's pods, holds on VDC VMs.
+        ("fence-agents-remediation.medik8s.io", "fenceagentsremediations", "create"),
+        ("fence-agents-remediation.medik8s.io", "fenceagentsremediations", "delete"),
+        ("", "pods", "delete"),
+        ("vdcos.io", "virtualmachines", "patch"),
     }
 
 
