@@ -1,0 +1,147 @@
+"""HA end to end with kubectl: a host powered off is declared failed, fenced, and its VMs
+restarted on the other hosts tier by tier (Highest first); Disabled VMs stay down; the host
+powered on again is unfenced and nothing runs twice."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from tests.harness import DevCluster
+from tests.integration.conftest import get_json, start_vdcos_up, wait
+
+pytestmark = [pytest.mark.kubectl]
+
+FAILED = "host-1"
+PRIORITIES = {"vm-highest": "Highest", "vm-high": "High", "vm-medium": "Medium",
+              "vm-low": "Low", "vm-off": "Disabled"}
+CLUSTER = """
+apiVersion: vdcos.io/v1alpha1
+kind: ComputeCluster
+metadata:
+  name: ha
+spec:
+  hostSelector: {}
+  ha:
+    enabled: true
+    failureDetectionSeconds: 5
+    admissionControl:
+      policy: Disabled
+    fencing:
+      method: OutOfServiceTaint
+"""
+
+
+def vm_yaml(name: str, priority: str) -> str:
+    return (f"apiVersion: vdcos.io/v1alpha1\nkind: VirtualMachine\nmetadata:\n  name: {name}\n"
+            f"spec:\n  clusterName: ha\n  restartPriority: {priority}\n  cpu:\n    count: 1\n"
+            f"  memory:\n    size: 256Mi\n")
+
+
+@pytest.fixture(scope="module")
+def datacenter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
+    cluster = start_vdcos_up(
+        tmp_path_factory.mktemp("vdcos-ha"),
+        "--hosts", "4", "--node-status-seconds", "1", "--import-seconds", "0.5",
+    )
+    yield cluster
+    cluster.stop()
+
+
+def poll(check: Any, what: str, timeout: float = 90) -> Any:
+    """Polls kubectl until `check()` returns something truthy (HA acts on a clock: a dead host
+    sends no events a watch could wait for)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def vmis(cluster: DevCluster, namespace: str) -> dict[str, dict[str, Any]]:
+    return {item["metadata"]["name"]: item
+            for item in get_json(cluster, "vmi", "-n", namespace)["items"]}
+
+
+def events(cluster: DevCluster, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+    listed = get_json(cluster, "events", "-n", namespace,
+                      "--field-selector", f"involvedObject.kind={kind},involvedObject.name={name}")
+    return sorted(listed["items"], key=lambda event: event["metadata"]["creationTimestamp"])
+
+
+def test_powered_off_host_fails_over_by_priority(datacenter: DevCluster) -> None:
+    kubectl = datacenter.kubectl
+    kubectl("create", "namespace", "apps")
+    kubectl("apply", "-f", "-", stdin=CLUSTER)
+    # Every VM on host-1: the other hosts are cordoned while the VMs start.
+    others = ("host-2", "host-3", "host-4")
+    for host in others:
+        kubectl("cordon", host)
+    kubectl("apply", "-n", "apps", "-f", "-",
+            stdin="---\n".join(vm_yaml(name, priority) for name, priority in PRIORITIES.items()))
+    for name in PRIORITIES:
+        wait(datacenter, "--for=condition=Ready", f"vmi/{name}", "-n", "apps", timeout=90)
+    assert {vmi["status"]["nodeName"] for vmi in vmis(datacenter, "apps").values()} == {FAILED}
+    for host in others:
+        kubectl("uncordon", host)
+    before = {name: vmi["metadata"]["uid"] for name, vmi in vmis(datacenter, "apps").items()}
+    poll(lambda: get_json(datacenter, "cc", "ha").get("status", {}).get("ha", {}).get(
+        "protectedVirtualMachines") == 4, "4 protected VMs")
+
+    kubectl("annotate", "node", FAILED, "sim.vdcos.io/power=off")
+
+    def restarted() -> dict[str, dict[str, Any]] | None:
+        current = vmis(datacenter, "apps")
+        moved = {name: vmi for name, vmi in current.items()
+                 if vmi["metadata"]["uid"] != before[name]
+                 and vmi.get("status", {}).get("phase") == "Running"}
+        return current if len(moved) == 4 else None
+
+    current = poll(restarted, "4 VMs running elsewhere", timeout=120)
+    for name in ("vm-highest", "vm-high", "vm-medium", "vm-low"):
+        assert current[name]["status"]["nodeName"] != FAILED
+    # Tier by tier: each tier's VMI is created no earlier than the tier above's.
+    created = [datetime.fromisoformat(current[name]["metadata"]["creationTimestamp"]
+                                      .replace("Z", "+00:00"))
+               for name in ("vm-highest", "vm-high", "vm-medium", "vm-low")]
+    assert created == sorted(created)
+    # The Disabled VM is not restarted, and says so.
+    assert current["vm-off"]["metadata"]["uid"] == before["vm-off"]
+    off = get_json(datacenter, "vdcvm", "vm-off", "-n", "apps")
+    ready = next(c for c in off["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "HostFailed", ready
+    assert FAILED in ready["message"] and "Disabled" in ready["message"]
+    # The cluster tells the story: Degraded naming the host; failed, then fenced.
+    cluster = get_json(datacenter, "cc", "ha")
+    degraded = next(c for c in cluster["status"]["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] == "True" and FAILED in degraded["message"]
+    failover = cluster["status"]["ha"]["lastFailover"]
+    assert failover["host"] == FAILED and failover["fencedAt"] >= failover["declaredFailedAt"]
+    taints = get_json(datacenter, "node", FAILED)["spec"].get("taints") or []
+    assert any(t["key"] == "node.kubernetes.io/out-of-service" for t in taints)
+    reasons = [event["reason"] for event in events(datacenter, "default", "ComputeCluster", "ha")]
+    assert reasons.index("HostFailed") < reasons.index("HostFenced"), reasons
+    restarted_events = events(datacenter, "apps", "VirtualMachine", "vm-high")
+    assert any(event["reason"] == "RestartedByHA"
+               and f"after {FAILED} failed, priority High" in event["message"]
+               for event in restarted_events), restarted_events
+
+    # Back on: unfenced, it rejoins; each VM runs once.
+    kubectl("annotate", "node", FAILED, "sim.vdcos.io/power=on", "--overwrite")
+    poll(lambda: not get_json(datacenter, "cc", "ha")["status"]["ha"].get("failedHosts"),
+         "the host to rejoin", timeout=60)
+    taints = get_json(datacenter, "node", FAILED)["spec"].get("taints") or []
+    assert not any(t["key"] == "node.kubernetes.io/out-of-service" for t in taints)
+    wait(datacenter, "--for=condition=Ready", "vdcvm/vm-off", "-n", "apps", timeout=90)
+    pods = get_json(datacenter, "pods", "-n", "apps", "-l", "kubevirt.io=virt-launcher")["items"]
+    running = [pod["metadata"]["labels"].get("vm.kubevirt.io/name") for pod in pods
+               if pod["status"].get("phase") == "Running"
+               and not pod["metadata"].get("deletionTimestamp")]
+    assert sorted(running) == sorted(PRIORITIES), json.dumps(running)
