@@ -46,6 +46,8 @@ class Observed:
     port_group_wiring: Mapping[str, str] = field(default_factory=dict)
     #: The VMs (keys) whose KubeVirt VM has a NIC with this MAC address.
     mac_users: Callable[[str], Collection[Key]] = lambda mac: ()
+    #: Each ComputeCluster's status (hosts, capacity, allocation): HA admission control.
+    cluster_statuses: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def slim_vdc_vm(body: Mapping[str, Any]) -> dict[str, Any]:

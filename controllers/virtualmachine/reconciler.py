@@ -38,6 +38,7 @@ from controllers.virtualmachine.admission import (
     MissingReference,
     Rejection,
     capacity_rejection,
+    failover_capacity_rejection,
     mac_address_rejection,
     parse_spec,
     pending_storage_classes,
@@ -247,6 +248,11 @@ class VirtualMachineReconciler:
                         spec, policies, default_policy, observed.storage_classes
                     )
                     or capacity_rejection(spec, cluster, observed.nodes)
+                    or failover_capacity_rejection(
+                        spec, cluster, observed.cluster_statuses.get(spec.cluster_name or ""),
+                        powering_on=vmi is None and not is_held(metadata) and (
+                            live is None or nested(live, "spec", "runStrategy") == "Halted"),
+                    )
                 )
             if not unresolved and rejection is None:
                 macs = self._mac_addresses(key, spec, live, observed)

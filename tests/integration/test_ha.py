@@ -145,3 +145,51 @@ def test_powered_off_host_fails_over_by_priority(datacenter: DevCluster) -> None
                if pod["status"].get("phase") == "Running"
                and not pod["metadata"].get("deletionTimestamp")]
     assert sorted(running) == sorted(PRIORITIES), json.dumps(running)
+
+
+GUARDED = """
+apiVersion: vdcos.io/v1alpha1
+kind: ComputeCluster
+metadata:
+  name: guarded
+spec:
+  hostSelector:
+    matchLabels:
+      pool: guarded
+  ha:
+    enabled: true
+    hostFailuresToTolerate: 1
+"""
+
+
+def big_vm(name: str, power: str = "PoweredOn") -> str:
+    return (f"apiVersion: vdcos.io/v1alpha1\nkind: VirtualMachine\nmetadata:\n  name: {name}\n"
+            f"spec:\n  clusterName: guarded\n  powerState: {power}\n  cpu:\n    count: 1\n"
+            f"  memory:\n    size: 100Gi\n")
+
+
+def test_admission_control_refuses_a_power_on_until_room_returns(datacenter: DevCluster) -> None:
+    kubectl = datacenter.kubectl
+    kubectl("create", "namespace", "big")
+    for host in ("host-3", "host-4"):
+        kubectl("label", "node", host, "pool=guarded")
+    kubectl("apply", "-f", "-", stdin=GUARDED)
+    wait(datacenter, "--for=condition=Ready", "cc/guarded")
+    # Two hosts of 128Gi, one failure tolerated: 128Gi of VMs fit, two of 100Gi do not.
+    kubectl("apply", "-n", "big", "-f", "-", stdin=big_vm("big-1"))
+    wait(datacenter, "--for=condition=Ready", "vmi/big-1", "-n", "big", timeout=90)
+    poll(lambda: get_json(datacenter, "cc", "guarded").get("status", {}).get("ha", {}).get(
+        "protectedVirtualMachines") == 1, "big-1 protected")
+    kubectl("apply", "-n", "big", "-f", "-", stdin=big_vm("big-2"))
+    wait(datacenter, "--for=jsonpath={.status.conditions[?(@.type=='Ready')].reason}"
+         "=InsufficientFailoverCapacity", "vdcvm/big-2", "-n", "big")
+    refused = get_json(datacenter, "vdcvm", "big-2", "-n", "big")
+    ready = next(c for c in refused["status"]["conditions"] if c["type"] == "Ready")
+    assert "hostFailuresToTolerate" in ready["message"], ready
+    assert kubectl("get", "vmi", "big-2", "-n", "big", check=False).returncode != 0
+    assert any(event["reason"] == "InsufficientFailoverCapacity"
+               for event in events(datacenter, "big", "VirtualMachine", "big-2"))
+    # Room returns when big-1 powers off: big-2 starts by itself.
+    kubectl("apply", "-n", "big", "-f", "-", stdin=big_vm("big-1", "PoweredOff"))
+    wait(datacenter, "--for=create", "vmi/big-2", "-n", "big", timeout=90)
+    wait(datacenter, "--for=condition=Ready", "vmi/big-2", "-n", "big", timeout=90)
