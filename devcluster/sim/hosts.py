@@ -8,7 +8,19 @@ deletes pods deleted with a grace period (one delete with grace 0).
 Faults come through the API: the annotation `sim.vdcos.io/power: "off"` on a Node powers
 the host off (no heartbeats, its kubelet does nothing: pods stay as they are, Terminating
 ones stay Terminating); `"on"` (or removing it) powers it back on, and the kubelet then
-catches up with whatever happened meanwhile.
+catches up with whatever happened meanwhile: its guests were lost with the power, so the
+pods that were running there with restartPolicy Never (virt-launcher's) end Failed.
+
+`sim.vdcos.io/network: isolated` on a Node cuts the host off the management network: its
+Lease renewals and every kubelet write stop (node status, pod status, deletions), as for a
+host whose heartbeats stop, but it stays powered and its guests keep running. Removing the
+annotation reconnects it: the kubelet reports Ready again and stops the guests whose pods
+were deleted meanwhile.
+
+Each host keeps its own table of the guests it runs (`guest_table.py`), the ground truth
+served by `guests_api.py`. Each host also has a BMC, reachable at the address in its Node
+annotation `sim.vdcos.io/bmc-address` or as `<host>-bmc`, that the fencing emulation
+(`fencing.py`) powers it off through.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from .cni import (
     sandbox_failure,
     sandbox_failure_message,
 )
+from .guest_table import GuestTable, guest_of
 from .runtime import SIM_RETRY_DELAYS, SimRuntime, SimSettings, now_rfc3339
 
 log = structlog.get_logger("devcluster.sim.hosts")
@@ -44,6 +57,10 @@ log = structlog.get_logger("devcluster.sim.hosts")
 Obj = Mapping[str, Any]
 
 POWER_ANNOTATION = "sim.vdcos.io/power"
+NETWORK_ANNOTATION = "sim.vdcos.io/network"
+NETWORK_ISOLATED = "isolated"
+BMC_ANNOTATION = "sim.vdcos.io/bmc-address"
+BMC_NETWORK = ipaddress.ip_network("172.19.0.0/16")  # the out-of-band management network
 NICS_ANNOTATION = "sim.vdcos.io/nics"
 HOST_LABEL = "sim.vdcos.io/host"
 LEASE_NAMESPACE = "kube-node-lease"
@@ -72,6 +89,7 @@ class HostSpec:
     zone: str
     internal_ip: str
     pod_cidr: str
+    bmc_ip: str = ""
 
 
 def zone_name(index: int, zones: int) -> str:
@@ -86,6 +104,7 @@ def host_specs(settings: SimSettings) -> list[HostSpec]:
             index=index,
             zone=zone_name(index, settings.zones),
             internal_ip=str(HOST_NETWORK.network_address + 1 + index),
+            bmc_ip=str(BMC_NETWORK.network_address + 1 + index),
             pod_cidr=str(ipaddress.ip_network(
                 f"{POD_NETWORK.network_address + 256 * (index - 1)}/24")),
         )
@@ -147,6 +166,7 @@ def node_manifest(host: HostSpec, settings: SimSettings, now: str) -> dict[str, 
             },
             "annotations": {
                 NICS_ANNOTATION: json.dumps(nic_inventory(host), separators=(",", ":")),
+                BMC_ANNOTATION: host.bmc_ip,
                 "node.alpha.kubernetes.io/ttl": "0",
                 "volumes.kubernetes.io/controller-managed-attach-detach": "true",
             },
@@ -191,6 +211,36 @@ def micro_time(moment: datetime) -> str:
 def is_powered_on(node: Obj) -> bool:
     annotations = (node.get("metadata") or {}).get("annotations") or {}
     return str(annotations.get(POWER_ANNOTATION, "on")).lower() != "off"
+
+
+def is_isolated(node: Obj) -> bool:
+    annotations = (node.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(NETWORK_ANNOTATION, "")).lower() == NETWORK_ISOLATED
+
+
+def reaches_api(node: Obj | None) -> bool:
+    """Whether the host's kubelet and virt-handler can write to the API: powered on and
+    not isolated."""
+    return node is not None and is_powered_on(node) and not is_isolated(node)
+
+
+def lost_pod_status(pod: Obj, now: str) -> dict[str, Any] | None:
+    """What the kubelet posts after a power cycle for a pod whose containers died with
+    the host and may not restart (restartPolicy Never): Failed, each container
+    ContainerStatusUnknown. None for pods that restart or ended already."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    if spec.get("restartPolicy", "Always") != "Never" or \
+            status.get("phase") in ("Succeeded", "Failed"):
+        return None
+    conditions = [{**c, "status": "False", "lastTransitionTime": now}
+                  if c.get("type") in ("Ready", "ContainersReady") and c.get("status") == "True"
+                  else dict(c) for c in status.get("conditions") or []]
+    containers = [{**c, "ready": False, "started": False, "state": {"terminated": {
+        "exitCode": 137, "reason": "ContainerStatusUnknown",
+        "message": "The container could not be located when the pod was terminated",
+        "startedAt": ((c.get("state") or {}).get("running") or {}).get("startedAt"),
+        "finishedAt": now}}} for c in status.get("containerStatuses") or []]
+    return {"phase": "Failed", "conditions": conditions, "containerStatuses": containers}
 
 
 def ready_status(node: Obj) -> str:
@@ -338,6 +388,9 @@ class Hosts:
         self.hosts = {host.name: host for host in host_specs(runtime.settings)}
         self.addresses = PodAddresses()
         self._powered: dict[str, bool] = {}
+        self._isolated: dict[str, bool] = {}
+        self._rebooted_while_isolated: set[str] = set()
+        self.guests = GuestTable()
         self._nodes_queue = WorkQueue("hosts", self._reconcile_node, workers=2,
                                       retry_delays=SIM_RETRY_DELAYS)
         self._pods_queue = WorkQueue("kubelet", self._reconcile_pod, workers=8,
@@ -381,9 +434,12 @@ class Hosts:
         if kind == "DELETED":
             self.addresses.release(meta.get("uid", ""))
             self._sandbox_failures.pop(str(meta.get("uid", "")), None)
+            if node in self.hosts and self._connected(node):
+                self.guests.remove(node, str(meta.get("uid", "")))
             return
         if node not in self.hosts:
             return
+        self._track_guest(node, pod)
         if status.get("podIP") and not spec.get("hostNetwork"):
             self.addresses.observe(node, meta.get("uid", ""), status["podIP"])
         self._pods_queue.enqueue(key_of(pod))
@@ -394,6 +450,54 @@ class Hosts:
         waiting = self._waiting_for_claims.pop(key_of(claim), set())
         for key in waiting:
             self._pods_queue.enqueue(key)
+
+    # --- what the host runs -----------------------------------------------------------
+
+    def _connected(self, host: str) -> bool:
+        return bool(self._powered.get(host)) and not self._isolated.get(host)
+
+    def _track_guest(self, host: str, pod: Obj) -> None:
+        """A connected host's kubelet knows what its pods are; an isolated one keeps what
+        it runs whatever the API says; an off one runs nothing."""
+        if not self._connected(host):
+            return
+        status = pod.get("status") or {}
+        uid = str((pod.get("metadata") or {}).get("uid", ""))
+        if status.get("phase") == "Running":
+            guest = guest_of(pod, host, now_rfc3339())
+            if guest is not None:
+                self.guests.add(guest)
+        elif status.get("phase") in ("Succeeded", "Failed"):
+            self.guests.remove(host, uid)
+
+    def _stop_orphaned_guests(self, host: str) -> None:
+        """Back on the network, the kubelet kills the containers of pods deleted meanwhile."""
+        pods = {str(p["metadata"].get("uid", "")): p for p in self.runtime.informer(PODS).values()
+                if (p.get("spec") or {}).get("nodeName") == host}
+        for guest in self.guests.on(host):
+            pod = pods.get(guest.pod_uid)
+            if pod is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                self.guests.remove(host, guest.pod_uid)
+                log.info("Stopped the guest of a pod deleted while isolated", host=host,
+                         vmi=f"{guest.namespace}/{guest.name}")
+
+    async def _fail_lost_pods(self, host: str) -> None:
+        """After a power cycle: what ran there died with the host."""
+        now = now_rfc3339()
+        for pod in self.runtime.informer(PODS).values():
+            if (pod.get("spec") or {}).get("nodeName") != host or \
+                    pod["metadata"].get("deletionTimestamp"):
+                continue
+            status = lost_pod_status(pod, now)
+            if status is None or not (pod.get("status") or {}).get("containerStatuses"):
+                continue
+            meta = pod["metadata"]
+            try:
+                await self.kube.patch(PODS, meta["namespace"], meta["name"], {"status": status},
+                                      subresource="status")
+            except KubeError as error:
+                if error.status != 404:
+                    raise
 
     # --- the host ---------------------------------------------------------------------
 
@@ -411,19 +515,41 @@ class Hosts:
         powered = is_powered_on(node)
         was_powered = self._powered.get(host.name)
         self._powered[host.name] = powered
+        isolated = is_isolated(node)
+        was_isolated = self._isolated.get(host.name, False)
+        self._isolated[host.name] = isolated
         if not powered:
+            self.guests.clear(host.name)
             if was_powered:
                 log.info("Host powered off", host=host.name)
+                # Posted by the simulation (the host itself is gone), isolated or not.
                 await self.runtime.event(node, "PoweredOff", f"Host {host.name} powered off",
                                          kind="Warning", component="sim")
             return None
-        if was_powered is False:
+        if isolated:
+            if not was_isolated:
+                log.info("Host isolated from the network", host=host.name)
+                await self.runtime.event(node, "NetworkIsolated",
+                                         f"Host {host.name} lost its management network",
+                                         kind="Warning", component="sim")
+            if was_powered is False:
+                self._rebooted_while_isolated.add(host.name)
+            return None  # nothing the kubelet does reaches the API
+        if was_powered is False or host.name in self._rebooted_while_isolated:
+            self._rebooted_while_isolated.discard(host.name)
             log.info("Host powered on", host=host.name)
             await self.runtime.event(node, "Starting", "Starting kubelet.", component="kubelet")
+            await self._renew_lease(node)
+            await self._fail_lost_pods(host.name)
+            self._resync_pods(host.name)
+        elif was_isolated:
+            log.info("Host reconnected", host=host.name)
+            self._stop_orphaned_guests(host.name)
             await self._renew_lease(node)
             self._resync_pods(host.name)
         elif was_powered is None:
             await self._renew_lease(node)
+            self._resync_pods(host.name)
         if ready_status(node) != "True":
             # The kubelet reports Ready again (after a power cycle, or after the node
             # lifecycle controller marked it Unknown while it was away).
@@ -462,7 +588,7 @@ class Hosts:
             await asyncio.sleep(self.runtime.settings.node_status_seconds)
             for name in self.hosts:
                 node = nodes.get("", name)
-                if node is None or not is_powered_on(node) or not self._powered.get(name):
+                if node is None or not reaches_api(node) or not self._connected(name):
                     continue
                 try:
                     await self._renew_lease(node)
@@ -484,10 +610,12 @@ class Hosts:
         meta, spec = pod["metadata"], pod.get("spec") or {}
         host = self.hosts.get(spec.get("nodeName", ""))
         node = self.runtime.informer(NODES).get("", host.name) if host else None
-        if host is None or node is None or not is_powered_on(node):
-            return None  # not ours, or the host is off: nothing happens on it
+        if host is None or node is None or not reaches_api(node) or \
+                not self._connected(host.name):
+            return None  # not ours, or the host is off or cut off: nothing reaches the API
         if meta.get("deletionTimestamp"):
             # Containers stopped: the kubelet removes the pod for good.
+            self.guests.remove(host.name, str(meta.get("uid", "")))
             await self.kube.delete(PODS, key[0], key[1], grace_seconds=0,
                                    uid=meta.get("uid", ""))
             self.addresses.release(meta.get("uid", ""))
@@ -495,6 +623,7 @@ class Hosts:
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             return None
         if pod_is_running_and_ready(pod):
+            self._track_guest(host.name, pod)  # e.g. running before this process started
             return None
         if not self._claims_bound(key, pod):
             return None  # ContainerCreating until its volumes are bound
@@ -512,9 +641,10 @@ class Hosts:
         else:
             pod_ip = self.addresses.allocate(host.name, meta.get("uid", ""), host.pod_cidr)
         status = running_pod_status(pod, host.internal_ip, pod_ip, now_rfc3339())
-        await self.kube.patch(PODS, key[0], key[1], {
+        written = await self.kube.patch(PODS, key[0], key[1], {
             "metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": status,
         }, subresource="status")
+        self._track_guest(host.name, written)
         return None
 
     async def _sandbox_failure(self, pod: dict[str, Any]) -> PodNetwork | None:

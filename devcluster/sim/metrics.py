@@ -13,7 +13,8 @@ selectors), what `kubectl top` reads. Usage is simulated:
 - every other container uses an idle figure (1m CPU, 8Mi memory);
 - a host uses the sum of its pods plus a system overhead (250m CPU, 1Gi memory).
 
-Powered-off hosts are not scraped: they and their pods are missing, as with a dead kubelet.
+Powered-off and isolated hosts are not scraped: they and their pods are missing, as with a
+dead kubelet.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from devcluster.apiserver.tables import to_table
 from kubekit.quantity import QuantityError, to_bytes, to_millis
 from kubekit.resources import NODES, PODS, VMIS, VMS, ResourceRef
 
-from .hosts import is_powered_on
+from .hosts import reaches_api
 from .runtime import SimRuntime
 
 Obj = Mapping[str, Any]
@@ -207,7 +208,7 @@ class MetricsServer:
 
     def _live_nodes(self) -> dict[str, Obj]:
         return {n["metadata"]["name"]: n for n in self.runtime.informer(NODES).values()
-                if is_powered_on(n)}
+                if reaches_api(n)}
 
     def _running_pods(self, nodes: Mapping[str, Obj]) -> list[Obj]:
         return [p for p in self.runtime.informer(PODS).values()

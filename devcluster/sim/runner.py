@@ -1,5 +1,5 @@
-"""Starts the simulated hosts and the emulated KubeVirt, CDI, Multus and nmstate against an
-API server."""
+"""Starts the simulated hosts and the emulated KubeVirt, CDI, Multus, nmstate and medik8s
+Fence Agents Remediation against an API server, and the ground-truth guests API."""
 
 from __future__ import annotations
 
@@ -28,12 +28,18 @@ async def run_components(runtime: SimRuntime) -> list[Component]:
     """Start every component, in order. The simulation runs in its own process and speaks
     only the API; virt-api's admission is the one part loaded into the API server's process
     (see devcluster/serve.py)."""
+    from .fencing import fencing_components
+    from .guests_api import GuestsApi
+    from .hosts import Hosts
     from .infrastructure import infrastructure_components
     from .kubevirt import kubevirt_components
     from .network import network_components
 
-    components = [*infrastructure_components(runtime), *kubevirt_components(runtime),
-                  *network_components(runtime)]
+    infrastructure = infrastructure_components(runtime)
+    hosts = next(c for c in infrastructure if isinstance(c, Hosts))
+    components = [*infrastructure, GuestsApi(runtime, hosts.guests),
+                  *kubevirt_components(runtime), *network_components(runtime),
+                  *fencing_components(runtime)]
     for component in components:
         await component.start()
     return components
