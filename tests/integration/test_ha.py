@@ -26,7 +26,9 @@ kind: ComputeCluster
 metadata:
   name: ha
 spec:
-  hostSelector: {}
+  hostSelector:
+    matchLabels:
+      pool: a
   ha:
     enabled: true
     failureDetectionSeconds: 5
@@ -47,8 +49,13 @@ def vm_yaml(name: str, priority: str) -> str:
 def datacenter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
     cluster = start_vdcos_up(
         tmp_path_factory.mktemp("vdcos-ha"),
-        "--hosts", "4", "--node-status-seconds", "1", "--import-seconds", "0.5",
+        "--hosts", "6", "--node-status-seconds", "1", "--import-seconds", "0.5",
     )
+    # Three clusters of two hosts: failover, admission control, fencing an isolated host.
+    for hosts, pool in ((("host-1", "host-2"), "a"), (("host-3", "host-4"), "guarded"),
+                        (("host-5", "host-6"), "far")):
+        for host in hosts:
+            cluster.kubectl("label", "node", host, f"pool={pool}")
     yield cluster
     cluster.stop()
 
@@ -80,8 +87,8 @@ def test_powered_off_host_fails_over_by_priority(datacenter: DevCluster) -> None
     kubectl = datacenter.kubectl
     kubectl("create", "namespace", "apps")
     kubectl("apply", "-f", "-", stdin=CLUSTER)
-    # Every VM on host-1: the other hosts are cordoned while the VMs start.
-    others = ("host-2", "host-3", "host-4")
+    # Every VM on host-1: the other host is cordoned while the VMs start.
+    others = ("host-2",)
     for host in others:
         kubectl("cordon", host)
     kubectl("apply", "-n", "apps", "-f", "-",
@@ -171,8 +178,6 @@ def big_vm(name: str, power: str = "PoweredOn") -> str:
 def test_admission_control_refuses_a_power_on_until_room_returns(datacenter: DevCluster) -> None:
     kubectl = datacenter.kubectl
     kubectl("create", "namespace", "big")
-    for host in ("host-3", "host-4"):
-        kubectl("label", "node", host, "pool=guarded")
     kubectl("apply", "-f", "-", stdin=GUARDED)
     wait(datacenter, "--for=condition=Ready", "cc/guarded")
     # Two hosts of 128Gi, one failure tolerated: 128Gi of VMs fit, two of 100Gi do not.
@@ -193,3 +198,79 @@ def test_admission_control_refuses_a_power_on_until_room_returns(datacenter: Dev
     kubectl("apply", "-n", "big", "-f", "-", stdin=big_vm("big-1", "PoweredOff"))
     wait(datacenter, "--for=create", "vmi/big-2", "-n", "big", timeout=90)
     wait(datacenter, "--for=condition=Ready", "vmi/big-2", "-n", "big", timeout=90)
+
+
+FAR_CLUSTER = """
+apiVersion: vdcos.io/v1alpha1
+kind: ComputeCluster
+metadata:
+  name: far
+spec:
+  hostSelector:
+    matchLabels:
+      pool: far
+  ha:
+    enabled: true
+    failureDetectionSeconds: 5
+    admissionControl:
+      policy: Disabled
+    fencing:
+      method: FenceAgentsRemediation
+      namespace: default
+      fenceAgent:
+        agent: fence_ipmilan
+        sharedParameters:
+          --ip: "{{.NodeName}}-bmc"
+          --username: admin
+          --password: calvin
+          --lanplus: ""
+          --action: "off"
+"""
+
+
+def guests(cluster: DevCluster) -> list[dict[str, Any]]:
+    answer = json.loads(cluster.kubectl("get", "--raw", "/apis/sim.vdcos.io/v1/guests").stdout)
+    items: list[dict[str, Any]] = answer["items"]
+    return items
+
+
+def test_an_isolated_host_is_fenced_before_its_vms_run_elsewhere(datacenter: DevCluster) -> None:
+    kubectl = datacenter.kubectl
+    kubectl("create", "namespace", "iso")
+    kubectl("apply", "-f", "-", stdin=FAR_CLUSTER)
+    kubectl("cordon", "host-6")
+    names = [f"iso-{i}" for i in range(3)]
+    kubectl("apply", "-n", "iso", "-f", "-", stdin="---\n".join(
+        vm_yaml(name, "High").replace("clusterName: ha", "clusterName: far") for name in names))
+    for name in names:
+        wait(datacenter, "--for=condition=Ready", f"vmi/{name}", "-n", "iso", timeout=90)
+    kubectl("uncordon", "host-6")
+
+    kubectl("annotate", "node", "host-5", "sim.vdcos.io/network=isolated")
+    # Sampled throughout: never two copies of a VM, and none elsewhere before the fencing.
+    deadline = time.monotonic() + 120
+    fenced_seen = False
+    while True:
+        running = [g for g in guests(datacenter) if g["namespace"] == "iso"]
+        copies = [g["name"] for g in running]
+        assert len(copies) == len(set(copies)), running
+        elsewhere = {g["name"] for g in running if g["host"] != "host-5"}
+        if not fenced_seen:
+            far = kubectl("get", "far", "host-5", "-n", "default", "-o", "json", check=False)
+            fenced_seen = far.returncode == 0 and any(
+                c["type"] == "Succeeded" and c["status"] == "True"
+                for c in json.loads(far.stdout).get("status", {}).get("conditions") or [])
+        if elsewhere and not fenced_seen:
+            fenced_at = get_json(datacenter, "cc", "far")["status"]["ha"]["lastFailover"].get(
+                "fencedAt")
+            assert fenced_at, f"{elsewhere} started elsewhere before host-5 was fenced"
+            fenced_seen = True
+        if elsewhere == set(names):
+            break
+        assert time.monotonic() < deadline, f"not all restarted: {running}"
+        time.sleep(0.3)
+    reasons = [event["reason"] for event in events(datacenter, "default", "ComputeCluster", "far")]
+    assert reasons.index("HostFailed") < reasons.index("HostFenced"), reasons
+    for name in names:
+        assert any(event["reason"] == "RestartedByHA"
+                   for event in events(datacenter, "iso", "VirtualMachine", name))
