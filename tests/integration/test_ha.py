@@ -5,15 +5,20 @@ powered on again is unfenced and nothing runs twice."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness import DevCluster
+from tests.harness import DevCluster, start_devcluster
 from tests.integration.conftest import get_json, start_vdcos_up, wait
+from tests.integration.test_operator_restart import start_operator
 
 pytestmark = [pytest.mark.kubectl]
 
@@ -94,6 +99,7 @@ def test_powered_off_host_fails_over_by_priority(datacenter: DevCluster) -> None
     kubectl("apply", "-n", "apps", "-f", "-",
             stdin="---\n".join(vm_yaml(name, priority) for name, priority in PRIORITIES.items()))
     for name in PRIORITIES:
+        wait(datacenter, "--for=create", f"vmi/{name}", "-n", "apps", timeout=90)
         wait(datacenter, "--for=condition=Ready", f"vmi/{name}", "-n", "apps", timeout=90)
     assert {vmi["status"]["nodeName"] for vmi in vmis(datacenter, "apps").values()} == {FAILED}
     for host in others:
@@ -182,6 +188,7 @@ def test_admission_control_refuses_a_power_on_until_room_returns(datacenter: Dev
     wait(datacenter, "--for=condition=Ready", "cc/guarded")
     # Two hosts of 128Gi, one failure tolerated: 128Gi of VMs fit, two of 100Gi do not.
     kubectl("apply", "-n", "big", "-f", "-", stdin=big_vm("big-1"))
+    wait(datacenter, "--for=create", "vmi/big-1", "-n", "big", timeout=90)
     wait(datacenter, "--for=condition=Ready", "vmi/big-1", "-n", "big", timeout=90)
     poll(lambda: get_json(datacenter, "cc", "guarded").get("status", {}).get("ha", {}).get(
         "protectedVirtualMachines") == 1, "big-1 protected")
@@ -243,6 +250,7 @@ def test_an_isolated_host_is_fenced_before_its_vms_run_elsewhere(datacenter: Dev
     kubectl("apply", "-n", "iso", "-f", "-", stdin="---\n".join(
         vm_yaml(name, "High").replace("clusterName: ha", "clusterName: far") for name in names))
     for name in names:
+        wait(datacenter, "--for=create", f"vmi/{name}", "-n", "iso", timeout=90)
         wait(datacenter, "--for=condition=Ready", f"vmi/{name}", "-n", "iso", timeout=90)
     kubectl("uncordon", "host-6")
 
@@ -274,3 +282,79 @@ def test_an_isolated_host_is_fenced_before_its_vms_run_elsewhere(datacenter: Dev
     for name in names:
         assert any(event["reason"] == "RestartedByHA"
                    for event in events(datacenter, "iso", "VirtualMachine", name))
+
+
+RESTART_CLUSTER = """
+apiVersion: vdcos.io/v1alpha1
+kind: ComputeCluster
+metadata:
+  name: ha
+spec:
+  hostSelector: {}
+  ha:
+    enabled: true
+    failureDetectionSeconds: 5
+    admissionControl:
+      policy: Disabled
+    orchestration:
+      postReadyDelaySeconds: 8
+    fencing:
+      method: OutOfServiceTaint
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[DevCluster]:
+    cluster = start_devcluster(tmp_path, "--hosts", "3", "--node-status-seconds", "1",
+                               "--import-seconds", "0.5")
+    crds = subprocess.run([sys.executable, "-m", "controllers.cli", "crds"], check=True,
+                          capture_output=True, text=True).stdout
+    cluster.kubectl("apply", "-f", "-", stdin=crds)
+    wait(cluster, "--for=condition=Established", "crd/virtualmachines.vdcos.io")
+    yield cluster
+    cluster.stop()
+
+
+def test_an_operator_restarted_mid_failover_finishes_it(server: DevCluster) -> None:
+    kubectl = server.kubectl
+    first = start_operator(server, "operator-1")
+    second = None
+    try:
+        kubectl("create", "namespace", "apps")
+        kubectl("apply", "-f", "-", stdin=RESTART_CLUSTER)
+        for host in ("host-2", "host-3"):
+            kubectl("cordon", host)
+        vms = {"first-1": "High", "first-2": "High", "later-1": "Low", "later-2": "Low"}
+        kubectl("apply", "-n", "apps", "-f", "-",
+                stdin="---\n".join(vm_yaml(name, p) for name, p in vms.items()))
+        for name in vms:
+            wait(server, "--for=create", f"vmi/{name}", "-n", "apps", timeout=90)
+            wait(server, "--for=condition=Ready", f"vmi/{name}", "-n", "apps", timeout=90)
+        for host in ("host-2", "host-3"):
+            kubectl("uncordon", host)
+        kubectl("annotate", "node", FAILED, "sim.vdcos.io/power=off")
+        # The High tier is back and the Low one still held (postReadyDelaySeconds): kill -9.
+        poll(lambda: all(vmi.get("status", {}).get("nodeName") not in (None, FAILED)
+                         for name, vmi in vmis(server, "apps").items() if name.startswith("first")),
+             "the High tier restarted", timeout=90)
+        later = get_json(server, "vdcvm", "later-1", "-n", "apps")
+        assert later["metadata"]["annotations"]["ha.vdcos.io/restart"] == "Held"
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        second = start_operator(server, "operator-2")
+        current = poll(lambda: (lambda found: found if all(
+            found.get(name, {}).get("status", {}).get("phase") == "Running"
+            and found[name]["status"].get("nodeName") != FAILED for name in vms) else None)(
+                vmis(server, "apps")), "the Low tier restarted by the new operator", timeout=90)
+    finally:
+        first.kill()
+        if second is not None:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+    created = {name: vmi["metadata"]["creationTimestamp"] for name, vmi in current.items()}
+    assert max(created["first-1"], created["first-2"]) <= min(created["later-1"],
+                                                              created["later-2"])
+    names = [g["name"] for g in guests(server) if g["namespace"] == "apps"]
+    assert sorted(names) == sorted(vms)
+    assert not get_json(server, "vdcvm", "later-2", "-n", "apps")["metadata"].get(
+        "annotations", {}).get("ha.vdcos.io/restart")
