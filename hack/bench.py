@@ -162,6 +162,11 @@ def main() -> int:
     network.add_argument("--nmstate-apply-seconds", type=float, default=1.0,
                          help="time the simulated nmstate takes per host (default 1)")
     network.add_argument("--timeout", type=float, default=300)
+    ha = sub.add_parser("ha", help="one host of 8 powered off: detection, fencing, restarts")
+    ha.add_argument("--hosts", type=int, default=8)
+    ha.add_argument("--vms", type=int, default=200)
+    ha.add_argument("--detection-seconds", type=int, default=15)
+    ha.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     from devcluster.serve import event_loop_runner
@@ -169,6 +174,10 @@ def main() -> int:
     with event_loop_runner() as loop:
         if args.which == "apiserver":
             results = loop.run(bench_apiserver(args))
+        elif args.which == "ha":
+            from hack.bench_ha import bench_ha
+
+            results = loop.run(bench_ha(args))
         elif args.which == "network":
             from hack.bench_network import bench_network
 
