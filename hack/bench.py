@@ -166,7 +166,9 @@ def main() -> int:
     ha.add_argument("--hosts", type=int, default=8)
     ha.add_argument("--vms", type=int, default=200)
     ha.add_argument("--detection-seconds", type=int, default=15)
-    ha.add_argument("--timeout", type=float, default=600)
+    ha.add_argument("--timeout", type=float, default=600, help="for all VMs to start")
+    ha.add_argument("--restart-timeout", type=float, default=120,
+                    help="for the failed host's VMs to run elsewhere (then: not_restarted)")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     from devcluster.serve import event_loop_runner

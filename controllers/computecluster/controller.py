@@ -87,9 +87,9 @@ class ComputeClusterController(Controller[str]):
             status = cluster_status_with_conditions(
                 entry.spec, nodes, pods, conditions, generation, now
             )
-            if previous.get("ha"):
-                status["ha"] = previous["ha"]  # the HA controller's (controllers/hostfailure)
-        await patch_status(self.kube, COMPUTE_CLUSTER.resource, None, name, previous, status)
+        # status.ha is the HA controller's (controllers/hostfailure): left out of this patch.
+        theirs = {key: value for key, value in previous.items() if key != "ha"}
+        await patch_status(self.kube, COMPUTE_CLUSTER.resource, None, name, theirs, status)
 
     async def _label_hosts(self, name: str, hosts: list[str]) -> None:
         """Puts the cluster's label on exactly these hosts (one patch per host that differs)."""

@@ -103,6 +103,11 @@ class HostFailureController(Controller[str]):
         self.vdc_vms = context.cache(VDC_VMS)
         self.kubevirt_vms = context.cache(KUBEVIRT_VM_CACHE)
         self.vmis = context.cache(VMI_CACHE)
+        # status.ha as last written, by cluster: this controller is its only writer, and the
+        # cache may lag a write by more than a pass (a failure declared twice otherwise).
+        self._written_ha: dict[str, Mapping[str, Any]] = {}
+        # (VM, VMI uid) whose restart was announced: the Event goes once.
+        self._announced: set[tuple[Key, str]] = set()
         super().__init__(context)
 
     # ------------------------------------------------------------------ the pass
@@ -119,7 +124,7 @@ class HostFailureController(Controller[str]):
         hosts = {str(node["metadata"]["name"]): node
                  for node in cluster_nodes(entry.spec, self.nodes.values())}
         previous: Mapping[str, Any] = cluster.get("status") or {}
-        previous_ha: Mapping[str, Any] = previous.get("ha") or {}
+        previous_ha: Mapping[str, Any] = self._written_ha.get(name) or previous.get("ha") or {}
         failed: dict[str, dict[str, Any]] = {
             str(item["name"]): dict(item) for item in previous_ha.get("failedHosts") or []
         }
@@ -323,7 +328,12 @@ class HostFailureController(Controller[str]):
         for key, restart_state, priority in mine:
             vmi = self.vmis.get(key)
             if restart_state == "Restarting" and restart_ready(vmi, host, ha.orchestration):
+                assert vmi is not None
                 target = vmi_node(vmi)
+                announced = (key, str(vmi["metadata"].get("uid")))
+                if announced in self._announced:
+                    continue  # the cache has not seen the annotations go yet
+                self._announced.add(announced)
                 message = f"Restarted by HA on {target} after {host} failed, priority {priority}"
                 log.info("Restarted VirtualMachine", namespace=key[0], name=key[1], host=target,
                          failedHost=host, priority=priority)
@@ -448,6 +458,7 @@ class HostFailureController(Controller[str]):
         if status_changed(current, desired):
             await self.kube.patch(COMPUTE_CLUSTER.resource, None, name, {"status": desired},
                                   subresource="status")
+        self._written_ha[name] = status_ha
 
     # ------------------------------------------------------------------ watches
 
