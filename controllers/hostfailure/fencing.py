@@ -83,7 +83,7 @@ class _TaintRemoval:
                 raise
 
 
-class FenceAgentsRemediationFencer(_TaintRemoval):
+class FenceAgentsRemediationFencer:
     def __init__(self, kube: KubeClient, cluster: str, fencing: Fencing) -> None:
         self.kube = kube
         self.cluster = cluster
@@ -112,12 +112,13 @@ class FenceAgentsRemediationFencer(_TaintRemoval):
 
     async def unfence(self, node: Mapping[str, Any]) -> None:
         host = str(node["metadata"]["name"])
+        # Its controller removes the out-of-service and NoSchedule taints it added; patching
+        # the taint list here too could put back one it had just removed.
         try:
             await self.kube.delete(FENCE_AGENTS_REMEDIATIONS, self.fencing.namespace, host)
         except KubeError as error:
             if error.status != 404:
                 raise
-        await self.remove_taint(node)
 
 
 class OutOfServiceTaintFencer(_TaintRemoval):
