@@ -279,9 +279,13 @@ def test_an_isolated_host_is_fenced_before_its_vms_run_elsewhere(datacenter: Dev
         time.sleep(0.3)
     reasons = [event["reason"] for event in events(datacenter, "default", "ComputeCluster", "far")]
     assert reasons.index("HostFailed") < reasons.index("HostFenced"), reasons
+    # The Event follows once the restarted VM is Ready (orchestration PoweredOn), a moment
+    # after its guest runs.
     for name in names:
-        assert any(event["reason"] == "RestartedByHA"
-                   for event in events(datacenter, "iso", "VirtualMachine", name))
+        poll(lambda name=name: any(
+            event["reason"] == "RestartedByHA"
+            for event in events(datacenter, "iso", "VirtualMachine", name)),
+            f"the RestartedByHA Event of {name}", timeout=30)
 
 
 RESTART_CLUSTER = """
