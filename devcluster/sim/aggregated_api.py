@@ -5,13 +5,16 @@ API server proxies the group/version (discovery included) to."""
 from __future__ import annotations
 
 import base64
+import json
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from devcluster.apiserver.certs import create_serving_certificate
+from devcluster.apiserver.errors import ApiError
 from kubekit.resources import ResourceRef
 
 from .runtime import SimRuntime
@@ -62,3 +65,15 @@ async def register(runtime: SimRuntime, field_manager: str,
                    objects: list[tuple[ResourceRef, dict[str, Any]]]) -> None:
     for resource, obj in objects:
         await runtime.kube.apply(resource, obj, field_manager)
+
+
+@web.middleware
+async def status_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """An ApiError raised by a handler answers as the API server would: a Status body."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return web.Response(text=json.dumps(error.status()), status=error.code,
+                            content_type="application/json")

@@ -73,6 +73,9 @@ class FenceAgentsRemediationController:
                                 retry_delays=SIM_RETRY_DELAYS)
         self._routines: dict[str, asyncio.Task[None]] = {}  # FAR uid -> agent run
         self._reported: set[tuple[str, str]] = set()  # (uid, message) warnings posted
+        # FARs whose agent ran and whose result is written: not run again while the
+        # informer has yet to show that status (upstream waits for its cache likewise).
+        self._finished: set[str] = set()
 
     async def start(self) -> None:
         for definition in fencing_crds():
@@ -136,6 +139,8 @@ class FenceAgentsRemediationController:
             return None
         if deleting:
             self._cancel(uid)
+            self._finished.discard(uid)
+            self._reported = {(u, m) for u, m in self._reported if u != uid}
             if fa.FAR_FINALIZER in finalizers:
                 return await self._finish_deletion(far, node)
             return None
@@ -151,8 +156,8 @@ class FenceAgentsRemediationController:
 
     async def _execute(self, far: Obj, node: Obj) -> float | None:
         uid = str(far["metadata"].get("uid", ""))
-        if uid in self._routines:
-            return None  # "A Fence Agent is already running"
+        if uid in self._routines or uid in self._finished:
+            return None  # "A Fence Agent is already running", or has run
         try:
             secrets = await self._secret_parameters(far)
         except LookupError as error:
@@ -211,6 +216,7 @@ class FenceAgentsRemediationController:
                 # Upstream logs the agent's stderr only; the Event shows users why.
                 await self._event(far, reason, failure, warning=True)
             await self._write_conditions(far, reason)
+            self._finished.add(uid)
         except asyncio.CancelledError:
             raise
         except (KubeError, OSError) as error:
@@ -307,20 +313,39 @@ class FenceAgentsRemediationController:
         return parameters
 
     async def _write_conditions(self, far: Obj, reason: str) -> None:
-        now = datetime.now(UTC)
-        status = dict(far.get("status") or {})
-        conditions, changed = fa.conditions_after(
-            reason, list(status.get("conditions") or []), now,
-            generation=far["metadata"].get("generation"))
-        if not changed:
-            return
-        status["conditions"] = conditions
-        status["lastUpdateTime"] = rfc3339(now)
+        """`UpdateConditions` then a status update, read again and retried on a conflict
+        (as the executer's `updateStatusWithRetry`): a lost write would run the agent
+        twice."""
         meta = far["metadata"]
-        await self.kube.request("PUT", FARS.path(meta["namespace"], meta["name"], "status"),
-                                body={**far, "status": status})
-        log.info("Updating Status Condition", far=f"{meta['namespace']}/{meta['name']}",
-                 reason=reason)
+        current: Obj | None = far
+        for _ in range(5):
+            if current is None:
+                return
+            now = datetime.now(UTC)
+            status = dict(current.get("status") or {})
+            conditions, changed = fa.conditions_after(
+                reason, list(status.get("conditions") or []), now,
+                generation=current["metadata"].get("generation"))
+            if not changed:
+                return
+            status["conditions"] = conditions
+            status["lastUpdateTime"] = rfc3339(now)
+            try:
+                await self.kube.request(
+                    "PUT", FARS.path(meta["namespace"], meta["name"], "status"),
+                    body={**current, "status": status})
+            except KubeError as error:
+                if error.status == 404:
+                    return
+                if error.status != 409:
+                    raise
+                current = await self.kube.get(FARS, meta["namespace"], meta["name"])
+                continue
+            log.info("Updating Status Condition", far=f"{meta['namespace']}/{meta['name']}",
+                     reason=reason)
+            return
+        raise KubeError(409, {"reason": "Conflict", "message": f"FAR {meta['namespace']}/"
+                              f"{meta['name']}: its status kept changing"})
 
     async def _add_taint(self, node: Obj, taint: Mapping[str, Any]) -> bool:
         taints = fa.taints_with(node, taint)

@@ -11,16 +11,17 @@ list to one host.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from devcluster.apiserver.discovery import api_resource_list
 from devcluster.apiserver.errors import ApiError
 from devcluster.apiserver.resources import Registry, ResourceType
+from kubekit.resources import NODES
 
-from .aggregated_api import apiservice_registration, register, serve_https
+from .aggregated_api import apiservice_registration, register, serve_https, status_middleware
 from .guest_table import Guest, GuestTable
+from .hosts import is_powered_on
 from .runtime import SimRuntime
 
 GROUP, VERSION = "sim.vdcos.io", "v1"
@@ -49,7 +50,9 @@ class GuestsApi:
         self._discovery = api_resource_list(registry, GROUP, VERSION)
 
     async def start(self) -> None:
-        app = web.Application(middlewares=[_status_middleware])
+        self.runtime.informer(NODES)
+        await self.runtime.wait_synced(NODES)
+        app = web.Application(middlewares=[status_middleware])
         app.router.add_get(f"/apis/{GROUP}/{VERSION}", self._serve_discovery)
         app.router.add_route("*", f"/apis/{GROUP}/{VERSION}/{{tail:.+}}", self._serve)
         self._runner, port, ca_pem = await serve_https(app)
@@ -70,16 +73,9 @@ class GuestsApi:
                            "the server does not allow this method on the requested resource")
         if request.match_info["tail"].strip("/") != "guests":
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        body = guest_list(self.table.running(), request.query.get("host") or None)
+        nodes = self.runtime.informer(NODES)
+        # The power cut wins at once, before the host's own bookkeeping has caught up.
+        running = [g for g in self.table.running()
+                   if is_powered_on(nodes.get("", g.host) or {})]
+        body = guest_list(running, request.query.get("host") or None)
         return web.Response(text=json.dumps(body), content_type="application/json")
-
-
-@web.middleware
-async def _status_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as error:
-        return web.Response(text=json.dumps(error.status()), status=error.code,
-                            content_type="application/json")

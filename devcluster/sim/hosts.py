@@ -456,19 +456,32 @@ class Hosts:
     def _connected(self, host: str) -> bool:
         return bool(self._powered.get(host)) and not self._isolated.get(host)
 
-    def _track_guest(self, host: str, pod: Obj) -> None:
-        """A connected host's kubelet knows what its pods are; an isolated one keeps what
-        it runs whatever the API says; an off one runs nothing."""
-        if not self._connected(host):
-            return
+    def _guest_started(self, host: str, pod: Obj) -> None:
+        """The kubelet started the pod's containers: its guest runs here from now on. Only
+        what this host started counts (a pod still Running in the API after a power cut
+        does not)."""
         status = pod.get("status") or {}
-        uid = str((pod.get("metadata") or {}).get("uid", ""))
-        if status.get("phase") == "Running":
-            guest = guest_of(pod, host, now_rfc3339())
-            if guest is not None:
-                self.guests.add(guest)
-        elif status.get("phase") in ("Succeeded", "Failed"):
-            self.guests.remove(host, uid)
+        # Since its pod started (the kubelet's startTime), as a restart reads it back.
+        guest = guest_of(pod, host, str(status.get("startTime") or now_rfc3339()))
+        if guest is not None:
+            self.guests.add(guest)
+
+    def _track_guest(self, host: str, pod: Obj) -> None:
+        """A connected host's kubelet sees its pods end (a migration source Succeeded, a
+        lost one Failed); an isolated one keeps what it runs whatever the API says."""
+        if self._connected(host) and \
+                (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            self.guests.remove(host, str((pod.get("metadata") or {}).get("uid", "")))
+
+    def _adopt_running_guests(self, host: str) -> None:
+        """This process (re)started: the host runs what its pods say it runs, isolated or
+        not (what it ran before, unseen by the API, is not known)."""
+        for pod in self.runtime.informer(PODS).values():
+            status = pod.get("status") or {}
+            if (pod.get("spec") or {}).get("nodeName") != host or \
+                    status.get("phase") != "Running" or pod["metadata"].get("deletionTimestamp"):
+                continue
+            self._guest_started(host, pod)
 
     def _stop_orphaned_guests(self, host: str) -> None:
         """Back on the network, the kubelet kills the containers of pods deleted meanwhile."""
@@ -526,6 +539,8 @@ class Hosts:
                 await self.runtime.event(node, "PoweredOff", f"Host {host.name} powered off",
                                          kind="Warning", component="sim")
             return None
+        if was_powered is None:
+            self._adopt_running_guests(host.name)
         if isolated:
             if not was_isolated:
                 log.info("Host isolated from the network", host=host.name)
@@ -623,7 +638,6 @@ class Hosts:
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             return None
         if pod_is_running_and_ready(pod):
-            self._track_guest(host.name, pod)  # e.g. running before this process started
             return None
         if not self._claims_bound(key, pod):
             return None  # ContainerCreating until its volumes are bound
@@ -644,7 +658,7 @@ class Hosts:
         written = await self.kube.patch(PODS, key[0], key[1], {
             "metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": status,
         }, subresource="status")
-        self._track_guest(host.name, written)
+        self._guest_started(host.name, written)
         return None
 
     async def _sandbox_failure(self, pod: dict[str, Any]) -> PodNetwork | None:

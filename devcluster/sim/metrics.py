@@ -19,17 +19,13 @@ dead kubelet.
 
 from __future__ import annotations
 
-import base64
 import json
-import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from devcluster.apiserver.certs import create_serving_certificate
 from devcluster.apiserver.discovery import api_resource_list
 from devcluster.apiserver.errors import ApiError
 from devcluster.apiserver.resources import PrinterColumn, Registry, ResourceType
@@ -39,6 +35,7 @@ from devcluster.apiserver.tables import to_table
 from kubekit.quantity import QuantityError, to_bytes, to_millis
 from kubekit.resources import NODES, PODS, VMIS, VMS, ResourceRef
 
+from .aggregated_api import apiservice_registration, register, serve_https, status_middleware
 from .hosts import reaches_api
 from .runtime import SimRuntime
 
@@ -68,34 +65,13 @@ Usage = tuple[int, int]  # (millicores, bytes)
 
 SERVICE_NAMESPACE, SERVICE_NAME = "kube-system", "metrics-server"
 FIELD_MANAGER = "metrics-server"
-SERVICES = ResourceRef("", "v1", "services")
-ENDPOINTS = ResourceRef("", "v1", "endpoints")
-APISERVICES = ResourceRef("apiregistration.k8s.io", "v1", "apiservices", namespaced=False)
 
 
 def registration(port: int, ca_pem: bytes) -> list[tuple[ResourceRef, dict[str, Any]]]:
     """The Service, its Endpoints (this process) and the APIService, as metrics-server's
     manifests declare them (components.yaml), with the endpoint we listen on."""
-    service = {"apiVersion": "v1", "kind": "Service",
-               "metadata": {"name": SERVICE_NAME, "namespace": SERVICE_NAMESPACE,
-                            "labels": {"k8s-app": "metrics-server"}},
-               "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP",
-                                   "targetPort": port}],
-                        "selector": {"k8s-app": "metrics-server"}}}
-    endpoints = {"apiVersion": "v1", "kind": "Endpoints",
-                 "metadata": {"name": SERVICE_NAME, "namespace": SERVICE_NAMESPACE,
-                              "labels": {"k8s-app": "metrics-server"}},
-                 "subsets": [{"addresses": [{"ip": "127.0.0.1"}],
-                              "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]}
-    apiservice = {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-                  "metadata": {"name": f"{VERSION}.{GROUP}",
-                               "labels": {"k8s-app": "metrics-server"}},
-                  "spec": {"group": GROUP, "version": VERSION,
-                           "service": {"namespace": SERVICE_NAMESPACE, "name": SERVICE_NAME,
-                                       "port": 443},
-                           "caBundle": base64.b64encode(ca_pem).decode(),
-                           "groupPriorityMinimum": 100, "versionPriority": 100}}
-    return [(SERVICES, service), (ENDPOINTS, endpoints), (APISERVICES, apiservice)]
+    return apiservice_registration(GROUP, VERSION, SERVICE_NAMESPACE, SERVICE_NAME, port,
+                                   ca_pem, {"k8s-app": "metrics-server"})
 
 
 def usage_quantities(usage: Usage) -> dict[str, str]:
@@ -158,21 +134,11 @@ class MetricsServer:
         for resource in (NODES, PODS, VMIS, VMS):
             self.runtime.informer(resource)
         await self.runtime.wait_synced(NODES, PODS)
-        certificate = create_serving_certificate()
-        app = web.Application(middlewares=[_status_middleware])
+        app = web.Application(middlewares=[status_middleware])
         app.router.add_get(f"/apis/{GROUP}/{VERSION}", self._serve_discovery)
         app.router.add_route("*", f"/apis/{GROUP}/{VERSION}/{{tail:.+}}", self._serve)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        with tempfile.TemporaryDirectory(prefix="metrics-server-") as directory:
-            context = certificate.ssl_context(Path(directory))  # loaded: files not needed after
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
-        for resource, obj in registration(self.port, certificate.ca_pem):
-            await self.runtime.kube.apply(resource, obj, FIELD_MANAGER)
+        self._runner, self.port, ca_pem = await serve_https(app)
+        await register(self.runtime, FIELD_MANAGER, registration(self.port, ca_pem))
 
     async def stop(self) -> None:
         # The APIService stays: as with a stopped metrics-server, the API server answers 503.
@@ -299,14 +265,3 @@ def metrics_target(tail: str) -> Target:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     return Target(resources[parts[0]], namespace, parts[1] if len(parts) > 1 else "",
                   "/".join(parts[2:]))
-
-
-@web.middleware
-async def _status_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as error:
-        return web.Response(text=json.dumps(error.status()), status=error.code,
-                            content_type="application/json")

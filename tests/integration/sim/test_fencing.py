@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client, watch
 
-from tests.harness import DevCluster
+from tests.harness import DevCluster, start_devcluster
 
+from .conftest import FAST_TIMINGS, wait_for_hosts
 from .helpers import apply, condition, get_json
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
@@ -107,6 +109,20 @@ def far_events(cluster: DevCluster, name: str) -> list[tuple[str, str]]:
     return [(e["reason"], e["message"]) for e in ordered]
 
 
+def wait_far_event(cluster: DevCluster, name: str, reason: str, timeout: int = 30) -> None:
+    """Watch the FAR's Events (kubernetes client) until one has `reason`."""
+    api = client.CoreV1Api(cluster.api_client())
+    watcher: Any = watch.Watch()  # type: ignore[no-untyped-call]
+    for event in watcher.stream(api.list_namespaced_event, "default",
+                                field_selector=f"involvedObject.name={name},"
+                                "involvedObject.kind=FenceAgentsRemediation",
+                                timeout_seconds=timeout):
+        if event["object"].reason == reason:
+            watcher.stop()
+            return
+    raise AssertionError(f"no {reason} Event for far/{name} within {timeout} s")
+
+
 @pytest.fixture(scope="module")
 def credentials(datacenter: DevCluster) -> None:
     datacenter.kubectl("create", "secret", "generic", "bmc-credentials",
@@ -147,8 +163,11 @@ def test_remediation_fences_the_host_and_its_vm_restarts_elsewhere(
     # The remediation gone, its taints go; powered on, the host rejoins empty.
     datacenter.kubectl("delete", "far", host, "--timeout=30s")
     assert not {OUT_OF_SERVICE, FAR_TAINT} & set(taints(datacenter, host))
+    silent = get_json(datacenter, "lease", "-n", "kube-node-lease", host)["spec"]["renewTime"]
     datacenter.kubectl("annotate", "node", host, "sim.vdcos.io/power=on", "--overwrite")
     datacenter.kubectl("wait", f"node/{host}", "--for=condition=Ready", "--timeout=30s")
+    assert get_json(datacenter, "lease", "-n", "kube-node-lease", host)["spec"][
+        "renewTime"] > silent, "the kubelet renews its Lease again"
     assert not [g for g in guests(datacenter) if g["host"] == host]
     assert len(guests_of(datacenter, "web")) == 1
 
@@ -242,3 +261,74 @@ def test_guests_api_is_discoverable(datacenter: DevCluster) -> None:
     one_host = json.loads(datacenter.kubectl(
         "get", "--raw", "/apis/sim.vdcos.io/v1/guests?host=host-1").stdout)
     assert {g["host"] for g in one_host["items"]} <= {"host-1"}
+
+
+def test_a_remediation_of_no_node_or_without_parameters_says_why(
+        datacenter: DevCluster, credentials: None) -> None:
+    apply(datacenter, far_manifest("host-9"))
+    datacenter.kubectl("wait", "far/host-9", "--timeout=30s",
+                       "--for=jsonpath={.status.conditions[?(@.type==\"Succeeded\")]"
+                       ".reason}=RemediationFinishedNodeNotFound")
+    assert condition(get_json(datacenter, "far", "host-9"), "Processing")["message"] == \
+        "FAR CR name doesn't match a node name"
+    assert ("NodeNotFound", "[remediation] CR name doesn't match a node name") in \
+        far_events(datacenter, "host-9")
+    datacenter.kubectl("delete", "far", "host-9", "--timeout=30s")
+
+    apply(datacenter, """
+apiVersion: fence-agents-remediation.medik8s.io/v1alpha1
+kind: FenceAgentsRemediation
+metadata: {name: host-3}
+spec:
+  agent: fence_redfish
+  sharedparameters: {--ip: 172.19.0.4, --username: admin, --password: x}
+""")
+    wait_far_event(datacenter, "host-3", "InvalidSpec")
+    assert ("InvalidSpec", "[remediation] invalid spec: mandatory parameters are missing") in \
+        far_events(datacenter, "host-3")
+    far = get_json(datacenter, "far", "host-3")
+    assert condition(far, "Processing")["status"] == "True"
+    assert condition(far, "FenceAgentActionSucceeded")["status"] == "Unknown"
+    assert get_json(datacenter, "node", "host-3")["metadata"]["annotations"].get(
+        "sim.vdcos.io/power", "on") == "on"
+    datacenter.kubectl("delete", "far", "host-3", "--timeout=30s")
+
+
+def test_fencing_an_isolated_host_stops_its_guests_before_the_restart(
+        datacenter: DevCluster, credentials: None) -> None:
+    vmi = running_vm(datacenter, "lonely")
+    host = vmi["status"]["nodeName"]
+    datacenter.kubectl("annotate", "node", host, "sim.vdcos.io/network=isolated")
+    datacenter.kubectl("wait", f"node/{host}", "--for=condition=Ready=Unknown",
+                       "--timeout=30s")
+    assert [g["host"] for g in guests_of(datacenter, "lonely")] == [host]
+    apply(datacenter, far_manifest(host))  # the BMC is out of band: reachable
+    datacenter.kubectl("wait", f"far/{host}", "--for=condition=Succeeded", "--timeout=60s",
+                       timeout=70)
+    assert guests_of(datacenter, "lonely") == [], "fenced: the isolated host runs nothing"
+    moved = wait_vmi(datacenter, "lonely", restarted(vmi))
+    assert [g["host"] for g in guests_of(datacenter, "lonely")] == [moved["status"]["nodeName"]]
+    datacenter.kubectl("delete", "far", host, "--timeout=30s")
+    datacenter.kubectl("annotate", "node", host, "sim.vdcos.io/network-",
+                       "sim.vdcos.io/power=on", "--overwrite")
+    datacenter.kubectl("wait", f"node/{host}", "--for=condition=Ready", "--timeout=30s")
+    assert [g["host"] for g in guests_of(datacenter, "lonely")] == [moved["status"]["nodeName"]]
+
+
+def test_a_restarted_simulation_still_knows_what_runs(tmp_path: Path) -> None:
+    args = ("--hosts", "1", *FAST_TIMINGS, "--data-dir", str(tmp_path / "data"))
+    first = start_devcluster(tmp_path / "first", *args)
+    try:
+        wait_for_hosts(first, ("host-1",))
+        vmi = running_vm(first, "kept")
+        first.kubectl("annotate", "node", "host-1", "sim.vdcos.io/network=isolated")
+        before = guests_of(first, "kept")
+        assert [(g["host"], g["vmiUID"]) for g in before] == [("host-1", vmi["metadata"]["uid"])]
+    finally:
+        first.stop()
+    second = start_devcluster(tmp_path / "second", *args)
+    try:
+        second.kubectl("wait", "--for=create", "node/host-1", "--timeout=60s", timeout=70)
+        assert guests_of(second, "kept") == before, "the isolated host still runs its guest"
+    finally:
+        second.stop()
