@@ -41,6 +41,7 @@ from controllers.common.watch_probe import PROBE_SECONDS, WatchProbe
 from controllers.computecluster.controller import ComputeClusterController
 from controllers.distributedportgroup.controller import DistributedPortGroupController
 from controllers.distributedswitch.controller import DistributedSwitchController
+from controllers.hostfailure.controller import HostFailureController
 from controllers.hostmaintenance.controller import HostMaintenanceController
 from controllers.storagepolicy.controller import StoragePolicyController
 from controllers.virtualmachine.builders import build_priority_classes
@@ -59,6 +60,7 @@ CONTROLLERS: Final[tuple[type[Controller[Any]], ...]] = (
     VirtualMachineController,
     VirtualMachineMigrationController,
     HostMaintenanceController,
+    HostFailureController,
 )
 
 

@@ -175,6 +175,13 @@ def main() -> int:
     drs = sub.add_parser("drs")
     add_drs_plan_arguments(drs)
     add_drs_e2e_arguments(drs)
+    ha = sub.add_parser("ha", help="one host of 8 powered off: detection, fencing, restarts")
+    ha.add_argument("--hosts", type=int, default=8)
+    ha.add_argument("--vms", type=int, default=200)
+    ha.add_argument("--detection-seconds", type=int, default=15)
+    ha.add_argument("--timeout", type=float, default=600, help="for all VMs to start")
+    ha.add_argument("--restart-timeout", type=float, default=120,
+                    help="for the failed host's VMs to run elsewhere (then: not_restarted)")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     from devcluster.serve import event_loop_runner
@@ -189,6 +196,10 @@ def main() -> int:
             results = {"plan": bench_drs_plan(args)}
             if not args.skip_e2e:
                 results["end_to_end"] = loop.run(bench_drs_e2e(args))
+        elif args.which == "ha":
+            from hack.bench_ha import bench_ha
+
+            results = loop.run(bench_ha(args))
         elif args.which == "network":
             from hack.bench_network import bench_network
 

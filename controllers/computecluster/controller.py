@@ -101,7 +101,9 @@ class ComputeClusterController(Controller[str]):
                 entry.spec, nodes, pods, conditions, generation, now
             )
             answered_request = await self._drs(cluster, entry.spec, hosts, status, now)
-        await patch_status(self.kube, COMPUTE_CLUSTER.resource, None, name, previous, status)
+        # status.ha is the HA controller's (controllers/hostfailure): left out of this patch.
+        theirs = {key: value for key, value in previous.items() if key != "ha"}
+        await patch_status(self.kube, COMPUTE_CLUSTER.resource, None, name, theirs, status)
         if answered_request:
             # Only once the status says so: a pass that fails before is asked for again.
             patch = {"metadata": {"annotations": {DRS_PASS_REQUESTED_ANNOTATION: None}}}

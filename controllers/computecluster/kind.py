@@ -27,7 +27,7 @@ COMPUTE_CLUSTER = CustomResourceKind(
     description=(
         "A pool of hosts (Nodes picked by label) that runs VMs; status reports its hosts, "
         "capacity, allocation and load. DRS balances the load by live migration and keeps "
-        "the placement rules true; HA is accepted but not acted on yet."
+        "the placement rules true; HA restarts the VMs of a failed host on the others."
     ),
     short_names=("cc",),
     categories=(CATEGORY,),
@@ -65,6 +65,13 @@ COMPUTE_CLUSTER = CustomResourceKind(
             "Target", ".status.drs.targetImbalance", description="DRS target imbalance", priority=1
         ),
         PrinterColumn("HA", ".spec.ha.enabled", "boolean", "HA enabled", priority=1),
+        PrinterColumn(
+            "HA capacity",
+            ".status.ha.failoverCapacity",
+            "integer",
+            "Host failures HA can absorb now",
+            priority=1,
+        ),
         AGE_COLUMN,
     ),
 )

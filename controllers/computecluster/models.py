@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from controllers.common.apimodel import SpecModel, StatusModel
 from controllers.common.conditions import ConditionModel
+from controllers.computecluster.ha_models import HA, HAStatus
 
 LABEL_KEY_PATTERN = (
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
@@ -23,8 +24,6 @@ LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 
 SelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist"]
 AutomationLevel = Literal["Manual", "PartiallyAutomated", "FullyAutomated"]
-RestartPriority = Literal["Disabled", "Lowest", "Low", "Medium", "High", "Highest"]
-HostMonitoring = Literal["Enabled", "Disabled"]
 RuleType = Literal[
     "KeepTogether", "SeparateVirtualMachines", "VirtualMachinesToHosts", "VirtualMachinesNotOnHosts"
 ]
@@ -108,28 +107,6 @@ class DRS(SpecModel):
     )
 
 
-class HA(SpecModel):
-    """High availability: restart the VMs of a failed host on the others."""
-
-    enabled: bool = Field(default=False, description="Whether HA protects this cluster's VMs.")
-    host_monitoring: HostMonitoring = Field(
-        default="Enabled",
-        description="Enabled (default): host failures trigger restarts. Disabled: they do not.",
-    )
-    host_failures_to_tolerate: int = Field(
-        default=1,
-        ge=0,
-        le=31,
-        description=(
-            "Admission control: capacity kept free to restart the VMs of this many failed hosts."
-        ),
-    )
-    default_restart_priority: RestartPriority = Field(
-        default="Medium",
-        description="Restart priority of VMs that do not set one (vSphere's cluster default).",
-    )
-
-
 class Rule(SpecModel):
     """A DRS placement rule over VMs picked by label."""
 
@@ -191,7 +168,10 @@ class ComputeClusterSpec(SpecModel):
     )
     ha: HA = Field(
         default=HA(),
-        description="HA settings (restart after a host failure). Accepted; not acted on yet.",
+        description=(
+            "HA settings: a failed host is detected, fenced, and its VMs restarted on the "
+            "others by priority, with admission control (docs/ha.md)."
+        ),
     )
     rules: list[Rule] = Field(
         default_factory=list,
@@ -396,10 +376,14 @@ class ComputeClusterStatus(StatusModel):
         default_factory=list,
         description=(
             "Ready: the cluster has at least one Ready host. Balanced (with DRS): the imbalance "
-            "is within the target and no Required rule is broken."
+            "is within the target and no Required rule is broken. With HA, Degraded names "
+            "failed hosts and FailoverCapacity says whether the policy's room is kept."
         ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     observed_generation: int | None = Field(
         default=None, ge=0, description="The metadata.generation this status was computed from."
+    )
+    ha: HAStatus | None = Field(
+        default=None, description="HA: protected VMs, failover capacity, failed hosts."
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from controllers.computecluster.drs import Evacuation, Host
-from controllers.computecluster.models import HA
+from controllers.computecluster.ha_models import HA
 from controllers.virtualmachinemigration.cluster_state import RunningVM
 
 GIB = 1024**3

@@ -8,6 +8,7 @@
 - `port_group_rejection`: a NIC on a port group whose namespaceSelector does not pick the
   VM's namespace (the port group's owner decides who may attach; the VM waits for that).
 - `mac_address_rejection`: a NIC given a MAC another VM's NIC already has.
+- `failover_capacity_rejection`: a power-on that would eat the room HA keeps for failover.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import pydantic
 
 from controllers.computecluster.builders import ResolvedCluster, cluster_nodes
+from controllers.computecluster.ha import Demand, HostRoom, admission_rejection, kubevirt_demand
 from controllers.distributedportgroup.admission import admits_namespace
 from controllers.distributedportgroup.models import DistributedPortGroupSpec
 from controllers.storagepolicy.builders import ResolvedStoragePolicy
@@ -239,3 +241,51 @@ def mac_address_rejection(
                 f'VirtualMachine "{namespace}/{name}"',
             )
     return None
+
+
+def _host_rooms(cluster_status: Mapping[str, Any]) -> list[HostRoom]:
+    """The Ready hosts of a ComputeCluster's status as the HA planner counts them."""
+    rooms = []
+    for host in cluster_status.get("hosts") or []:
+        if not host.get("ready"):
+            continue
+        capacity, allocated = host.get("capacity") or {}, host.get("allocated") or {}
+        try:
+            rooms.append(HostRoom(
+                str(host.get("name")),
+                Demand(to_millis(capacity.get("cpu", "0")), to_bytes(capacity.get("memory", "0"))),
+                Demand(to_millis(allocated.get("cpu", "0")),
+                       to_bytes(allocated.get("memory", "0"))),
+            ))
+        except QuantityError:
+            continue
+    return rooms
+
+
+def failover_capacity_rejection(
+    spec: VirtualMachineSpec,
+    cluster: ResolvedCluster | None,
+    cluster_status: Mapping[str, Any] | None,
+    powering_on: bool,
+) -> Rejection | None:
+    """A rejection when powering the VM on would leave less room than HA admission control
+    keeps for failover (`spec.ha.admissionControl` of its ComputeCluster).
+
+    Only a power-on is judged (a new VM, or one whose KubeVirt VM is Halted); a running VM
+    and HA's own restarts are never refused.
+    """
+    if cluster is None or not powering_on or spec.power_state != "PoweredOn":
+        return None
+    ha = cluster.spec.ha
+    if not ha.enabled:
+        return None
+    demand = kubevirt_demand(spec.cpu.count, to_bytes(spec.memory.size))
+    reason = admission_rejection(
+        ha.admission_control, ha.host_failures_to_tolerate,
+        _host_rooms(cluster_status or {}), demand,
+    )
+    if reason is None:
+        return None
+    return Rejection(
+        "InsufficientFailoverCapacity", f'ComputeCluster "{cluster.name}": {reason}'
+    )

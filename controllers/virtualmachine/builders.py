@@ -200,6 +200,7 @@ def build_kubevirt_vm(
     vmi: Mapping[str, Any] | None = None,
     port_group_wiring: Mapping[str, str] | None = None,
     vm_labels: Mapping[str, str] | None = None,
+    ha_held: bool = False,
 ) -> dict[str, Any]:
     """The kubevirt.io/v1 VirtualMachine for a VDC VirtualMachine (same name and namespace).
 
@@ -300,7 +301,11 @@ def build_kubevirt_vm(
         "kind": "VirtualMachine",
         "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
         "spec": {
-            "runStrategy": "Halted" if spec.power_state == "PoweredOff" else "Always",
+            # Manual while HA holds the VM of a failed host: KubeVirt then does not start it
+            # again on its own, and HA releases it in priority order (docs/ha.md).
+            "runStrategy": (
+                "Halted" if spec.power_state == "PoweredOff" else "Manual" if ha_held else "Always"
+            ),
             "dataVolumeTemplates": [
                 build_data_volume_template(name, namespace, disk, policy)
                 for disk, policy in zip(spec.disks, policies, strict=True)

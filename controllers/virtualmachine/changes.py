@@ -477,8 +477,8 @@ def power_action(desired: PowerState, observed: PowerState) -> str | None:
 
 def power_event(plan: ChangePlan, desired_power: PowerState) -> tuple[str, str] | None:
     """(reason, message) of the Event for a runStrategy change."""
-    if plan.power is None:
-        return None
+    if plan.power is None or "Manual" in plan.power:
+        return None  # HA holds or releases the VM; it posts its own Events
     if desired_power == "PoweredOff":
         return "PoweringOff", f"Powering off (KubeVirt runStrategy {plan.power})"
     return "PoweringOn", f"Powering on (KubeVirt runStrategy {plan.power})"

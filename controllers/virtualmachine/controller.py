@@ -143,6 +143,9 @@ class VirtualMachineController(Controller[Key]):
                 if entry.spec is not None
             },
             nodes=tuple(self.nodes.values()),
+            cluster_statuses={
+                str(name): entry.body.get("status") or {} for name, entry in self.clusters.items()
+            },
             namespace_labels=dict(self.namespaces.get(key[0]) or {}),
             mac_users=self.macs.values_of,
         )
@@ -191,6 +194,10 @@ class VirtualMachineController(Controller[Key]):
     def compute_cluster_changed(self, event: WatchEvent) -> None:
         if self._spec_changed("cluster", event):
             self.enqueue_all(self.dependents("cluster", event.name))
+        # Room kept for failover may have come back (HA admission control).
+        for key, reason in list(self.reconciler.rejected_reasons().items()):
+            if reason == "InsufficientFailoverCapacity":
+                self.queue.enqueue(key, self.config.status_coalesce_seconds)
 
     def storage_class_changed(self, event: WatchEvent) -> None:
         for policy_name, entry in self.policies.items():

@@ -15,6 +15,7 @@ from typing import Any, Final
 from controllers.common.kube import FIELD_MANAGER
 from controllers.computecluster.models import ComputeClusterSpec
 from controllers.distributedportgroup.models import DistributedPortGroupSpec
+from controllers.hostfailure.annotations import ha_annotations
 from controllers.storagepolicy.models import StoragePolicySpec
 from controllers.virtualmachine.changes import APPLIED_DIGEST_ANNOTATION
 from controllers.virtualmachine.managed_view import applied_fields, managed_view
@@ -45,6 +46,8 @@ class Observed:
     port_group_wiring: Mapping[str, str] = field(default_factory=dict)
     #: The VMs (keys) whose KubeVirt VM has a NIC with this MAC address.
     mac_users: Callable[[str], Collection[Key]] = lambda mac: ()
+    #: Each ComputeCluster's status (hosts, capacity, allocation): HA admission control.
+    cluster_statuses: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def slim_vdc_vm(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -60,6 +63,8 @@ def slim_vdc_vm(body: Mapping[str, Any]) -> dict[str, Any]:
             "generation": metadata.get("generation"),
             "deletionTimestamp": metadata.get("deletionTimestamp"),
             "labels": dict(metadata.get("labels") or {}),  # pick the cluster's rules
+            # HA's hold and failover state (controllers/hostfailure/annotations.py).
+            "annotations": ha_annotations(metadata),
         },
         "spec": dict(body.get("spec") or {}),
         "status": dict(body.get("status") or {}),

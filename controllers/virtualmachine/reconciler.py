@@ -27,6 +27,8 @@ from controllers.common.conditions import Condition
 from controllers.common.kube import KubeClient, KubeError
 from controllers.common.logging import get_logger
 from controllers.computecluster.builders import ResolvedCluster
+from controllers.hostfailure.annotations import is_held
+from controllers.hostfailure.vm_conditions import with_failover_conditions
 from controllers.storagepolicy.builders import (
     ResolvedStoragePolicy,
     default_policy_name,
@@ -36,6 +38,7 @@ from controllers.virtualmachine.admission import (
     MissingReference,
     Rejection,
     capacity_rejection,
+    failover_capacity_rejection,
     mac_address_rejection,
     parse_spec,
     pending_storage_classes,
@@ -245,6 +248,11 @@ class VirtualMachineReconciler:
                         spec, policies, default_policy, observed.storage_classes
                     )
                     or capacity_rejection(spec, cluster, observed.nodes)
+                    or failover_capacity_rejection(
+                        spec, cluster, observed.cluster_statuses.get(spec.cluster_name or ""),
+                        powering_on=vmi is None and not is_held(metadata) and (
+                            live is None or nested(live, "spec", "runStrategy") == "Halted"),
+                    )
                 )
             if not unresolved and rejection is None:
                 macs = self._mac_addresses(key, spec, live, observed)
@@ -290,6 +298,7 @@ class VirtualMachineReconciler:
             ),
             now=now,
         )
+        status = with_failover_conditions(status, metadata, generation, now)
         await self._write_status(key, vdc_vm, status, vmi, rejection)
 
     def _restart_reasons(
@@ -420,6 +429,7 @@ class VirtualMachineReconciler:
                 vmi=vmi,
                 port_group_wiring=port_group_wiring,
                 vm_labels=vdc_vm["metadata"].get("labels"),
+                ha_held=is_held(vdc_vm["metadata"]),
             )
         except UnresolvedReferenceError:
             return None, live  # reported through unresolved_references

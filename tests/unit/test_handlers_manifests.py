@@ -69,6 +69,10 @@ def test_cluster_role_has_no_wildcards_and_writes_only_what_the_operator_writes(
         ("subresources.kubevirt.io", "virtualmachines/restart", "update"),
         # DRS: a requested pass removes its annotation (it creates migrations, as above).
         ("vdcos.io", "computeclusters", "patch"),
+        # HA: fencing remediations, force-deleting a fenced host's pods, holds on VDC VMs.
+        ("fence-agents-remediation.medik8s.io", "fenceagentsremediations", "create"),
+        ("fence-agents-remediation.medik8s.io", "fenceagentsremediations", "delete"),
+        ("", "pods", "delete"),
     }
 
 
