@@ -80,6 +80,13 @@ def data_volume_name(vm_name: str, disk_name: str) -> str:
     return f"{vm_name}-{disk_name}"
 
 
+def restart_priority(spec: VirtualMachineSpec, cluster: ResolvedCluster | None) -> RestartPriority:
+    """The VM's own restartPriority, else its cluster's defaultRestartPriority, else Medium."""
+    if spec.restart_priority is not None:
+        return spec.restart_priority
+    return cluster.spec.ha.default_restart_priority if cluster is not None else "Medium"
+
+
 def priority_class_name(priority: RestartPriority) -> str:
     """The PriorityClass of a restart priority, e.g. `vdcos-restart-medium`."""
     return f"vdcos-restart-{priority.lower()}"
@@ -275,7 +282,7 @@ def build_kubevirt_vm(
         # when it cannot migrate: never a silent power-off. An RWO disk cannot follow the
         # VM to another host, so "restart elsewhere" would fail there anyway.
         "evictionStrategy": "LiveMigrate",
-        "priorityClassName": priority_class_name(spec.restart_priority),
+        "priorityClassName": priority_class_name(restart_priority(spec, cluster)),
     }
     template_labels = dict(labels)
     if cluster is not None:

@@ -339,11 +339,12 @@ class VirtualMachineSpec(SpecModel):
     )
     cloud_init: CloudInit | None = Field(default=None, description="cloud-init user data.")
     firmware: Firmware = Field(default="BIOS", description="Boot firmware: BIOS (default) or EFI.")
-    restart_priority: RestartPriority = Field(
-        default="Medium",
+    restart_priority: RestartPriority | None = Field(
+        default=None,
         description=(
             "HA restart priority after a host failure: Disabled (never restarted by HA), "
-            "Lowest, Low, Medium (default), High, Highest."
+            "Lowest, Low, Medium, High, Highest. Unset: the cluster's "
+            "spec.ha.defaultRestartPriority (Medium without a cluster)."
         ),
     )
 

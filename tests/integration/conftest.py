@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import DevCluster
+from tests.harness import DevCluster, start_devcluster
 
 REPO = Path(__file__).resolve().parent.parent.parent
 EXAMPLES = REPO / "examples"
@@ -77,3 +77,14 @@ def apply_yaml(cluster: DevCluster, text: str, namespace: str | None = None,
 
 def wait(cluster: DevCluster, *args: str, timeout: int = 60) -> None:
     cluster.kubectl("wait", *args, f"--timeout={timeout}s", timeout=timeout + 10)
+
+
+def devcluster_with_vdc_crds(tmp_path: Path, *flags: str) -> DevCluster:
+    """`python -m devcluster` with these flags and the operator's CRDs installed (the
+    operator itself is started by the test: its restarts are what such tests are about)."""
+    cluster = start_devcluster(tmp_path, *flags)
+    crds = subprocess.run([sys.executable, "-m", "controllers.cli", "crds"], check=True,
+                          capture_output=True, text=True).stdout
+    cluster.kubectl("apply", "-f", "-", stdin=crds)
+    wait(cluster, "--for=condition=Established", "crd/virtualmachines.vdcos.io")
+    return cluster

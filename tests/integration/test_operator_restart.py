@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import DevCluster, start_devcluster
-from tests.integration.conftest import get_json, wait
+from tests.harness import DevCluster
+from tests.integration.conftest import devcluster_with_vdc_crds, get_json, wait
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
 
@@ -35,12 +35,8 @@ def start_operator(cluster: DevCluster, name: str) -> subprocess.Popen[bytes]:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[DevCluster]:
-    cluster = start_devcluster(tmp_path, "--hosts", "3", "--node-grace-seconds", "3",
+    cluster = devcluster_with_vdc_crds(tmp_path, "--hosts", "3", "--node-grace-seconds", "3",
                                "--node-status-seconds", "1", "--import-seconds", "0.5")
-    crds = subprocess.run([sys.executable, "-m", "controllers.cli", "crds"], check=True,
-                          capture_output=True, text=True).stdout
-    cluster.kubectl("apply", "-f", "-", stdin=crds)
-    wait(cluster, "--for=condition=Established", "crd/virtualmachines.vdcos.io")
     yield cluster
     cluster.stop()
 

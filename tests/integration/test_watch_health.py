@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.harness import DevCluster, start_devcluster
-from tests.integration.conftest import wait
+from tests.harness import DevCluster
+from tests.integration.conftest import devcluster_with_vdc_crds
 from tests.integration.faults import get_faults, put_faults
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
@@ -100,11 +100,7 @@ def apply_vm(cluster: DevCluster, name: str) -> None:
 def server(tmp_path: Path) -> Iterator[DevCluster]:
     # kopf's watches are cut every second, so that a re-watch meets a fault soon after it
     # is set (a cut applies to the watches that start after it).
-    cluster = start_devcluster(tmp_path, "--no-sim", "--fault-watch-cut-seconds", "1")
-    crds = subprocess.run([sys.executable, "-m", "controllers.cli", "crds"], check=True,
-                          capture_output=True, text=True).stdout
-    cluster.kubectl("apply", "-f", "-", stdin=crds)
-    wait(cluster, "--for=condition=Established", "crd/virtualmachines.vdcos.io")
+    cluster = devcluster_with_vdc_crds(tmp_path, "--no-sim", "--fault-watch-cut-seconds", "1")
     yield cluster
     cluster.stop()
 

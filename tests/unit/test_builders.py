@@ -293,6 +293,23 @@ def test_long_names_give_valid_label_values() -> None:
     assert label_value("short") == "short"
 
 
+def test_a_vm_without_restart_priority_takes_its_clusters_default() -> None:
+    high = ResolvedCluster("production", CLUSTER.spec.model_copy(update={
+        "ha": CLUSTER.spec.ha.model_copy(update={"default_restart_priority": "High"})}))
+    shape = {"cpu": {"count": 1}, "memory": {"size": "512Mi"}, "clusterName": "production"}
+
+    def priority_class(spec: dict[str, Any], cluster: ResolvedCluster | None) -> str:
+        built = build_kubevirt_vm(VirtualMachineSpec.model_validate(spec), "web", "apps",
+                                  storage_policies=POLICIES, cluster=cluster,
+                                  default_storage_policy_name="thin")
+        return str(built["spec"]["template"]["spec"]["priorityClassName"])
+
+    assert priority_class(shape, high) == "vdcos-restart-high"
+    assert priority_class({**shape, "restartPriority": "Low"}, high) == "vdcos-restart-low"
+    assert priority_class({k: v for k, v in shape.items() if k != "clusterName"}, None) \
+        == "vdcos-restart-medium"
+
+
 def test_priority_classes_cover_every_restart_priority_in_order() -> None:
     classes = build_priority_classes()
     values = [c["value"] for c in classes]

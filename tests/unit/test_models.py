@@ -29,7 +29,7 @@ def _error(spec: dict[str, Any]) -> str:
 def test_minimal_vm_gets_vsphere_defaults() -> None:
     spec = VirtualMachineSpec.model_validate(_vm())
     assert spec.power_state == "PoweredOn"
-    assert spec.restart_priority == "Medium"
+    assert spec.restart_priority is None  # the cluster's defaultRestartPriority applies
     assert spec.cpu.cores_per_socket == 1 and spec.cpu.sockets == 2
     assert spec.disks[0].bus == "virtio"
     assert spec.firmware == "BIOS"
