@@ -344,6 +344,12 @@ def test_an_operator_restarted_mid_failover_finishes_it(server: DevCluster) -> N
             found.get(name, {}).get("status", {}).get("phase") == "Running"
             and found[name]["status"].get("nodeName") != FAILED for name in vms) else None)(
                 vmis(server, "apps")), "the Low tier restarted by the new operator", timeout=180)
+        # The failover ends (the hold's annotation goes) once the Low tier is ready, which may
+        # be a moment after its VMIs run: the new operator must still be running for that.
+        for name in vms:
+            poll(lambda name=name: not get_json(server, "vdcvm", name, "-n", "apps")[
+                "metadata"].get("annotations", {}).get("ha.vdcos.io/restart"),
+                 f"the failover of {name} finished", timeout=120)
     finally:
         first.kill()
         if second is not None:
@@ -354,7 +360,4 @@ def test_an_operator_restarted_mid_failover_finishes_it(server: DevCluster) -> N
                                                               created["later-2"])
     names = [g["name"] for g in guests(server) if g["namespace"] == "apps"]
     assert sorted(names) == sorted(vms)
-    # The failover ends (the hold's annotation goes) once the Low tier is ready, which may be
-    # a moment after its VMIs run.
-    poll(lambda: not get_json(server, "vdcvm", "later-2", "-n", "apps")["metadata"].get(
-        "annotations", {}).get("ha.vdcos.io/restart"), "the failover finished", timeout=60)
+
