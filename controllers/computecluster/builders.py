@@ -91,19 +91,21 @@ def cluster_nodes(
     return sorted(picked, key=lambda node: str(node["metadata"]["name"]))
 
 
-def _node_ready(node: Mapping[str, Any]) -> bool:
+def node_ready(node: Mapping[str, Any]) -> bool:
     for condition in node.get("status", {}).get("conditions") or []:
         if condition.get("type") == "Ready":
             return bool(condition.get("status") == "True")
     return False
 
 
-def _quantity_or_zero(value: Any, convert: Any) -> int:
+def quantity_or_zero(value: Any, convert: Any) -> int:
+    """A Kubernetes quantity converted (to_millis, to_bytes), 0 when absent or malformed: a
+    status field the planner cannot read counts as nothing rather than failing the pass."""
     if value is None:
         return 0
     try:
-        result: int = convert(value)
-    except QuantityError:
+        result: int = convert(str(value))
+    except (QuantityError, ValueError):
         return 0
     return result
 
@@ -120,8 +122,8 @@ def pod_requests(pod: Mapping[str, Any]) -> tuple[int, int]:
         cpu = memory = 0
         for container in containers:
             requests = (container.get("resources") or {}).get("requests") or {}
-            cpu += _quantity_or_zero(requests.get("cpu"), to_millis)
-            memory += _quantity_or_zero(requests.get("memory"), to_bytes)
+            cpu += quantity_or_zero(requests.get("cpu"), to_millis)
+            memory += quantity_or_zero(requests.get("memory"), to_bytes)
         return cpu, memory
 
     cpu, memory = total(spec.get("containers") or [])
@@ -140,8 +142,8 @@ def pod_requests(pod: Mapping[str, Any]) -> tuple[int, int]:
     cpu = max(cpu + sidecar_cpu, init_peak_cpu)
     memory = max(memory + sidecar_memory, init_peak_memory)
     overhead = spec.get("overhead") or {}
-    cpu += _quantity_or_zero(overhead.get("cpu"), to_millis)
-    memory += _quantity_or_zero(overhead.get("memory"), to_bytes)
+    cpu += quantity_or_zero(overhead.get("cpu"), to_millis)
+    memory += quantity_or_zero(overhead.get("memory"), to_bytes)
     return cpu, memory
 
 
@@ -173,9 +175,9 @@ def cluster_status(
     for node in node_list:
         name = node["metadata"]["name"]
         allocatable = node.get("status", {}).get("allocatable") or {}
-        node_cpu = _quantity_or_zero(allocatable.get("cpu"), to_millis)
-        node_memory = _quantity_or_zero(allocatable.get("memory"), to_bytes)
-        ready = _node_ready(node)
+        node_cpu = quantity_or_zero(allocatable.get("cpu"), to_millis)
+        node_memory = quantity_or_zero(allocatable.get("memory"), to_bytes)
+        ready = node_ready(node)
         ready_hosts += ready
         capacity_cpu += node_cpu
         capacity_memory += node_memory

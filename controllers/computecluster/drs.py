@@ -35,7 +35,8 @@ Interface (types in drs_types.py, rules in drs_rules.py, all re-exported here):
 - evacuation_moves(host, state, settings) -> Evacuation: the moves that empty a host entering
   maintenance within the limits, and the VMs still there with what holds each.
 - choose_target(vm, state, settings) -> TargetChoice: the host for a vMotion without a target.
-- refusal(vm, target, state, settings) -> str | None: why a vMotion to `target` is refused.
+- refusal(vm, target, state, settings) -> Refusal | None: why a vMotion to `target` is refused
+  (a code for status.reason and the message).
 - imbalance_of(state), target_imbalance(threshold, hosts), balance_priority(imbalance, hosts).
 Not here: HA failover capacity (whether emptying a host leaves room to restart a failed one's
 VMs) is for the caller to check; and a balance move never moves a VM of a Required
@@ -72,6 +73,8 @@ from controllers.computecluster.drs_types import (
     MoveInFlight,
     MoveReason,
     PlacementRule,
+    Refusal,
+    RefusalCode,
     RuleKind,
     RuleStatus,
     TargetChoice,
@@ -95,6 +98,8 @@ __all__ = [
     "MoveInFlight",
     "MoveReason",
     "PlacementRule",
+    "Refusal",
+    "RefusalCode",
     "RuleKind",
     "RuleStatus",
     "TargetChoice",
@@ -317,57 +322,65 @@ class _Planner:
     # -- checks --
 
     def hard_reason(self, vm: VirtualMachineLoad, target: str, ignoring: str | None = None
-                    ) -> str | None:
+                    ) -> Refusal | None:
         """Why `vm` may not go to `target` at all (None: it may)."""
         cluster = self.cluster
         host = cluster.hosts.get(target)
         if host is None:
-            return f"host {target} is not in the cluster"
+            return Refusal("TargetNotInCluster", f"host {target} is not in the cluster")
         if not host.ready:
-            return f"host {target} is not Ready"
+            return Refusal("TargetNotReady", f"host {target} is not Ready")
         if not host.schedulable:
-            return f"host {target} is cordoned"
+            return Refusal("TargetNotReady", f"host {target} is cordoned")
         if host.in_maintenance:
-            return f"host {target} is in maintenance"
+            return Refusal("TargetNotReady", f"host {target} is in maintenance")
         if not cluster.accepts(target):
-            return f"host {target} has no allocatable CPU or memory"
+            return Refusal("InsufficientCapacity",
+                           f"host {target} has no allocatable CPU or memory")
         room = cluster.room_for(vm, target)
         if room is not None:
-            return room
-        return self.book.breaks(vm.key, target, cluster.positions, cluster.leaving, "Required",
-                                ignoring)
+            return Refusal("InsufficientCapacity", room)
+        return self._rule_refusal(vm, target, "Required", ignoring)
 
     def soft_reason(self, vm: VirtualMachineLoad, target: str, ignoring: str | None = None
-                    ) -> str | None:
+                    ) -> Refusal | None:
+        return self._rule_refusal(vm, target, "Preferred", ignoring)
+
+    def _rule_refusal(self, vm: VirtualMachineLoad, target: str, enforcement: Enforcement,
+                      ignoring: str | None) -> Refusal | None:
         cluster = self.cluster
-        return self.book.breaks(vm.key, target, cluster.positions, cluster.leaving, "Preferred",
-                                ignoring)
+        broken = self.book.breaks(vm.key, target, cluster.positions, cluster.leaving,
+                                  enforcement, ignoring)
+        return None if broken is None else Refusal("RuleViolation", broken)
 
     def best_target(self, vm: VirtualMachineLoad, keep_preferred: bool,
                     ignoring: str | None = None, among: Iterable[str] | None = None
-                    ) -> tuple[str | None, str]:
-        """The fit target that leaves the lowest imbalance, or None and why none fits."""
+                    ) -> tuple[str | None, str, RefusalCode | None]:
+        """The fit target that leaves the lowest imbalance and why; or None, why no host fits
+        and the code of that (the hosts' common one, else NoTarget)."""
         cluster = self.cluster
         source = cluster.positions[vm.key]
         best: tuple[float, str] | None = None
-        refusals: list[str] = []
+        refusals: list[Refusal] = []
         for target in among if among is not None else cluster.active:
             if target == source:
                 continue
-            reason = self.hard_reason(vm, target, ignoring)
-            if reason is None and keep_preferred:
-                reason = self.soft_reason(vm, target, ignoring)
-            if reason is not None:
-                refusals.append(reason)
+            refused = self.hard_reason(vm, target, ignoring)
+            if refused is None and keep_preferred:
+                refused = self.soft_reason(vm, target, ignoring)
+            if refused is not None:
+                refusals.append(refused)
                 continue
             after = cluster.imbalance_after(vm, source, target)
             if best is None or (after, target) < best:
                 best = (after, target)
         if best is None:
-            shown = "; ".join(refusals[:3]) + (f"; and {len(refusals) - 3} more"
-                                                if len(refusals) > 3 else "")
-            return None, f"no host can take it: {shown or 'the cluster has no other host'}"
-        return best[1], f"lowest imbalance after the move ({best[0]:.3f})"
+            shown = "; ".join(r.message for r in refusals[:3]) + (
+                f"; and {len(refusals) - 3} more" if len(refusals) > 3 else "")
+            codes = {r.code for r in refusals}
+            code: RefusalCode = codes.pop() if len(codes) == 1 else "NoTarget"
+            return None, f"no host can take it: {shown or 'the cluster has no other host'}", code
+        return best[1], f"lowest imbalance after the move ({best[0]:.3f})", None
 
     def movable(self, vm: VirtualMachineLoad, respect_cooldown: bool) -> str | None:
         """Why the VM cannot be moved at all in this pass (None: it can)."""
@@ -412,9 +425,9 @@ class _Planner:
         # rule is checked by the caller; every other rule, and this one of any other kind, holds.
         ignoring = rule.name if rule is not None and rule.kind == KEEP_TOGETHER else None
         candidates = None if among is None else list(among)
-        target, why = self.best_target(vm, True, ignoring, candidates)
+        target, why, _ = self.best_target(vm, True, ignoring, candidates)
         if target is None and (rule is None or rule.enforcement == "Required"):
-            target, why = self.best_target(vm, False, ignoring, candidates)
+            target, why, _ = self.best_target(vm, False, ignoring, candidates)
         if target is None:
             self.hold(vm.key, why, rule)
             return False
@@ -667,16 +680,16 @@ def evacuation_moves(host: str, state: ClusterState,
 
 
 def refusal(vm: str, target: str, state: ClusterState,
-            settings: DrsSettings = DEFAULT_SETTINGS) -> str | None:
+            settings: DrsSettings = DEFAULT_SETTINGS) -> Refusal | None:
     """Why a vMotion of `vm` to `target` is refused, or None when it may run. The migration
     limits are not a refusal: a move over them waits (Pending)."""
     planner = _Planner(state, settings)
-    load, reason = _vmotion_candidate(planner, vm)
-    if load is None:
-        return reason
+    refused = _vmotion_refusal(planner, vm)
+    if refused is not None:
+        return refused
     if planner.cluster.positions[vm] == target:
-        return f"virtual machine {vm} already runs on {target}"
-    return planner.hard_reason(load, target)
+        return Refusal("TargetIsSource", f"virtual machine {vm} already runs on {target}")
+    return planner.hard_reason(planner.cluster.vms[vm], target)
 
 
 def choose_target(vm: str, state: ClusterState,
@@ -684,27 +697,30 @@ def choose_target(vm: str, state: ClusterState,
     """Where a vMotion without a target goes: the fit host leaving the lowest imbalance (one that
     keeps the Preferred rules when there is one), or None with the reason."""
     planner = _Planner(state, settings)
-    load, reason = _vmotion_candidate(planner, vm)
-    if load is None:
-        return TargetChoice(None, reason)
-    target, reason = planner.best_target(load, keep_preferred=True)
+    refused = _vmotion_refusal(planner, vm)
+    if refused is not None:
+        return TargetChoice(None, refused.message, refused.code)
+    load = planner.cluster.vms[vm]
+    target, reason, code = planner.best_target(load, keep_preferred=True)
     if target is None:
-        target, reason = planner.best_target(load, keep_preferred=False)
-    return TargetChoice(target, reason)
+        target, reason, code = planner.best_target(load, keep_preferred=False)
+    return TargetChoice(target, reason, code)
 
 
-def _vmotion_candidate(planner: _Planner, vm: str) -> tuple[VirtualMachineLoad | None, str]:
-    """The VM to move on request, or None and why it cannot be (before looking at targets)."""
+def _vmotion_refusal(planner: _Planner, vm: str) -> Refusal | None:
+    """Why the VM cannot be moved on request at all (before looking at targets)."""
     load = planner.cluster.vms.get(vm)
     if load is None or vm not in planner.cluster.positions:
-        return None, f"virtual machine {vm} does not run in the cluster"
+        return Refusal("VirtualMachineNotRunning",
+                       f"virtual machine {vm} does not run in the cluster")
     if not load.migratable:
-        return None, f"virtual machine {vm} is not live-migratable: " + (
-            load.not_migratable_reason or "KubeVirt refuses it")
+        return Refusal("NotLiveMigratable", f"virtual machine {vm} is not live-migratable: " + (
+            load.not_migratable_reason or "KubeVirt refuses it"))
     source = planner.cluster.hosts[planner.cluster.positions[vm]]
     if not source.ready:
-        return None, f"virtual machine {vm} cannot migrate: its host {source.name} is not Ready"
-    return load, ""
+        return Refusal("TargetNotReady",
+                       f"virtual machine {vm} cannot migrate: its host {source.name} is not Ready")
+    return None
 
 
 def _gib(value: int) -> str:

@@ -16,6 +16,17 @@ RuleKind = Literal[
 ]
 Enforcement = Literal["Required", "Preferred"]
 MoveReason = Literal["Balance", "RuleViolation", "Maintenance"]
+#: Why a requested move cannot run, as a code a status.reason can carry (the message says more).
+RefusalCode = Literal[
+    "VirtualMachineNotRunning",
+    "NotLiveMigratable",
+    "TargetNotInCluster",
+    "TargetNotReady",
+    "TargetIsSource",
+    "InsufficientCapacity",
+    "RuleViolation",
+    "NoTarget",
+]
 
 KEEP_TOGETHER: RuleKind = "KeepTogether"
 SEPARATE: RuleKind = "SeparateVirtualMachines"
@@ -247,8 +258,17 @@ class Evacuation:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Why a move may not run: a code for status.reason and the words for status.message."""
+
+    code: RefusalCode
+    message: str
+
+
+@dataclass(frozen=True)
 class TargetChoice:
     """Where a vMotion without a target should go, or why nowhere can take the VM."""
 
     target: str | None
     reason: str  # why this host, or why none
+    refused: RefusalCode | None = None  # set when target is None

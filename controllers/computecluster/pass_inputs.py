@@ -20,17 +20,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from controllers.computecluster.builders import pod_requests, selector_matches
-from controllers.computecluster.drs import (
-    ClusterState,
-    DrsSettings,
-    Host,
-    MoveInFlight,
-    PlacementRule,
-    VirtualMachineLoad,
-)
+from controllers.computecluster.builders import pod_requests, quantity_or_zero
+from controllers.computecluster.drs import ClusterState, DrsSettings, VirtualMachineLoad
 from controllers.computecluster.models import DRS, Rule
-from kubekit.quantity import QuantityError, to_bytes, to_millis
+from controllers.computecluster.planner_view import (
+    hosts_of,
+    moves_in_flight,
+    not_migratable_reason,
+    placement_rules,
+    vm_key,
+)
+from kubekit.quantity import to_bytes, to_millis
 
 Obj = Mapping[str, Any]
 
@@ -41,7 +41,6 @@ DEFAULT_PARALLEL_OUTBOUND_PER_NODE: Final = 2
 #: A VM moved less than this ago is not moved again to balance (no ping-pong: a moved VM's
 #: warm-up load must not get it moved back).
 COOLDOWN_SECONDS: Final = 600.0
-_FINISHED_PHASES: Final = frozenset({"Succeeded", "Failed"})
 
 
 @dataclass(frozen=True)
@@ -78,58 +77,14 @@ def _key(obj: Obj) -> tuple[str, str]:
     return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
 
 
-def vm_key(namespace: str, name: str) -> str:
-    return f"{namespace}/{name}"
-
-
-def _quantity(value: Any, convert: Any) -> int:
-    try:
-        result: int = convert(str(value))
-    except (QuantityError, ValueError):
-        return 0
-    return result
-
-
-def _ready(node: Obj) -> bool:
-    for condition in (node.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return bool(condition.get("status") == "True")
-    return False
-
-
-def hosts_of(nodes: Iterable[Obj]) -> tuple[Host, ...]:
-    hosts = []
-    for node in nodes:
-        allocatable = (node.get("status") or {}).get("allocatable") or {}
-        hosts.append(
-            Host(
-                name=str(_metadata(node).get("name")),
-                cpu_millicores=_quantity(allocatable.get("cpu", 0), to_millis),
-                memory_bytes=_quantity(allocatable.get("memory", 0), to_bytes),
-                ready=_ready(node),
-                schedulable=not (node.get("spec") or {}).get("unschedulable", False),
-                labels=dict(_metadata(node).get("labels") or {}),
-            )
-        )
-    return tuple(sorted(hosts, key=lambda host: host.name))
-
-
 def pod_usage(metrics: Obj) -> tuple[int, int]:
     """(millicores, bytes) of a PodMetrics: the sum of its containers."""
     cpu = memory = 0
     for container in metrics.get("containers") or []:
         usage = container.get("usage") or {}
-        cpu += _quantity(usage.get("cpu", 0), to_millis)
-        memory += _quantity(usage.get("memory", 0), to_bytes)
+        cpu += quantity_or_zero(usage.get("cpu"), to_millis)
+        memory += quantity_or_zero(usage.get("memory"), to_bytes)
     return cpu, memory
-
-
-def _condition(obj: Obj, kind: str) -> Obj | None:
-    for condition in (obj.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == kind:
-            found: Obj = condition
-            return found
-    return None
 
 
 def _timestamp(value: Any) -> float | None:
@@ -206,8 +161,7 @@ def vm_loads(
         measured = usage.get(_key(launcher)) if use_metrics else None
         if measured is not None:
             cpu, memory = max(cpu, measured[0]), max(memory, measured[1])
-        migratable = _condition(vmi, "LiveMigratable")
-        can_move = migratable is None or migratable.get("status") == "True"
+        reason = not_migratable_reason(vmi, host)
         loads.append(
             VirtualMachineLoad(
                 key=vm_key(namespace, name),
@@ -217,74 +171,12 @@ def vm_loads(
                 cpu_request_millicores=cpu_request,
                 memory_request_bytes=memory_request,
                 labels=dict(_metadata(vm).get("labels") or {}),
-                migratable=can_move,
-                not_migratable_reason=""
-                if can_move or migratable is None
-                else str(migratable.get("message") or migratable.get("reason") or ""),
+                migratable=reason is None,
+                not_migratable_reason=reason or "",
                 last_moved_at=last_moved.get(vm_key(namespace, name)),
             )
         )
     return tuple(sorted(loads, key=lambda load: load.key)), tuple(notes)
-
-
-def placement_rules(
-    rules: Sequence[Rule], vms: Sequence[VirtualMachineLoad], hosts: Sequence[Host]
-) -> tuple[PlacementRule, ...]:
-    """The spec's rules with their selectors resolved; spec order is age (earlier: older)."""
-    resolved = []
-    for order, rule in enumerate(rules):
-        members = tuple(
-            vm.key for vm in vms if selector_matches(rule.virtual_machine_selector, vm.labels)
-        )
-        picked: tuple[str, ...] = ()
-        if rule.host_selector is not None:
-            # The hosts the selector picks, for both host rule kinds (the planner negates).
-            picked = tuple(
-                host.name for host in hosts if selector_matches(rule.host_selector, host.labels)
-            )
-        resolved.append(
-            PlacementRule(
-                name=rule.name,
-                kind=rule.type,
-                enforcement=rule.enforcement,
-                virtual_machines=members,
-                hosts=picked,
-                order=order,
-            )
-        )
-    return tuple(resolved)
-
-
-def moves_in_flight(
-    observation: Observation, vms: Sequence[VirtualMachineLoad]
-) -> tuple[MoveInFlight, ...]:
-    """Unfinished migrations of the cluster's running VMs (one per VM)."""
-    hosts = {vm.key: vm.host for vm in vms}
-    moves: dict[str, MoveInFlight] = {}
-    for migration in observation.kubevirt_migrations:
-        status = migration.get("status") or {}
-        if status.get("phase") in _FINISHED_PHASES:
-            continue
-        namespace = str(_metadata(migration).get("namespace") or "")
-        key = vm_key(namespace, str((migration.get("spec") or {}).get("vmiName") or ""))
-        if key not in hosts:
-            continue
-        state = status.get("migrationState") or {}
-        selector = (migration.get("spec") or {}).get("addedNodeSelector") or {}
-        target = str(state.get("targetNode") or selector.get("kubernetes.io/hostname") or "")
-        moves[key] = MoveInFlight(key, str(state.get("sourceNode") or hosts[key]), target)
-    for migration in observation.migrations:
-        status = migration.get("status") or {}
-        if status.get("phase") in _FINISHED_PHASES:
-            continue
-        namespace = str(_metadata(migration).get("namespace") or "")
-        spec = migration.get("spec") or {}
-        key = vm_key(namespace, str(spec.get("virtualMachineName") or ""))
-        if key not in hosts or (key in moves and moves[key].target):
-            continue
-        target = str(status.get("targetHost") or spec.get("targetHost") or "")
-        moves[key] = MoveInFlight(key, str(status.get("sourceHost") or hosts[key]), target)
-    return tuple(moves[key] for key in sorted(moves))
 
 
 def settings_of(drs: DRS, kubevirt: Obj | None, now: float) -> DrsSettings:
@@ -324,7 +216,7 @@ def planner_inputs(
         hosts=hosts,
         virtual_machines=vms,
         rules=placement_rules(rules, vms, hosts),
-        in_flight=moves_in_flight(observation, vms),
+        in_flight=moves_in_flight(vms, observation.migrations, observation.kubevirt_migrations),
     )
     return Inputs(
         state,

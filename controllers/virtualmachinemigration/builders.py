@@ -20,7 +20,7 @@ from controllers.virtualmachinemigration.kind import (
     REQUESTED_BY_MAINTENANCE,
     VIRTUAL_MACHINE_MIGRATION,
 )
-from controllers.virtualmachinemigration.models import MigrationPhase, RefusalReason
+from controllers.virtualmachinemigration.models import MigrationPhase
 
 SUCCEEDED: Final = "Succeeded"
 
@@ -111,26 +111,6 @@ def kubevirt_migration(
 def phase_of(kubevirt_phase: str | None) -> MigrationPhase:
     """Our phase for a KubeVirt migration phase (unknown ones count as still Scheduling)."""
     return _PHASES.get(kubevirt_phase or "", "Scheduling")
-
-
-def refusal_reason(message: str) -> RefusalReason:
-    """The status.reason for a planner's refusal message (`drs.refusal`, `choose_target`)."""
-    checks: tuple[tuple[str, RefusalReason], ...] = (
-        ("not live-migratable", "NotLiveMigratable"),
-        ("does not run in the cluster", "VirtualMachineNotRunning"),
-        ("already runs on", "TargetIsSource"),
-        ("is not in the cluster", "TargetNotInCluster"),
-        ("is not Ready", "TargetNotReady"),
-        ("is cordoned", "TargetNotReady"),
-        ("is in maintenance", "TargetNotReady"),
-        ("lacks room", "InsufficientCapacity"),
-        ("no allocatable", "InsufficientCapacity"),
-        ("rule ", "RuleViolation"),
-    )
-    for needle, reason in checks:
-        if needle in message:
-            return reason
-    return "NoTarget"
 
 
 def moved_event_message(

@@ -13,63 +13,27 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from controllers.computecluster.builders import cluster_nodes, selector_matches
-from controllers.computecluster.drs import (
-    ClusterState,
-    Host,
-    MoveInFlight,
-    PlacementRule,
-    VirtualMachineLoad,
-)
+from controllers.computecluster.builders import cluster_nodes, quantity_or_zero
+from controllers.computecluster.drs import ClusterState, Host, VirtualMachineLoad
 from controllers.computecluster.models import ComputeClusterSpec
-from kubekit.quantity import QuantityError, to_bytes, to_millis
+from controllers.computecluster.planner_view import (
+    hosts_of,
+    moves_in_flight,
+    not_migratable_reason,
+    placement_rules,
+    vm_key,
+)
+from kubekit.quantity import to_bytes
 
 #: KubeVirt's default vCPU to CPU-request ratio (developerConfiguration.cpuAllocationRatio).
 CPU_ALLOCATION_RATIO: Final = 10
+#: The VirtualMachineMigration phases of a move not yet finished.
 IN_FLIGHT_PHASES: Final = frozenset({"Pending", "Scheduling", "Running"})
 
-
-def vm_key(namespace: str, name: str) -> str:
-    """How the planner names a VM: "namespace/name"."""
-    return f"{namespace}/{name}"
-
-
-def _quantity(value: Any, convert: Any) -> int:
-    try:
-        return int(convert(value)) if value is not None else 0
-    except QuantityError:
-        return 0
-
-
-def _condition(obj: Mapping[str, Any] | None, kind: str) -> Mapping[str, Any] | None:
-    for condition in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if condition.get("type") == kind:
-            return dict(condition)
-    return None
-
-
-def not_migratable_reason(vmi: Mapping[str, Any] | None, host: str) -> str | None:
-    """Why KubeVirt will not live-migrate the VMI (its LiveMigratable condition), in words a
-    vSphere user reads; None when it can migrate."""
-    migratable = _condition(vmi, "LiveMigratable")
-    if migratable is None or migratable.get("status") == "True":
-        return None
-    message = str(migratable.get("message") or "")
-    if migratable.get("reason") == "DisksNotLiveMigratable":
-        claim = _claim_named_in(message)
-        named = f" (PVC {claim})" if claim else ""
-        return f"disk data is ReadWriteOnce on {host}{named}"
-    return message or str(migratable.get("reason") or "KubeVirt refuses to migrate it")
-
-
-def _claim_named_in(message: str) -> str | None:
-    """The PVC KubeVirt's DisksNotLiveMigratable message names ("... PVC <name> is not
-    shared ...")."""
-    words = message.split()
-    for index, word in enumerate(words[:-1]):
-        if word == "PVC":
-            return words[index + 1].rstrip(",:")
-    return None
+__all__ = [
+    "IN_FLIGHT_PHASES", "RunningVM", "cluster_state", "not_migratable_reason", "running_vms",
+    "vm_key",
+]
 
 
 @dataclass(frozen=True)
@@ -106,7 +70,7 @@ def running_vms(
             continue
         vcpus = int((spec.get("cpu") or {}).get("count") or 1)
         cpu = vcpus * 1000 // CPU_ALLOCATION_RATIO
-        memory = _quantity((spec.get("memory") or {}).get("size"), to_bytes)
+        memory = quantity_or_zero((spec.get("memory") or {}).get("size"), to_bytes)
         reason = not_migratable_reason(vmi, host)
         key = vm_key(namespace, name)
         found.append(RunningVM(key, namespace, name, host, VirtualMachineLoad(
@@ -116,60 +80,6 @@ def running_vms(
             migratable=reason is None, not_migratable_reason=reason or "",
         )))
     return sorted(found, key=lambda running: running.key)
-
-
-def cluster_hosts(spec: ComputeClusterSpec, nodes: Iterable[Mapping[str, Any]]) -> list[Host]:
-    """The cluster's hosts: allocatable, Ready, cordoned."""
-    hosts = []
-    for node in cluster_nodes(spec, nodes):
-        status = node.get("status") or {}
-        allocatable = status.get("allocatable") or {}
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in status.get("conditions") or [])
-        hosts.append(Host(
-            name=str(node["metadata"]["name"]),
-            cpu_millicores=_quantity(allocatable.get("cpu"), to_millis),
-            memory_bytes=_quantity(allocatable.get("memory"), to_bytes),
-            ready=ready,
-            schedulable=not (node.get("spec") or {}).get("unschedulable"),
-            labels=dict(node["metadata"].get("labels") or {}),
-        ))
-    return hosts
-
-
-def placement_rules(
-    spec: ComputeClusterSpec, vms: Iterable[RunningVM], hosts: Iterable[Host]
-) -> tuple[PlacementRule, ...]:
-    """The cluster's rules with their selectors resolved; older (earlier) rules first."""
-    vms, hosts = list(vms), list(hosts)
-    resolved = []
-    for order, rule in enumerate(spec.rules):
-        members = tuple(vm.key for vm in vms
-                        if selector_matches(rule.virtual_machine_selector, vm.load.labels))
-        picked: tuple[str, ...] = ()
-        if rule.host_selector is not None:
-            selector = rule.host_selector
-            picked = tuple(host.name for host in hosts if selector_matches(selector, host.labels))
-        resolved.append(PlacementRule(
-            name=rule.name, kind=rule.type, enforcement=rule.enforcement,
-            virtual_machines=members, hosts=picked, order=order))
-    return tuple(resolved)
-
-
-def moves_in_flight(migrations: Iterable[Mapping[str, Any]]) -> tuple[MoveInFlight, ...]:
-    """VirtualMachineMigrations accepted and not finished (they hold their targets)."""
-    moves = []
-    for migration in migrations:
-        status = migration.get("status") or {}
-        if status.get("phase") not in IN_FLIGHT_PHASES:
-            continue
-        source, target = status.get("sourceHost"), status.get("targetHost")
-        if not source or not target:
-            continue
-        namespace = str((migration.get("metadata") or {}).get("namespace"))
-        name = str((migration.get("spec") or {}).get("virtualMachineName"))
-        moves.append(MoveInFlight(vm_key(namespace, name), str(source), str(target)))
-    return tuple(sorted(moves, key=lambda move: move.vm))
 
 
 def cluster_state(
@@ -187,16 +97,17 @@ def cluster_state(
     `excluding_migration` (namespace, name) leaves that migration out of the moves in
     flight: the one being decided must not count against itself.
     """
-    hosts = cluster_hosts(spec, nodes)
+    hosts: tuple[Host, ...] = hosts_of(cluster_nodes(spec, nodes))
     vms = running_vms(cluster_name, vdc_vms, vmis, [host.name for host in hosts])
     others = [m for m in migrations
               if excluding_migration is None or (
                   str((m.get("metadata") or {}).get("namespace")),
                   str((m.get("metadata") or {}).get("name"))) != excluding_migration]
+    loads = [vm.load for vm in vms]
     state = ClusterState(
-        hosts=tuple(hosts),
-        virtual_machines=tuple(vm.load for vm in vms),
-        rules=placement_rules(spec, vms, hosts),
-        in_flight=moves_in_flight(others),
+        hosts=hosts,
+        virtual_machines=tuple(loads),
+        rules=placement_rules(spec.rules, loads, hosts),
+        in_flight=moves_in_flight(loads, others),
     )
     return state, vms

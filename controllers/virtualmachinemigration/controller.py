@@ -31,7 +31,6 @@ from controllers.virtualmachinemigration.builders import (
     kubevirt_migration,
     moved_event_message,
     phase_of,
-    refusal_reason,
     succeeded_condition,
 )
 from controllers.virtualmachinemigration.cluster_state import cluster_state, vm_key
@@ -174,14 +173,14 @@ class VirtualMachineMigrationController(Controller[Key]):
         if spec.target_host is not None:
             refused = refusal(key, spec.target_host, state)
             if refused is not None:
-                await self._write(entry, "Failed", refusal_reason(refused), refused,
+                await self._write(entry, "Failed", refused.code, refused.message,
                                   source=source, target=spec.target_host)
                 return
             target = spec.target_host
         else:
             choice = choose_target(key, state)
             if choice.target is None:
-                await self._write(entry, "Failed", refusal_reason(choice.reason), choice.reason,
+                await self._write(entry, "Failed", choice.refused or "NoTarget", choice.reason,
                                   source=source)
                 return
             target = choice.target

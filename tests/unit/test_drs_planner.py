@@ -29,6 +29,12 @@ from controllers.computecluster.drs import (
     target_imbalance,
 )
 
+
+def refusal_message(vm: str, target: str, state: ClusterState) -> str | None:
+    """The words of the planner's refusal (None: the move may run)."""
+    refused = refusal(vm, target, state)
+    return None if refused is None else refused.message
+
 GIB = 1024**3
 
 
@@ -151,7 +157,8 @@ def test_no_move_beyond_the_target_hosts_requests() -> None:
     )
     result = plan(state, DrsSettings(migration_threshold=5))
     assert len(result.moves) == 1  # one 2000m VM fits in 3000m, a second does not
-    assert "host-1 lacks room" in (refusal("ns/vm-1", "host-1", completed(state, result, 0)) or "")
+    after = completed(state, result, 0)
+    assert "host-1 lacks room" in (refusal_message("ns/vm-1", "host-1", after) or "")
 
 
 def test_a_vm_that_cannot_live_migrate_stays_and_says_why() -> None:
@@ -161,7 +168,7 @@ def test_a_vm_that_cannot_live_migrate_stays_and_says_why() -> None:
                  not_migratable_reason="disk data is ReadWriteOnce") for i in range(4)),
     )
     assert plan(state).moves == ()
-    assert refusal("ns/vm-0", "host-1", state) == (
+    assert refusal_message("ns/vm-0", "host-1", state) == (
         "virtual machine ns/vm-0 is not live-migratable: disk data is ReadWriteOnce")
     evacuation = evacuation_moves("host-0", state)
     assert evacuation.moves == () and not evacuation.complete
@@ -266,7 +273,7 @@ def test_a_vmotion_without_a_target_goes_where_the_imbalance_falls_most() -> Non
 def test_a_vmotion_to_an_unfit_host_is_refused_with_the_reason(
         target: str, changes: dict[str, object], reason: str) -> None:
     state = ClusterState((host("host-0"), host("host-1", **changes)), (vm("ns/a", "host-0"),))
-    assert refusal("ns/a", target, state) == reason
+    assert refusal_message("ns/a", target, state) == reason
 
 
 def test_a_vmotion_to_a_fit_host_is_not_refused_even_over_the_limits() -> None:
@@ -276,7 +283,7 @@ def test_a_vmotion_to_a_fit_host_is_not_refused_even_over_the_limits() -> None:
         in_flight=(MoveInFlight("ns/b", "host-0", "host-1"), MoveInFlight("ns/c", "host-0",
                                                                           "host-1")),
     )
-    assert refusal("ns/a", "host-1", state) is None  # it waits (Pending), it is not refused
+    assert refusal_message("ns/a", "host-1", state) is None  # it waits (Pending), it is not refused
 
 
 @pytest.mark.parametrize(("field", "value"), [
@@ -298,7 +305,7 @@ def test_a_vm_on_a_host_that_is_not_ready_is_not_migrated() -> None:
     assert evacuation.moves == ()
     assert [(h.reason, h.retriable) for h in evacuation.held] == [
         ("its host host-0 is not Ready", False)]
-    assert refusal("ns/a", "host-1", state) == (
+    assert refusal_message("ns/a", "host-1", state) == (
         "virtual machine ns/a cannot migrate: its host host-0 is not Ready")
     assert choose_target("ns/a", state).target is None
 

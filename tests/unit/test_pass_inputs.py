@@ -100,7 +100,7 @@ def test_a_vm_that_cannot_migrate_says_why() -> None:
                                                0.0).state.virtual_machines}
     assert vms["apps/web"].migratable
     assert not vms["apps/db"].migratable
-    assert vms["apps/db"].not_migratable_reason == "cannot migrate VMI: PVC root is not shared"
+    assert vms["apps/db"].not_migratable_reason == "disk data is ReadWriteOnce on host-1 (PVC root)"
 
 
 def test_vms_not_running_are_not_balanced() -> None:

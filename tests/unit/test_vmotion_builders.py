@@ -3,19 +3,19 @@ how refusals and Events read."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
-from controllers.computecluster.drs import choose_target, refusal
+from controllers.computecluster.drs import RefusalCode, choose_target, refusal
 from controllers.computecluster.models import ComputeClusterSpec
 from controllers.virtualmachinemigration.builders import (
     kubevirt_migration,
     migration_manifest,
     moved_event_message,
     phase_of,
-    refusal_reason,
 )
 from controllers.virtualmachinemigration.cluster_state import cluster_state
 from controllers.virtualmachinemigration.kind import VIRTUAL_MACHINE_MIGRATION_CACHE
+from controllers.virtualmachinemigration.models import RefusalReason
 from tests.oracles import KUBEVIRT_SWAGGER, validate_against_swagger
 
 CLUSTER = ComputeClusterSpec.model_validate(
@@ -79,12 +79,21 @@ def test_each_refusal_names_its_reason() -> None:
         ("ns/web", "host-1"): "TargetIsSource",
     }
     for (key, target), reason in cases.items():
-        message = refusal(key, target, current)
-        assert message is not None, (key, target)
-        assert refusal_reason(message) == reason, message
+        refused = refusal(key, target, current)
+        assert refused is not None, (key, target)
+        assert refused.code == reason, refused
     assert refusal("ns/web", "host-2", current) is None
     pinned = refusal("ns/pinned", "host-2", current)
-    assert pinned is not None and "ReadWriteOnce on host-1 (PVC db-root)" in pinned
+    assert pinned is not None and "ReadWriteOnce on host-1 (PVC db-root)" in pinned.message
+    # Every code the planner gives is one the VirtualMachineMigration's status.reason allows.
+    assert set(get_args(RefusalCode)) <= set(get_args(RefusalReason))
+
+
+def test_no_host_fitting_says_why_with_the_hosts_common_reason() -> None:
+    current = state(web=vmi("host-1"), **{"db-a": vmi("host-1"), "db-b": vmi("host-2")})
+    choice = choose_target("ns/db-a", current)
+    assert choice.target is None and choice.refused in ("NoTarget", "RuleViolation")
+    assert choice.reason.startswith("no host can take it: ")
 
 
 def test_without_a_target_drs_picks_a_ready_host_with_room() -> None:
