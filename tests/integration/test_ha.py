@@ -83,7 +83,9 @@ def vmis(cluster: DevCluster, namespace: str) -> dict[str, dict[str, Any]]:
 def events(cluster: DevCluster, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
     listed = get_json(cluster, "events", "-n", namespace,
                       "--field-selector", f"involvedObject.kind={kind},involvedObject.name={name}")
-    return sorted(listed["items"], key=lambda event: event["metadata"]["creationTimestamp"])
+    # eventTime has microseconds; creationTimestamp only seconds (two Events in one second).
+    return sorted(listed["items"], key=lambda event: event.get("eventTime")
+                  or event["metadata"]["creationTimestamp"])
 
 
 def test_powered_off_host_fails_over_by_priority(datacenter: DevCluster) -> None:

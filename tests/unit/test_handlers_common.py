@@ -115,6 +115,8 @@ def test_event_names_the_object_it_concerns() -> None:
     assert event["metadata"]["namespace"] == "prod"
     assert event["metadata"]["name"].startswith("web.")
     assert event["involvedObject"]["uid"] == "u" and event["reason"] == "PoweringOff"
+    # eventTime keeps microseconds, so two Events of one second keep their order.
+    assert event["eventTime"].startswith(event["firstTimestamp"][:-1] + ".")
 
 
 def test_storage_policy_counts_disks_including_the_default() -> None:
