@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from controllers.cli import main
-from tests.oracles import CDI_SWAGGER, validate_against_swagger
+from tests.oracles import CDI_SWAGGER, REPO_ROOT, crd_schema_errors, validate_against_swagger
 
 from . import descriptors as d
 
@@ -41,6 +41,8 @@ def test_ova_with_a_manifest_dry_run_yaml(tmp_path: Path,
     assert vm["spec"]["disks"][0]["source"] == {"pvc": {"name": "web-01-disk1-image"}}
     assert datavolume["metadata"]["name"] == "web-01-disk1-image"
     validate_against_swagger(datavolume, CDI_SWAGGER, "v1beta1.DataVolume")
+    crd = yaml.safe_load((REPO_ROOT / "crds" / "vdcos.io_virtualmachines.yaml").read_text())
+    assert crd_schema_errors(vm, crd) == []
     assert "network 'VM Network' -> the pod network (default)" in err
 
 
