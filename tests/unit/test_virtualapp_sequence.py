@@ -25,7 +25,7 @@ def app(power: str = "PoweredOn", **members: dict[str, Any]) -> VirtualAppSpec:
     })
 
 
-THREE_TIER = {
+THREE_TIER: dict[str, dict[str, Any]] = {
     "db": {"startOrder": 0, "startDelaySeconds": 10, "waitForGuest": True,
            "stopDelaySeconds": 5},
     "app": {"startOrder": 1, "startDelaySeconds": 3, "replicas": 2, "maxReplicas": 3,
