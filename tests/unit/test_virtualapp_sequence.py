@@ -17,7 +17,7 @@ T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 TEMPLATE = {"spec": {"cpu": {"count": 1}, "memory": {"size": "256Mi"}}}
 
 
-def app(power: str = "PoweredOn", **members: dict[str, Any]) -> VirtualAppSpec:
+def app(power: str = "PoweredOn", /, **members: dict[str, Any]) -> VirtualAppSpec:
     return VirtualAppSpec.model_validate({
         "powerState": power,
         "members": [{"name": name, "template": TEMPLATE, **fields}
