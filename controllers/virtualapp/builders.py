@@ -217,7 +217,8 @@ def observed_vm(vm: Mapping[str, Any], vmi: Mapping[str, Any] | None) -> Observe
         requested_power=str((vm.get("spec") or {}).get("powerState") or "PoweredOn"),
         power=(vm.get("status") or {}).get("powerState"),
         ready=bool((vm.get("status") or {}).get("ready")),
-        guest_ready=_condition_true((vmi or {}).get("conditions"), "AgentConnected"),
+        guest_ready=_condition_true(((vmi or {}).get("status") or {}).get("conditions"),
+                                    "AgentConnected"),
     )
 
 

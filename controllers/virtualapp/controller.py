@@ -155,7 +155,13 @@ class VirtualAppController(Controller[Key]):
         changes = {change.vm: change for change in decided.power_changes}
         created = {(c.member, c.replica): c.power for c in decided.creations}
         documents = environments(app, spec, self.platform_version)
-        for replica in replicas_of(app, spec):
+        replicas = replicas_of(app, spec)
+        wanted = {replica.name for replica in replicas}
+        for leaving in decided.power_changes:
+            if leaving.vm not in wanted:  # a replica scaling in: its guest shuts down first
+                await self.kube.patch(VIRTUAL_MACHINE.resource, str(entry.body["metadata"][
+                    "namespace"]), leaving.vm, {"spec": {"powerState": leaving.power}})
+        for replica in replicas:
             current = live.get(replica.name)
             change = changes.get(replica.name)
             power: str

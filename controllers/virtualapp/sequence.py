@@ -161,9 +161,15 @@ def _member_up(member: Member, vms: Sequence[ObservedVM]) -> tuple[bool, str]:
     return True, ""
 
 
+def _next(delay: int, last: bool, group: str) -> str:
+    return "" if last else f"; the next {group} group follows in {delay}s"
+
+
 def _power_on(plan: Plan, spec: VirtualAppSpec, kept: Mapping[str, list[ObservedVM]],
               now: datetime) -> None:
-    for order, members in _groups(spec.members):
+    groups = _groups(spec.members)
+    for order, members in groups:
+        last = order == groups[-1][0]
         waiting: list[str] = []
         for member in members:
             times = plan.times.get(member.name, MemberTimes())
@@ -180,9 +186,9 @@ def _power_on(plan: Plan, spec: VirtualAppSpec, kept: Mapping[str, list[Observed
                 if up:
                     times = replace(times, up_at=now)
                     guest = " with its guest agent connected" if member.wait_for_guest else ""
-                    plan.steps.append(Step("MemberUp", f"Member {member.name} is up{guest}; "
-                                           f"the next start group follows in "
-                                           f"{member.start_delay_seconds}s (startDelaySeconds)"))
+                    plan.steps.append(Step("MemberUp", f"Member {member.name} is up{guest}"
+                                           + _next(member.start_delay_seconds, last, "start")
+                                           + (" (startDelaySeconds)" if not last else "")))
                 else:
                     waiting.append(why)
             plan.times[member.name] = times
@@ -202,7 +208,9 @@ def _power_on(plan: Plan, spec: VirtualAppSpec, kept: Mapping[str, list[Observed
 
 def _power_off(plan: Plan, spec: VirtualAppSpec, kept: Mapping[str, list[ObservedVM]],
                now: datetime) -> None:
-    for order, members in reversed(_groups(spec.members)):
+    groups = _groups(spec.members)
+    for order, members in reversed(groups):
+        last = order == groups[0][0]
         waiting: list[str] = []
         for member in members:
             times = plan.times.get(member.name, MemberTimes())
@@ -223,9 +231,9 @@ def _power_off(plan: Plan, spec: VirtualAppSpec, kept: Mapping[str, list[Observe
                                    f"{', '.join(running or [vm.name for vm in asked])} to stop")
                 else:
                     times = replace(times, stopped_at=now)
-                    plan.steps.append(Step("MemberStopped", f"Member {member.name} is stopped; "
-                                           f"the next stop group follows in "
-                                           f"{member.stop_delay_seconds}s (stopDelaySeconds)"))
+                    plan.steps.append(Step("MemberStopped", f"Member {member.name} is stopped"
+                                           + _next(member.stop_delay_seconds, last, "stop")
+                                           + (" (stopDelaySeconds)" if not last else "")))
             plan.times[member.name] = times
             if times.stopped_at is not None:
                 left = _seconds(times.stopped_at
