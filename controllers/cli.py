@@ -4,6 +4,7 @@
   vdcos crds  prints (or writes) the CRDs of the VDC API.
   vdcos drs   applies a ComputeCluster's DRS recommendations, or asks for a pass now.
   vdcos import ovf  imports an OVF/OVA as a VirtualMachine or VirtualApp (docs/ovf.md).
+  vdcos vapp  scales a VirtualApp's member (`vdcos vapp scale APP MEMBER N`).
 
 Other commands come from the `vdcos.commands` entry points: `vdcos up` (the embedded
 datacenter and the operator, for a workstation) is registered by the `vdcos_up` package. The
@@ -24,6 +25,7 @@ from typing import Any
 
 from controllers.computecluster.command_drs import register as register_drs
 from controllers.ovf.command import register as register_import
+from controllers.virtualapp.command_scale import register as register_vapp
 
 REPO_CRDS = Path(__file__).resolve().parent.parent / "crds"
 
@@ -128,6 +130,7 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     crds.set_defaults(handler=command_crds)
     register_drs(commands)
     register_import(commands)
+    register_vapp(commands)
     if plugins:
         add_plugin_commands(commands)
     return parser
