@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from controllers.virtualapp.models import MEMBER_NAME_MAX_LENGTH, VirtualAppSpec
 from controllers.virtualmachine.models import (
     DNS_SUBDOMAIN_PATTERN,
     VirtualMachineSpec,
@@ -362,10 +363,13 @@ def _virtual_app(builder: _Builder, collection: VirtualSystemCollection,
     for order, step in enumerate(flatten(collection), start=1):
         for flat in step:
             system = flat.system
-            member_name = unique(dns_label(system.id), taken)
+            member_name = unique(dns_label(system.id, max_length=MEMBER_NAME_MAX_LENGTH),
+                                 taken, MEMBER_NAME_MAX_LENGTH)
             spec = builder.vm_spec(system, dns_label(name, member_name))
             if not flat.powered_on:
-                spec["powerState"] = "PoweredOff"
+                builder.notes.append(f"VirtualSystem {system.id!r}: ovf:startAction none has "
+                                     "no VirtualApp counterpart; the app powers it on in its "
+                                     "start group")
             stop_action = _STOP_ACTIONS.get(flat.stop_action)
             if stop_action is None:
                 builder.notes.append(f"VirtualSystem {system.id!r}: ovf:stopAction "
@@ -388,6 +392,11 @@ def _virtual_app(builder: _Builder, collection: VirtualSystemCollection,
     app_properties = _collection_properties(collection)
     if app_properties:
         spec_app["properties"] = _property_items(tuple(app_properties))
+    try:
+        VirtualAppSpec.model_validate(spec_app)
+    except ValidationError as error:
+        raise OvfError(f"VirtualSystemCollection {collection.id!r}: cannot become a "
+                       f"VirtualApp: {error}") from None
     metadata = builder.metadata(name, collection.id)
     return {"apiVersion": API_VERSION, "kind": "VirtualApp", "metadata": metadata,
             "spec": spec_app}

@@ -116,3 +116,32 @@ def test_the_upload_proxy_checks_its_token(policies: DevCluster, namespace: str)
         )).stdout
     assert _post(f"{url}/v1beta1/upload", context, {"Authorization": f"Bearer {token}"}) == (
         503, "rejecting Upload Request for PVC nothing that doesn't exist")
+
+
+def test_a_collection_becomes_a_virtual_app_whose_vms_run_in_order(
+        policies: DevCluster, namespace: str, tmp_path: Path) -> None:
+    db = d.system("db", d.cpu(1), d.memory(512), d.scsi(), d.disk("disk1"), d.nic("VM Network"))
+    web = d.simple_system("web", disk_id=None)
+    text = d.envelope(
+        d.collection("shop", db, web, product=d.product(d.prop("db.port", "uint16", "5432")),
+                     startup=[d.startup_item("db", 1, waitingForGuest="false"),
+                              d.startup_item("web", 2)]),
+        files={"file1": "db.vmdk"}, disks=[d.disk_entry("disk1", "2", file_ref="file1")])
+    ova = d.write_ova(tmp_path / "shop.ova", text, {"db.vmdk": vmdk(2 * 2**30)})
+    result = vdcos_import(policies, str(ova), "-n", namespace, "--property", "db.port=6000")
+    assert result.returncode == 0, result.stderr
+    assert "virtualapp.vdcos.io/shop created" in result.stdout
+    app = get_json(policies, "vapp", "shop", "-n", namespace)
+    assert [(m["name"], m["startOrder"]) for m in app["spec"]["members"]] == [("db", 1),
+                                                                               ("web", 2)]
+    assert [(p["key"], p["value"]) for p in app["spec"]["properties"]] == [("db.port", "6000")]
+    image = get_json(policies, "dv", "shop-db-disk1-image", "-n", namespace)
+    assert image["status"]["phase"] == "Succeeded"
+    assert [ref["kind"] for ref in image["metadata"]["ownerReferences"]] == ["VirtualApp"]
+    wait(policies, "--for=jsonpath={.status.readyVirtualMachines}=2/2", "vapp/shop",
+         "-n", namespace, timeout=180)
+    vms = {vm["metadata"]["name"]: vm for vm in get_json(policies, "vdcvm", "-n",
+                                                         namespace)["items"]}
+    assert sorted(vms) == ["shop-db", "shop-web"]
+    assert vms["shop-db"]["spec"]["disks"][0]["source"] == {
+        "pvc": {"name": "shop-db-disk1-image"}}

@@ -18,10 +18,14 @@ from . import descriptors as d
 
 
 @functools.cache
-def _vm_crd() -> dict[str, Any]:
+def _crd(plural: str) -> dict[str, Any]:
     crd: dict[str, Any] = yaml.safe_load(
-        (REPO_ROOT / "crds" / "vdcos.io_virtualmachines.yaml").read_text())
+        (REPO_ROOT / "crds" / f"vdcos.io_{plural}.yaml").read_text())
     return crd
+
+
+def _vm_crd() -> dict[str, Any]:
+    return _crd("virtualmachines")
 
 
 def _plan(text: str, **options: Any) -> Any:
@@ -105,6 +109,7 @@ def _members(app: dict[str, Any]) -> list[tuple[Any, ...]]:
 def test_collection_becomes_a_virtual_app_in_start_order() -> None:
     app = _plan(_three_tier(), name="shop").workload
     assert app["kind"] == "VirtualApp"
+    assert crd_schema_errors(app, _crd("virtualapps")) == []
     assert _members(app) == [
         ("db", 1, 30, True, "GuestShutdown", 10, 1, 1, 1),
         ("app", 2, 5, False, "PowerOff", 0, 1, 1, 1),
@@ -120,6 +125,7 @@ def test_collection_becomes_a_virtual_app_in_start_order() -> None:
 def test_nested_collections_flatten_keeping_the_sequence() -> None:
     app = _plan(_three_tier(nested=True)).workload
     assert app["metadata"]["name"] == "shop"
+    assert crd_schema_errors(app, _crd("virtualapps")) == []
     # db first; then the front collection: app, then web (its own order inside it). The
     # front collection's stopDelay follows its first step, app, which stops last in it.
     assert _members(app) == [
@@ -171,3 +177,13 @@ def test_a_multicast_mac_is_refused_naming_the_nic() -> None:
     with pytest.raises(OvfError, match=r"VirtualSystem 'vm', NIC Network adapter 20: Address "
                                        r"'01:00:5e:00:00:01' is a multicast address"):
         _plan(text)
+
+
+def test_member_names_fit_the_virtual_app_limit() -> None:
+    long_id = "a-very-long-virtual-system-identifier-from-a-vendor-appliance"
+    text = d.envelope(d.collection("app", d.simple_system(long_id, disk_id=None),
+                                   d.simple_system(long_id + "-2", disk_id=None)))
+    app = _plan(text).workload
+    names = [m["name"] for m in app["spec"]["members"]]
+    assert all(len(name) <= 40 for name in names) and len(set(names)) == 2
+    assert crd_schema_errors(app, _crd("virtualapps")) == []
