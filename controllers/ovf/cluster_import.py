@@ -188,12 +188,20 @@ async def _import(kube: KubeClient, prepared: PreparedImport, proxy_url: str | N
                              {"metadata": {"ownerReferences": [owner]}})
     except (ImportFailed, KubeError) as error:
         print(f"Error: {error}", file=sys.stderr)
-        for resource, ns, name in reversed(created):
-            if await kube.delete(resource, ns, name):
-                print(f"deleted {resource.plural}/{name} (the import did not finish)",
-                      file=sys.stderr)
+        await _undo(kube, created)
         return 1
+    except BaseException:
+        # Interrupted (Ctrl-C) or failed reading the package: undo, then let it propagate.
+        await asyncio.shield(_undo(kube, created))
+        raise
     return 0
+
+
+async def _undo(kube: KubeClient, created: list[tuple[ResourceRef, str, str]]) -> None:
+    for resource, namespace, name in reversed(created):
+        if await kube.delete(resource, namespace, name):
+            print(f"deleted {resource.plural}/{name} (the import did not finish)",
+                  file=sys.stderr)
 
 
 async def _run(prepared: PreparedImport, kubeconfig: Path | None, proxy_url: str | None,

@@ -206,3 +206,44 @@ def test_inconsistent_descriptors_are_refused(change: object, message: str) -> N
     text = change(d.single_vm())  # type: ignore[operator]
     with pytest.raises(OvfError, match=message):
         read_envelope(text, "web.ovf")
+
+
+def test_macros_resolve_in_hardware_and_startup_from_the_enclosing_collection() -> None:
+    vm = d.system("vm", d.cpu(1).replace("<rasd:VirtualQuantity>1<", "<rasd:VirtualQuantity>"
+                                         "${cpus}<"), d.memory(1024))
+    text = d.envelope(d.collection("app", vm, product=d.product(
+        d.prop("cpus", "uint8", "4"), d.prop("delay", "uint16", "15")),
+        startup=[d.startup_item("vm", 1, startDelay="${delay}")]))
+    content = read_envelope(text, "app.ovf", overrides={"cpus": "6"}).content
+    assert isinstance(content, VirtualSystemCollection)
+    system = content.children[0]
+    assert isinstance(system, VirtualSystem)
+    assert system.hardware.cpu_count == 6
+    assert content.startup[0].start_delay_seconds == 15
+    with pytest.raises(OvfError, match=r"\$\{nope\} names no property"):
+        read_envelope(text.replace("${delay}", "${nope}"), "app.ovf")
+
+
+def test_virtualbox_style_descriptor() -> None:
+    # VirtualBox: /disk/ID host resources, MegaBytes, a SATA (AHCI) controller, no vmw:.
+    items = [d.cpu(2), d.memory(2048, "MegaBytes"),
+             d.item(20, "5", name="sataController0", ResourceSubType="AHCI"),
+             d.item(17, "6", name="disk1", Parent="5", HostResource="/disk/vmdisk1"),
+             d.nic("NAT", instance="7", model="E1000")]
+    text = d.envelope(d.system("vbox", *items), files={"file1": "vbox-disk001.vmdk"},
+                      disks=[d.disk_entry("vmdisk1", "8", file_ref="file1")], networks=("NAT",))
+    hardware = _system(text).hardware
+    assert hardware.memory_bytes == 2 * 2**30
+    assert [(a.disk_id, a.bus) for a in hardware.disks] == [("vmdisk1", "sata")]
+
+
+def test_scale_out_in_the_ovf2_namespace_inside_a_1x_envelope() -> None:
+    scale = ('<ovf2:ScaleOutSection xmlns:ovf2="http://schemas.dmtf.org/ovf/envelope/2" '
+             'ovf2:id="web"><Info>x</Info><ovf2:InstanceCount ovf2:default="3" '
+             'ovf2:minimum="2" ovf2:maximum="6"/></ovf2:ScaleOutSection>')
+    text = d.envelope(d.collection("app", d.simple_system("web", disk_id=None),
+                                   scale_out=scale))
+    content = read_envelope(text, "app.ovf").content
+    assert isinstance(content, VirtualSystemCollection)
+    count = content.scale_out["web"]
+    assert (count.minimum, count.default, count.maximum) == (2, 3, 6)
