@@ -17,6 +17,7 @@ from devcluster.apiserver.errors import ApiError
 from devcluster.apiserver.resources import Registry, ResourceType
 
 from .aggregated_api import apiservice_registration, register, serve_https, status_middleware
+from .cdi_rbac import cdi_cluster_roles
 from .cdi_upload import CDI_NAMESPACE, ensure_cdi_namespace
 from .runtime import SimRuntime
 from .upload_tokens import UploadTokens
@@ -47,6 +48,7 @@ class UploadTokenApi:
         app.router.add_route("*", f"/apis/{GROUP}/{VERSION}/{{tail:.+}}", self._serve)
         self._runner, port, ca_pem = await serve_https(app)
         await ensure_cdi_namespace(self.runtime.kube)
+        await register(self.runtime, FIELD_MANAGER, cdi_cluster_roles())
         await register(self.runtime, FIELD_MANAGER, apiservice_registration(
             GROUP, VERSION, CDI_NAMESPACE, SERVICE_NAME, port, ca_pem,
             {"cdi.kubevirt.io": "cdi-apiserver"}))

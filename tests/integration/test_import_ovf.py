@@ -145,3 +145,23 @@ def test_a_collection_becomes_a_virtual_app_whose_vms_run_in_order(
     assert sorted(vms) == ["shop-db", "shop-web"]
     assert vms["shop-db"]["spec"]["disks"][0]["source"] == {
         "pvc": {"name": "shop-db-disk1-image"}}
+
+
+def test_a_namespace_editor_may_upload_and_read_the_proxy_url(
+        policies: DevCluster, namespace: str) -> None:
+    # CDI's aggregated roles: edit includes DataVolumes and UploadTokenRequests; every
+    # authenticated user reads the CDIConfig.
+    user = f"system:serviceaccount:{namespace}:importer"
+    policies.kubectl("create", "rolebinding", "importer", "--clusterrole=edit",
+                     f"--serviceaccount={namespace}:importer", "-n", namespace)
+    for verb, resource, extra in (("create", "uploadtokenrequests.upload.cdi.kubevirt.io",
+                                   ["-n", namespace]),
+                                  ("create", "datavolumes.cdi.kubevirt.io", ["-n", namespace]),
+                                  ("get", "cdiconfigs.cdi.kubevirt.io", [])):
+        answer = policies.kubectl("auth", "can-i", verb, resource, *extra, f"--as={user}",
+                                  check=False)
+        assert answer.stdout.strip() == "yes", (verb, resource, answer.stdout, answer.stderr)
+    outsider = policies.kubectl("auth", "can-i", "create",
+                                "uploadtokenrequests.upload.cdi.kubevirt.io", "-n", "default",
+                                f"--as={user}", check=False)
+    assert outsider.stdout.strip() == "no"
