@@ -7,16 +7,19 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 
 from tests.harness import DevCluster
-from tests.integration.conftest import apply_yaml, get_json, wait
+from tests.integration.conftest import apply_yaml, devcluster_with_vdc_crds, get_json, wait
+from tests.integration.test_operator_restart import start_operator
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
 
@@ -254,3 +257,54 @@ def test_scale_out_and_in_properties_and_deletion(datacenter: DevCluster,
     assert json.loads(datacenter.kubectl("get", "configmaps", "-n", namespace, "-l",
                                          "vdcos.io/virtual-app=farm", "-o", "json").stdout
                       )["items"] == []
+
+
+RESTART_APP = """
+apiVersion: vdcos.io/v1alpha1
+kind: VirtualApp
+metadata:
+  name: twotier
+spec:
+  members:
+    - name: db
+      startDelaySeconds: 6
+      template:
+        spec: {cpu: {count: 1}, memory: {size: 256Mi}}
+    - name: web
+      startOrder: 1
+      template:
+        spec: {cpu: {count: 1}, memory: {size: 256Mi}}
+"""
+
+
+def test_a_sequence_survives_an_operator_restart(tmp_path: Path) -> None:
+    """Killed during db's start delay, a new operator starts web when the delay (counted
+    from status, not memory) runs out, and posts no step twice."""
+    server = devcluster_with_vdc_crds(tmp_path, "--hosts", "1", "--node-status-seconds", "1")
+    try:
+        wait(server, "--for=condition=Established", "crd/virtualapps.vdcos.io")
+        server.kubectl("create", "namespace", "seq")
+        first = start_operator(server, "operator-1")
+        try:
+            apply_yaml(server, RESTART_APP, "seq")
+            wait(server, "--for=jsonpath={.status.members[0].readyReplicas}=1",
+                 "vapp/twotier", "-n", "seq")
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        during = app(server, "seq", "twotier")
+        assert during["status"]["phase"] == "Starting"
+        up_at = member_times(during)["db"]["upAt"]
+        second = start_operator(server, "operator-2")
+        try:
+            done = wait_phase(server, "seq", "twotier", "Running")
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+        times = member_times(done)
+        assert times["db"]["upAt"] == up_at
+        assert (times["web"]["startedAt"] - up_at).total_seconds() >= 6
+        steps = [reason for reason, _ in app_events(server, "seq", "twotier")]
+        assert steps == ["StartingMember", "MemberUp", "StartingMember", "MemberUp"], steps
+    finally:
+        server.stop()
