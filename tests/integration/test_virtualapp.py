@@ -57,7 +57,20 @@ spec:
       startOrder: 2
       stopAction: PowerOff
       template:
-        spec: {cpu: {count: 1}, memory: {size: 256Mi}}
+        spec:
+          cpu: {count: 1}
+          memory: {size: 256Mi}
+          cloudInit: {userDataSecretName: web-userdata}
+"""
+WEB_USER_DATA = """
+apiVersion: v1
+kind: Secret
+metadata:
+  name: web-userdata
+stringData:
+  userdata: |
+    #cloud-config
+    password: fedora
 """
 
 SCALABLE = """
@@ -154,6 +167,7 @@ def vdcos(cluster: DevCluster, *args: str) -> subprocess.CompletedProcess[str]:
 def test_three_tier_app_starts_in_order_and_stops_in_reverse(
     datacenter: DevCluster, namespace: str
 ) -> None:
+    apply_yaml(datacenter, WEB_USER_DATA, namespace)
     apply_yaml(datacenter, THREE_TIER, namespace)
     running = wait_phase(datacenter, namespace, "shop", "Running")
     assert vm_names(datacenter, namespace, "shop") == {"shop-db", "shop-app", "shop-app-2",
@@ -182,6 +196,13 @@ def test_three_tier_app_starts_in_order_and_stops_in_reverse(
                                           "db.port": "5432"}
     siblings = {e.get(f"{OE}id") for e in environment.findall(f"{OE}Entity")}
     assert siblings == {"shop-app", "shop-app-2", "shop-web"}
+    # web has cloud-init: its user data also writes the same document into the guest.
+    web = get_json(datacenter, "vdcvm", "shop-web", "-n", namespace)
+    assert web["spec"]["cloudInit"] == {"userDataSecretName": "shop-web-cloud-init"}
+    user_data = base64.b64decode(get_json(datacenter, "secret", "shop-web-cloud-init", "-n",
+                                          namespace)["data"]["userdata"]).decode()
+    assert "password: fedora" in user_data and "/var/lib/vdcos/ovf-env.xml" in user_data
+    assert 'oe:id=\\"shop-web\\"' in user_data  # the document, JSON-quoted in the part
 
     datacenter.kubectl("patch", "vapp", "shop", "-n", namespace, "--type", "merge", "-p",
                        '{"spec":{"powerState":"PoweredOff"}}')
