@@ -129,7 +129,11 @@ class VirtualAppController(Controller[Key]):
         decided = plan(entry.spec, observed, recorded_times(status), status.get("powerState"),
                        now)
         await self._remove(decided, live)
-        await self._apply_vms(entry, entry.spec, decided, live)
+        taken = await self._apply_vms(entry, entry.spec, decided, live)
+        if taken:
+            decided.phase, decided.ready, decided.reason = "Degraded", False, "NameTaken"
+            decided.message = (f"VirtualMachine {', '.join(taken)} exists and is not this "
+                               "app's: delete or rename it")
         for step in decided.steps:
             log.info(step.message, namespace=key[0], app=app, reason=step.reason)
             await post_event(self.kube, entry.body, "Normal", step.reason, step.message)
@@ -158,8 +162,10 @@ class VirtualAppController(Controller[Key]):
                                            str(name))
 
     async def _apply_vms(self, entry: SpecEntry[VirtualAppSpec], spec: VirtualAppSpec,
-                         decided: Plan, live: Mapping[str, Mapping[str, Any]]) -> None:
+                         decided: Plan, live: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """Writes every replica's VM; returns the names another object already has."""
         app = str(entry.body["metadata"]["name"])
+        taken: list[str] = []
         changes = {change.vm: change for change in decided.power_changes}
         created = {(c.member, c.replica): c.power for c in decided.creations}
         documents = environments(app, spec, self.platform_version)
@@ -179,12 +185,15 @@ class VirtualAppController(Controller[Key]):
                 power = str((current.get("spec") or {}).get("powerState") or "PoweredOff")
             else:
                 power = created.get((replica.member.name, replica.replica), "PoweredOff")
-            await self._apply_vm(entry, replica, power, documents[replica.name], current,
-                                 change)
+            if not await self._apply_vm(entry, replica, power, documents[replica.name],
+                                        current, change):
+                taken.append(replica.name)
+        return taken
 
     async def _apply_vm(self, entry: SpecEntry[VirtualAppSpec], replica: MemberReplica,
                         power: str, environment: Environment,
-                        current: Mapping[str, Any] | None, change: PowerChange | None) -> None:
+                        current: Mapping[str, Any] | None, change: PowerChange | None) -> bool:
+        """Writes one replica's VM (and its documents); False when its name is taken."""
         namespace = str(entry.body["metadata"]["namespace"])
         in_use = environment_name_of(current) if current is not None else None
         previous = ((current or {}).get("metadata") or {}).get("annotations", {}).get(
@@ -203,10 +212,19 @@ class VirtualAppController(Controller[Key]):
                          document=environment.object_name)
         user_data = await self._cloud_init(entry, replica, environment)
         desired = member_vm(entry.body, replica, power, environment, previous, user_data)
+        if current is None:
+            # Not in the cache: new, ours not listed yet, or someone else's (left alone).
+            existing = await self.kube.get(VIRTUAL_MACHINE.resource, namespace, replica.name)
+            owners = ((existing or {}).get("metadata") or {}).get("ownerReferences") or []
+            if existing is not None and not any(
+                    o.get("uid") == entry.body["metadata"]["uid"] for o in owners):
+                return False
         if current is None or vm_differs(desired, current):
+            # Server-side apply, so a field the template no longer has is removed.
             await self.kube.apply(VIRTUAL_MACHINE.resource, desired)
         if change is not None and change.hard and change.power == "PoweredOff":
             await self._hard_stop(namespace, replica.name)
+        return True
 
     async def _cloud_init(self, entry: SpecEntry[VirtualAppSpec], replica: MemberReplica,
                           environment: Environment) -> str | None:

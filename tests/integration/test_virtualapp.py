@@ -94,6 +94,14 @@ spec:
         spec: {cpu: {count: 1}, memory: {size: 256Mi}}
 """
 
+FOREIGN_VM = """
+apiVersion: vdcos.io/v1alpha1
+kind: VirtualMachine
+metadata:
+  name: farm-web-4
+spec: {powerState: PoweredOff, cpu: {count: 1}, memory: {size: 256Mi}}
+"""
+
 
 def app(cluster: DevCluster, namespace: str, name: str) -> dict[str, Any]:
     result: dict[str, Any] = get_json(cluster, "vapp", name, "-n", namespace)
@@ -271,10 +279,22 @@ def test_scale_out_and_in_properties_and_deletion(datacenter: DevCluster,
     assert properties_of(guest_environment(datacenter, namespace, "farm-web")) == {
         "greeting": "bonjour"}
 
+    # A VM name someone else has is not taken over: the app says so.
+    apply_yaml(datacenter, FOREIGN_VM, namespace)
+    scaled = vdcos(datacenter, "vapp", "scale", "farm", "web", "4", "-n", namespace)
+    assert scaled.returncode == 0, scaled.stderr
+    wait(datacenter, "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}="
+         "NameTaken", "vapp/farm", "-n", namespace)
+    assert "VirtualMachine farm-web-4 exists and is not this app's" in next(
+        c["message"] for c in app(datacenter, namespace, "farm")["status"]["conditions"])
+    assert "ownerReferences" not in get_json(datacenter, "vdcvm", "farm-web-4", "-n",
+                                             namespace)["metadata"]
+
     datacenter.kubectl("delete", "vapp", "farm", "-n", namespace, "--wait=true", timeout=60)
     wait(datacenter, "--for=delete", "vdcvm", "-l", "vdcos.io/virtual-app=farm", "-n",
          namespace)
     assert vm_names(datacenter, namespace, "farm") == set()
+    get_json(datacenter, "vdcvm", "farm-web-4", "-n", namespace)  # not the app's: still there
     assert json.loads(datacenter.kubectl("get", "configmaps", "-n", namespace, "-l",
                                          "vdcos.io/virtual-app=farm", "-o", "json").stdout
                       )["items"] == []
