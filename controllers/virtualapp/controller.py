@@ -10,6 +10,7 @@ in a pass, and a restarted operator reads the marks from status and carries on.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -25,9 +26,11 @@ from controllers.common.kube import KubeError
 from controllers.common.logging import get_logger
 from controllers.virtualapp.builders import (
     PREVIOUS_ENVIRONMENT_ANNOTATION,
+    SECRETS,
     Environment,
     MemberReplica,
     app_status,
+    cloud_init_secret,
     environment_name_of,
     environment_object,
     environment_resource_of,
@@ -40,6 +43,7 @@ from controllers.virtualapp.builders import (
     slim_app_vm,
     vm_differs,
 )
+from controllers.virtualapp.cloud_init import USER_DATA_KEY, cloud_init_secret_name
 from controllers.virtualapp.kind import APP_LABEL, VIRTUAL_APP, VIRTUAL_APP_CACHE
 from controllers.virtualapp.models import VirtualAppSpec
 from controllers.virtualapp.sequence import Plan, PowerChange, plan
@@ -125,7 +129,11 @@ class VirtualAppController(Controller[Key]):
         decided = plan(entry.spec, observed, recorded_times(status), status.get("powerState"),
                        now)
         await self._remove(decided, live)
-        await self._apply_vms(entry, entry.spec, decided, live)
+        taken = await self._apply_vms(entry, entry.spec, decided, live)
+        if taken:
+            decided.phase, decided.ready, decided.reason = "Degraded", False, "NameTaken"
+            decided.message = (f"VirtualMachine {', '.join(taken)} exists and is not this "
+                               "app's: delete or rename it")
         for step in decided.steps:
             log.info(step.message, namespace=key[0], app=app, reason=step.reason)
             await post_event(self.kube, entry.body, "Normal", step.reason, step.message)
@@ -142,6 +150,10 @@ class VirtualAppController(Controller[Key]):
             if removal.hard:
                 await self._hard_stop(namespace, removal.vm)
             await self.kube.delete(VIRTUAL_MACHINE.resource, namespace, removal.vm)
+            user_data = ((vm.get("spec") or {}).get("cloudInit") or {}).get(
+                "userDataSecretName")
+            if user_data == cloud_init_secret_name(removal.vm):
+                await self.kube.delete(SECRETS, namespace, str(user_data))
             for name in (environment_name_of(vm),
                          (vm["metadata"].get("annotations") or {}).get(
                              PREVIOUS_ENVIRONMENT_ANNOTATION)):
@@ -150,8 +162,10 @@ class VirtualAppController(Controller[Key]):
                                            str(name))
 
     async def _apply_vms(self, entry: SpecEntry[VirtualAppSpec], spec: VirtualAppSpec,
-                         decided: Plan, live: Mapping[str, Mapping[str, Any]]) -> None:
+                         decided: Plan, live: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """Writes every replica's VM; returns the names another object already has."""
         app = str(entry.body["metadata"]["name"])
+        taken: list[str] = []
         changes = {change.vm: change for change in decided.power_changes}
         created = {(c.member, c.replica): c.power for c in decided.creations}
         documents = environments(app, spec, self.platform_version)
@@ -171,12 +185,15 @@ class VirtualAppController(Controller[Key]):
                 power = str((current.get("spec") or {}).get("powerState") or "PoweredOff")
             else:
                 power = created.get((replica.member.name, replica.replica), "PoweredOff")
-            await self._apply_vm(entry, replica, power, documents[replica.name], current,
-                                 change)
+            if not await self._apply_vm(entry, replica, power, documents[replica.name],
+                                        current, change):
+                taken.append(replica.name)
+        return taken
 
     async def _apply_vm(self, entry: SpecEntry[VirtualAppSpec], replica: MemberReplica,
                         power: str, environment: Environment,
-                        current: Mapping[str, Any] | None, change: PowerChange | None) -> None:
+                        current: Mapping[str, Any] | None, change: PowerChange | None) -> bool:
+        """Writes one replica's VM (and its documents); False when its name is taken."""
         namespace = str(entry.body["metadata"]["namespace"])
         in_use = environment_name_of(current) if current is not None else None
         previous = ((current or {}).get("metadata") or {}).get("annotations", {}).get(
@@ -193,11 +210,43 @@ class VirtualAppController(Controller[Key]):
             if current is not None:
                 log.info("OVF environment changed", namespace=namespace, vm=replica.name,
                          document=environment.object_name)
-        desired = member_vm(entry.body, replica, power, environment, previous)
+        user_data = await self._cloud_init(entry, replica, environment)
+        desired = member_vm(entry.body, replica, power, environment, previous, user_data)
+        if current is None:
+            # Not in the cache: new, ours not listed yet, or someone else's (left alone).
+            existing = await self.kube.get(VIRTUAL_MACHINE.resource, namespace, replica.name)
+            owners = ((existing or {}).get("metadata") or {}).get("ownerReferences") or []
+            if existing is not None and not any(
+                    o.get("uid") == entry.body["metadata"]["uid"] for o in owners):
+                return False
         if current is None or vm_differs(desired, current):
+            # Server-side apply, so a field the template no longer has is removed.
             await self.kube.apply(VIRTUAL_MACHINE.resource, desired)
         if change is not None and change.hard and change.power == "PoweredOff":
             await self._hard_stop(namespace, replica.name)
+        return True
+
+    async def _cloud_init(self, entry: SpecEntry[VirtualAppSpec], replica: MemberReplica,
+                          environment: Environment) -> str | None:
+        """The Secret with the member's user data and this VM's OVF environment, written when
+        it differs; None (the template's Secret is used as it is) without cloud-init or while
+        the template's Secret does not exist."""
+        cloud_init = replica.member.template.spec.cloud_init
+        if cloud_init is None:
+            return None
+        namespace = str(entry.body["metadata"]["namespace"])
+        source = await self.kube.get(SECRETS, namespace, cloud_init.user_data_secret_name)
+        encoded = ((source or {}).get("data") or {}).get(USER_DATA_KEY)
+        if source is None or encoded is None:
+            return None
+        user_data = base64.b64decode(str(encoded)).decode(errors="replace")
+        desired = cloud_init_secret(entry.body, replica.member.name, replica.name, user_data,
+                                    environment.document)
+        name = str(desired["metadata"]["name"])
+        live = await self.kube.get(SECRETS, namespace, name)
+        if live is None or live.get("data") != desired["data"]:
+            await self.kube.apply(SECRETS, desired)
+        return name
 
     async def _hard_stop(self, namespace: str, name: str) -> None:
         """stopAction PowerOff: KubeVirt's stop with gracePeriod 0 (no guest shutdown)."""

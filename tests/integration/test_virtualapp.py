@@ -7,16 +7,19 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 
 from tests.harness import DevCluster
-from tests.integration.conftest import apply_yaml, get_json, wait
+from tests.integration.conftest import apply_yaml, devcluster_with_vdc_crds, get_json, wait
+from tests.integration.test_operator_restart import start_operator
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
 
@@ -54,7 +57,20 @@ spec:
       startOrder: 2
       stopAction: PowerOff
       template:
-        spec: {cpu: {count: 1}, memory: {size: 256Mi}}
+        spec:
+          cpu: {count: 1}
+          memory: {size: 256Mi}
+          cloudInit: {userDataSecretName: web-userdata}
+"""
+WEB_USER_DATA = """
+apiVersion: v1
+kind: Secret
+metadata:
+  name: web-userdata
+stringData:
+  userdata: |
+    #cloud-config
+    password: fedora
 """
 
 SCALABLE = """
@@ -76,6 +92,14 @@ spec:
       maxReplicas: 4
       template:
         spec: {cpu: {count: 1}, memory: {size: 256Mi}}
+"""
+
+FOREIGN_VM = """
+apiVersion: vdcos.io/v1alpha1
+kind: VirtualMachine
+metadata:
+  name: farm-web-4
+spec: {powerState: PoweredOff, cpu: {count: 1}, memory: {size: 256Mi}}
 """
 
 
@@ -151,6 +175,7 @@ def vdcos(cluster: DevCluster, *args: str) -> subprocess.CompletedProcess[str]:
 def test_three_tier_app_starts_in_order_and_stops_in_reverse(
     datacenter: DevCluster, namespace: str
 ) -> None:
+    apply_yaml(datacenter, WEB_USER_DATA, namespace)
     apply_yaml(datacenter, THREE_TIER, namespace)
     running = wait_phase(datacenter, namespace, "shop", "Running")
     assert vm_names(datacenter, namespace, "shop") == {"shop-db", "shop-app", "shop-app-2",
@@ -179,6 +204,13 @@ def test_three_tier_app_starts_in_order_and_stops_in_reverse(
                                           "db.port": "5432"}
     siblings = {e.get(f"{OE}id") for e in environment.findall(f"{OE}Entity")}
     assert siblings == {"shop-app", "shop-app-2", "shop-web"}
+    # web has cloud-init: its user data also writes the same document into the guest.
+    web = get_json(datacenter, "vdcvm", "shop-web", "-n", namespace)
+    assert web["spec"]["cloudInit"] == {"userDataSecretName": "shop-web-cloud-init"}
+    user_data = base64.b64decode(get_json(datacenter, "secret", "shop-web-cloud-init", "-n",
+                                          namespace)["data"]["userdata"]).decode()
+    assert "password: fedora" in user_data and "/var/lib/vdcos/ovf-env.xml" in user_data
+    assert 'oe:id=\\"shop-web\\"' in user_data  # the document, JSON-quoted in the part
 
     datacenter.kubectl("patch", "vapp", "shop", "-n", namespace, "--type", "merge", "-p",
                        '{"spec":{"powerState":"PoweredOff"}}')
@@ -247,10 +279,73 @@ def test_scale_out_and_in_properties_and_deletion(datacenter: DevCluster,
     assert properties_of(guest_environment(datacenter, namespace, "farm-web")) == {
         "greeting": "bonjour"}
 
+    # A VM name someone else has is not taken over: the app says so.
+    apply_yaml(datacenter, FOREIGN_VM, namespace)
+    scaled = vdcos(datacenter, "vapp", "scale", "farm", "web", "4", "-n", namespace)
+    assert scaled.returncode == 0, scaled.stderr
+    wait(datacenter, "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}="
+         "NameTaken", "vapp/farm", "-n", namespace)
+    assert "VirtualMachine farm-web-4 exists and is not this app's" in next(
+        c["message"] for c in app(datacenter, namespace, "farm")["status"]["conditions"])
+    assert "ownerReferences" not in get_json(datacenter, "vdcvm", "farm-web-4", "-n",
+                                             namespace)["metadata"]
+
     datacenter.kubectl("delete", "vapp", "farm", "-n", namespace, "--wait=true", timeout=60)
     wait(datacenter, "--for=delete", "vdcvm", "-l", "vdcos.io/virtual-app=farm", "-n",
          namespace)
     assert vm_names(datacenter, namespace, "farm") == set()
+    get_json(datacenter, "vdcvm", "farm-web-4", "-n", namespace)  # not the app's: still there
     assert json.loads(datacenter.kubectl("get", "configmaps", "-n", namespace, "-l",
                                          "vdcos.io/virtual-app=farm", "-o", "json").stdout
                       )["items"] == []
+
+
+RESTART_APP = """
+apiVersion: vdcos.io/v1alpha1
+kind: VirtualApp
+metadata:
+  name: twotier
+spec:
+  members:
+    - name: db
+      startDelaySeconds: 6
+      template:
+        spec: {cpu: {count: 1}, memory: {size: 256Mi}}
+    - name: web
+      startOrder: 1
+      template:
+        spec: {cpu: {count: 1}, memory: {size: 256Mi}}
+"""
+
+
+def test_a_sequence_survives_an_operator_restart(tmp_path: Path) -> None:
+    """Killed during db's start delay, a new operator starts web when the delay (counted
+    from status, not memory) runs out, and posts no step twice."""
+    server = devcluster_with_vdc_crds(tmp_path, "--hosts", "1", "--node-status-seconds", "1")
+    try:
+        wait(server, "--for=condition=Established", "crd/virtualapps.vdcos.io")
+        server.kubectl("create", "namespace", "seq")
+        first = start_operator(server, "operator-1")
+        try:
+            apply_yaml(server, RESTART_APP, "seq")
+            wait(server, "--for=jsonpath={.status.members[0].readyReplicas}=1",
+                 "vapp/twotier", "-n", "seq")
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        during = app(server, "seq", "twotier")
+        assert during["status"]["phase"] == "Starting"
+        up_at = member_times(during)["db"]["upAt"]
+        second = start_operator(server, "operator-2")
+        try:
+            done = wait_phase(server, "seq", "twotier", "Running")
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+        times = member_times(done)
+        assert times["db"]["upAt"] == up_at
+        assert (times["web"]["startedAt"] - up_at).total_seconds() >= 6
+        steps = [reason for reason, _ in app_events(server, "seq", "twotier")]
+        assert steps == ["StartingMember", "MemberUp", "StartingMember", "MemberUp"], steps
+    finally:
+        server.stop()
