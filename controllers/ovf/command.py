@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from controllers.virtualmachine.models import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN
 
 from .descriptor import read_envelope
 from .errors import OvfError
@@ -47,6 +50,12 @@ def prepare(path: Path, *, namespace: str = "default", name: str | None = None,
             deployment_option: str | None = None,
             properties: Sequence[str] | None = None) -> PreparedImport:
     """Read and check everything the import needs; raises OvfError naming what is wrong."""
+    for flag, value, pattern in (("--name", name, DNS_LABEL_PATTERN),
+                                 ("--namespace", namespace, DNS_LABEL_PATTERN),
+                                 ("--storage-policy", storage_policy, DNS_SUBDOMAIN_PATTERN)):
+        if value is not None and (len(value) > 63 or not re.match(pattern, value)):
+            raise OvfError(f"{flag} {value!r}: not a valid name (lowercase letters, digits "
+                           "and '-', at most 63 characters)")
     package = open_package(path)
     check_manifest(package)
     source = package.where(package.descriptor_name)

@@ -110,11 +110,13 @@ def _bad_packages(tmp_path: Path) -> dict[str, tuple[Path, list[str], str]]:
         "wrong type": (props, ["--property", "port=eighty"],
                        r"--property port: expected an integer \(uint16\), got 'eighty'"),
         "bad flag": (props, ["--property", "port"], r"--property 'port': expected KEY=VALUE"),
+        "bad name": (props, ["--name", "Web_01"], r"--name 'Web_01': not a valid name"),
     }
 
 
 @pytest.mark.parametrize("case", ["checksum", "not a tar", "missing disk", "missing in ova",
-                                  "xml", "0.9", "unknown property", "wrong type", "bad flag"])
+                                  "xml", "0.9", "unknown property", "wrong type", "bad flag",
+                                  "bad name"])
 def test_bad_input_is_refused_naming_what_and_where(
         case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path, flags, message = _bad_packages(tmp_path)[case]
