@@ -3,6 +3,8 @@
   vdcos run   the operator alone, against the current kubeconfig or in-cluster (as deployed).
   vdcos crds  prints (or writes) the CRDs of the VDC API.
   vdcos drs   applies a ComputeCluster's DRS recommendations, or asks for a pass now.
+  vdcos import ovf  imports an OVF/OVA as a VirtualMachine or VirtualApp (docs/ovf.md).
+  vdcos vapp  scales a VirtualApp's member (`vdcos vapp scale APP MEMBER N`).
 
 Other commands come from the `vdcos.commands` entry points: `vdcos up` (the embedded
 datacenter and the operator, for a workstation) is registered by the `vdcos_up` package. The
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from controllers.computecluster.command_drs import register as register_drs
+from controllers.ovf.command import register as register_import
+from controllers.virtualapp.command_scale import register as register_vapp
 
 REPO_CRDS = Path(__file__).resolve().parent.parent / "crds"
 
@@ -125,6 +129,8 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     crds.add_argument("--output-dir", type=Path, default=None, metavar="DIR")
     crds.set_defaults(handler=command_crds)
     register_drs(commands)
+    register_import(commands)
+    register_vapp(commands)
     if plugins:
         add_plugin_commands(commands)
     return parser

@@ -44,6 +44,7 @@ from controllers.distributedswitch.controller import DistributedSwitchController
 from controllers.hostfailure.controller import HostFailureController
 from controllers.hostmaintenance.controller import HostMaintenanceController
 from controllers.storagepolicy.controller import StoragePolicyController
+from controllers.virtualapp.controller import VirtualAppController
 from controllers.virtualmachine.builders import build_priority_classes
 from controllers.virtualmachine.controller import VirtualMachineController
 from controllers.virtualmachinemigration.controller import VirtualMachineMigrationController
@@ -61,6 +62,7 @@ CONTROLLERS: Final[tuple[type[Controller[Any]], ...]] = (
     VirtualMachineMigrationController,
     HostMaintenanceController,
     HostFailureController,
+    VirtualAppController,
 )
 
 

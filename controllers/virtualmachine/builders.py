@@ -24,7 +24,9 @@ from controllers.storagepolicy.builders import PROVISIONING_ANNOTATION, Resolved
 from controllers.virtualmachine.changes import APPLIED_DIGEST_ANNOTATION, hot_add_ceilings
 from controllers.virtualmachine.models import (
     CLOUD_INIT_VOLUME,
+    OVF_ENVIRONMENT_VOLUME,
     Disk,
+    OVFEnvironment,
     RestartPriority,
     VirtualMachineSpec,
 )
@@ -264,6 +266,10 @@ def build_kubevirt_vm(
             }
         )
 
+    if spec.ovf_environment is not None:
+        disks.append(ovf_environment_cdrom())
+        volumes.append(ovf_environment_volume(spec.ovf_environment))
+
     networks, interfaces = nic_devices(spec, mac_addresses or {}, live, vmi)
     bootloader: dict[str, Any] = (
         {"efi": {"secureBoot": False}} if spec.firmware == "EFI" else {"bios": {}}
@@ -322,6 +328,19 @@ def build_kubevirt_vm(
     }
     built["metadata"]["annotations"] = {APPLIED_DIGEST_ANNOTATION: digest_of(built)}
     return built
+
+
+def ovf_environment_cdrom() -> dict[str, Any]:
+    """The OVF `iso` transport: a read-only CD-ROM (sata: /dev/sr0, where cloud-init's OVF
+    datasource looks for ovf-env.xml)."""
+    return {"name": OVF_ENVIRONMENT_VOLUME, "cdrom": {"bus": "sata", "readonly": True}}
+
+
+def ovf_environment_volume(environment: OVFEnvironment) -> dict[str, Any]:
+    """KubeVirt makes an ISO of a configMap or secret volume, one file per key."""
+    if environment.secret_name is not None:
+        return {"name": OVF_ENVIRONMENT_VOLUME, "secret": {"secretName": environment.secret_name}}
+    return {"name": OVF_ENVIRONMENT_VOLUME, "configMap": {"name": environment.config_map_name}}
 
 
 def digest_of(obj: Mapping[str, Any]) -> str:

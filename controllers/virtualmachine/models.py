@@ -34,6 +34,8 @@ Firmware = Literal["BIOS", "EFI"]
 
 #: The name of the cloud-init volume the builder adds; a disk may not use it.
 CLOUD_INIT_VOLUME = "cloudinit"
+#: The name of the OVF environment CD-ROM the builder adds; a disk may not use it either.
+OVF_ENVIRONMENT_VOLUME = "ovfenv"
 #: KubeVirt's memory hot-plug needs at least this much guest memory, 2Mi-aligned.
 HOT_ADD_MIN_MEMORY_BYTES = 2**30
 HOT_ADD_MEMORY_ALIGNMENT_BYTES = 2 * 2**20
@@ -215,6 +217,9 @@ class Disk(SpecModel):
     def _not_reserved(self) -> Self:
         if self.name == CLOUD_INIT_VOLUME:
             raise ValueError(f"disk name {CLOUD_INIT_VOLUME!r} is reserved for cloud-init")
+        if self.name == OVF_ENVIRONMENT_VOLUME:
+            raise ValueError(f"disk name {OVF_ENVIRONMENT_VOLUME!r} is reserved for the OVF "
+                             "environment")
         if to_bytes(self.size) <= 0:
             raise ValueError(f"disk {self.name!r}: size must be positive, got {self.size!r}")
         return self
@@ -297,6 +302,34 @@ class CloudInit(SpecModel):
     )
 
 
+class OVFEnvironment(SpecModel):
+    """The OVF environment document (ovf-env.xml) on a CD-ROM: OVF's `iso` transport.
+
+    Exactly one of configMapName or secretName: the object's `ovf-env.xml` key becomes the
+    file on the disc. A VirtualApp sets it on its VMs; KubeVirt builds the disc when the VM
+    starts, so a changed document reaches the guest at its next start.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_exactly_one(["configMapName", "secretName"]))
+
+    config_map_name: str | None = Field(
+        default=None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description="ConfigMap in the VM's namespace holding ovf-env.xml.",
+    )
+    secret_name: str | None = Field(
+        default=None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description="Secret in the VM's namespace holding ovf-env.xml (password properties).",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> Self:
+        if (self.config_map_name is None) == (self.secret_name is None):
+            raise ValueError("ovfEnvironment must set exactly one of configMapName or secretName")
+        return self
+
+
 def _unique_by_name(kind: str, names: list[str]) -> None:
     seen: set[str] = set()
     for name in names:
@@ -338,6 +371,10 @@ class VirtualMachineSpec(SpecModel):
         json_schema_extra=_LIST_MAP,
     )
     cloud_init: CloudInit | None = Field(default=None, description="cloud-init user data.")
+    ovf_environment: OVFEnvironment | None = Field(
+        default=None,
+        description="An OVF environment (ovf-env.xml) on a CD-ROM; set by a VirtualApp.",
+    )
     firmware: Firmware = Field(default="BIOS", description="Boot firmware: BIOS (default) or EFI.")
     restart_priority: RestartPriority | None = Field(
         default=None,

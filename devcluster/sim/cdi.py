@@ -28,6 +28,13 @@ from .datavolume import (
     next_datavolume_state,
 )
 from .runtime import SIM_RETRY_DELAYS, SimRuntime
+from .upload_datavolume import (
+    ANN_UPLOAD_POD,
+    is_upload,
+    next_upload_state,
+    upload_pod_name,
+    upload_server_started,
+)
 
 log = structlog.get_logger("devcluster.sim.cdi")
 
@@ -163,12 +170,16 @@ class CdiController:
                     raise
                 return None
         elif (pvc.get("status") or {}).get("phase") == "Bound":
-            requeue = await self._run_importer(pvc, now)
+            requeue = await (self._start_upload_server(pvc) if is_upload(dv)
+                             else self._run_importer(pvc, now))
         storage_class = self._class_named((pvc or {}).get("spec", {}).get("storageClassName")) \
             if pvc is not None else chosen
         progress = self._progress(pvc, now)
-        state = next_datavolume_state(dv, self.pvcs.get(*key) or pvc, storage_class, progress,
-                                      now, claim_not_valid=claim_not_valid)
+        if is_upload(dv) and not claim_not_valid:
+            state = next_upload_state(dv, self.pvcs.get(*key) or pvc, storage_class, now)
+        else:
+            state = next_datavolume_state(dv, self.pvcs.get(*key) or pvc, storage_class,
+                                          progress, now, claim_not_valid=claim_not_valid)
         status = {**(dv.get("status") or {}), **state.status()}
         status.setdefault("restartCount", 0)
         if status != (dv.get("status") or {}):
@@ -187,6 +198,15 @@ class CdiController:
         elapsed = (now - datetime.fromisoformat(str(started).replace("Z", "+00:00")))
         fraction = min(0.99, elapsed.total_seconds() / max(self.settings.import_seconds, 0.01))
         return f"{fraction * 100:.2f}%"
+
+    async def _start_upload_server(self, pvc: Obj) -> None:
+        """An upload DataVolume's bound claim: its upload server runs and waits for bytes
+        (the upload proxy, uploadproxy.py, takes them)."""
+        if ANN_POD_PHASE in (_meta(pvc).get("annotations") or {}):
+            return
+        namespace, name = _key(pvc)
+        await self.kube.patch(PVCS, namespace, name, {"metadata": {"annotations": {
+            **upload_server_started(), ANN_UPLOAD_POD: upload_pod_name(name)}}})
 
     async def _run_importer(self, pvc: Obj, now: datetime) -> float | None:
         """The importer pod of a bound claim: Running for import_seconds, then Succeeded."""

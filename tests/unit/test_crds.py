@@ -51,6 +51,7 @@ def test_one_file_per_kind_named_group_plural() -> None:
         "vdcos.io_distributedswitches.yaml",
         "vdcos.io_hostmaintenances.yaml",
         "vdcos.io_storagepolicies.yaml",
+        "vdcos.io_virtualapps.yaml",
         "vdcos.io_virtualmachinemigrations.yaml",
         "vdcos.io_virtualmachines.yaml",
     ]
