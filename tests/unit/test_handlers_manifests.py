@@ -73,6 +73,18 @@ def test_cluster_role_has_no_wildcards_and_writes_only_what_the_operator_writes(
         ("fence-agents-remediation.medik8s.io", "fenceagentsremediations", "create"),
         ("fence-agents-remediation.medik8s.io", "fenceagentsremediations", "delete"),
         ("", "pods", "delete"),
+        # VirtualApps: their members' VMs (created, powered, removed), each VM's OVF
+        # environment (ConfigMap or Secret) and cloud-init Secret, hard stops, their status.
+        ("vdcos.io", "virtualapps/status", "patch"),
+        ("vdcos.io", "virtualmachines", "create"),
+        ("vdcos.io", "virtualmachines", "delete"),
+        ("", "configmaps", "create"),
+        ("", "configmaps", "patch"),
+        ("", "configmaps", "delete"),
+        ("", "secrets", "create"),
+        ("", "secrets", "patch"),
+        ("", "secrets", "delete"),
+        ("subresources.kubevirt.io", "virtualmachines/stop", "update"),
     }
 
 
