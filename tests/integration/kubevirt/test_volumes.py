@@ -79,9 +79,11 @@ spec:
 
 
 def running(cluster: DevCluster, name: str) -> dict[str, Any]:
-    return wait_for(lambda: (v := get(cluster, "vmi", name)) and
-                    (v.get("status") or {}).get("phase") == "Running" and v,
-                    timeout=60, message=f"VMI {name} Running")
+    def check() -> dict[str, Any] | None:
+        vmi = get(cluster, "vmi", name)
+        return vmi if (vmi.get("status") or {}).get("phase") == "Running" else None
+
+    return wait_for(check, timeout=60, message=f"VMI {name} Running")
 
 
 def succeeded(cluster: DevCluster, *names: str) -> None:
@@ -138,8 +140,11 @@ def test_hot_plug_and_unplug_a_data_volume_keeps_the_vmi(cluster: DevCluster) ->
     patch(cluster, "vm", "hp", [
         {"op": "remove", "path": "/spec/template/spec/volumes"},
         {"op": "remove", "path": "/spec/template/spec/domain/devices/disks"}])
-    vmi = wait_for(lambda: (v := get(cluster, "vmi", "hp")) and
-                   not volume_status(v, "data") and v, message="the volume unplugged")
+    def unplugged() -> dict[str, Any] | None:
+        found = get(cluster, "vmi", "hp")
+        return found if found and not volume_status(found, "data") else None
+
+    vmi = wait_for(unplugged, message="the volume unplugged")
     assert [v["name"] for v in vmi["spec"].get("volumes") or []] == []
     wait_for(lambda: not get(cluster, "pod", entry["hotplugVolume"]["attachPodName"]),
              message="the attachment pod gone")
