@@ -175,6 +175,21 @@ def _disk_templates(live_templates: Mapping[str, Mapping[str, Any]], disk: str) 
     ]
 
 
+def failed_moves(plan: DiskPlan) -> dict[str, Mapping[str, Any]]:
+    """The failed moves of a plan, as status.disks[].migration entries by disk: what the
+    next pass needs so that it does not try the same move again."""
+    return {
+        p.name: {
+            "phase": "Failed",
+            "mode": p.move.mode,
+            "targetDataVolume": p.move.target_data_volume,
+            "message": p.move.message,
+        }
+        for p in plan.placements
+        if p.move is not None and p.move.phase == "Failed"
+    }
+
+
 def shrink_refusal(spec: VirtualMachineSpec, live: Mapping[str, Any] | None) -> str | None:
     """The message refusing a disk smaller than it is, naming the field; None when none is."""
     templates = _live_templates(live)
@@ -250,6 +265,8 @@ def plan_disks(
         live_updates.extend(extra_updates)
         restart.extend(reasons)
         removals.extend(removed)
+        if removed and running:
+            live_updates.append(f"disk {disk.name} released its old volume")
         if placement.move is not None and placement.move.mode == "Live" and (
             placement.move.phase == "Migrating"
         ):

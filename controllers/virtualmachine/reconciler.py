@@ -55,6 +55,7 @@ from controllers.virtualmachine.changes import ChangePlan, plan_changes, power_a
 from controllers.virtualmachine.disks import (
     DiskPlan,
     disk_statuses,
+    failed_moves,
     plan_disks,
     shrink_refusal,
 )
@@ -162,6 +163,9 @@ class VirtualMachineReconciler:
         # Kept for CREATED_MEMORY_SECONDS at most: a VM deleted before the cache ever showed
         # it must not be believed in for ever.
         self._created: dict[Key, tuple[float, Mapping[str, Any]]] = {}
+        # Storage vMotions that failed, per VM and disk (status.disks[].migration): not tried
+        # again until the disk's policy changes, even before the status shows them.
+        self._failed_moves: dict[Key, dict[str, Mapping[str, Any]]] = {}
         # The reason each VM is rejected for (the node handler re-admits capacity rejections).
         self._rejected: dict[Key, str] = {}
         # MACs this reconciler assigned, per VM: another VM's pass must not pick one before
@@ -180,6 +184,7 @@ class VirtualMachineReconciler:
         self._pending_restart.pop(key, None)
         self._created.pop(key, None)
         self._rejected.pop(key, None)
+        self._failed_moves.pop(key, None)
 
     def _mac_addresses(
         self,
@@ -282,9 +287,10 @@ class VirtualMachineReconciler:
                     live,
                     vmi,
                     expandable_classes=observed.expandable_classes,
-                    previous_status=previous_status,
+                    previous_status=self._with_failed_moves(key, previous_status),
                     all_policies=policies,
                 )
+                self._failed_moves[key] = failed_moves(disk_plan)
                 disks = disk_statuses(disk_plan, spec, disk_policies)
                 macs = self._mac_addresses(key, spec, live, observed)
                 converged = await self._converge(
@@ -406,6 +412,23 @@ class VirtualMachineReconciler:
                 target=status.get("host"),
             )
             await self._event(vdc_vm, "Normal", *migrated)
+
+    def _with_failed_moves(self, key: Key, status: Mapping[str, Any]) -> dict[str, Any]:
+        """The status with the failed moves this reconciler saw (maybe not written yet)."""
+        remembered = self._failed_moves.get(key) or {}
+        disks = [
+            {**entry, "migration": remembered[entry.get("name")]}
+            if entry.get("name") in remembered
+            else entry
+            for entry in status.get("disks") or []
+        ]
+        listed = {entry.get("name") for entry in disks}
+        disks += [
+            {"name": name, "migration": migration}
+            for name, migration in remembered.items()
+            if name not in listed
+        ]
+        return {**status, "disks": disks}
 
     async def _grow_claims(self, key: Key, disk_plan: DiskPlan) -> None:
         """Grows the claims of disks that got larger (the CSI resizer does the rest)."""
