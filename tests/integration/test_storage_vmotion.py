@@ -63,9 +63,12 @@ def set_policy(cluster: DevCluster, namespace: str, vm: str, name: str) -> None:
 
 
 def arrived(cluster: DevCluster, namespace: str, vm: str, storage_class: str) -> dict[str, Any]:
-    return poll(lambda: (d := disk_status(cluster, namespace, vm, "root")).get(
-        "storageClassName") == storage_class and "migration" not in d and d,
-        f"disk root of {vm} on {storage_class}", timeout=90)
+    def check() -> dict[str, Any] | None:
+        found = disk_status(cluster, namespace, vm, "root")
+        on_class = found.get("storageClassName") == storage_class
+        return found if on_class and "migration" not in found else None
+
+    return poll(check, f"disk root of {vm} on {storage_class}", timeout=90)
 
 
 def test_a_running_vm_moves_its_disk_live(datacenter: DevCluster, namespace: str) -> None:
