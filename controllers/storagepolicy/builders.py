@@ -11,7 +11,7 @@ ahead of time versus lazily, so EagerZeroedThick and Thick behave alike.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -206,7 +206,7 @@ _COMPLIANCE_REASONS: Final = {
 def disk_compliance(
     policy_name: str,
     class_name: str,
-    vms: list[Mapping[str, Any]],
+    vms: Sequence[Mapping[str, Any]],
     default: str | None,
 ) -> list[dict[str, Any]]:
     """The disks of the policy's VMs that are not on its StorageClass, and why.
