@@ -406,8 +406,11 @@ def _place(
         "targetDataVolume"
     ) == target:
         # It failed there: stay until the policy changes again.
-        move = DiskMove("Failed", str(previous_move.get("mode") or "Live"),  # type: ignore[arg-type]
-                        current, target, wanted_class, str(previous_move.get("message") or ""))
+        mode: Literal["Live", "Offline"] = (
+            "Offline" if previous_move.get("mode") == "Offline" else "Live"
+        )
+        move = DiskMove("Failed", mode, current, target, wanted_class,
+                        str(previous_move.get("message") or ""))
         return (DiskPlacement(disk.name, current, current_class, hotpluggable, (current,),
                               move=move), updates, [], removals)
     if running and not hotpluggable:
