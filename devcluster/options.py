@@ -129,6 +129,9 @@ def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--migration-bandwidth-gbps", type=float, default=10.0,
                         help="live migration network in Gb/s: guest memory is copied at "
                              "this rate (default 10: 8 GiB in about 7 s)")
+    parser.add_argument("--volume-migration-mbps", type=float, default=1000.0,
+                        help="storage live migration (Storage vMotion) copies a volume at "
+                             "this rate in MB/s (default 1000: 100 GiB in about 107 s)")
     parser.add_argument("--import-seconds", type=float, default=2.0,
                         help="time a DataVolume import or clone takes (default 2)")
     parser.add_argument("--nmstate-apply-seconds", type=float, default=1.0,

@@ -18,6 +18,11 @@
                                                     seconds and migrations to the target
                                                     (hack/bench_drs_e2e.py)
 
+  python hack/bench.py storage [--vmotion-size-gib 100 --volume-migration-mbps 2000]
+                                                    Storage vMotion of a 100 Gi disk of a
+                                                    running VM: seconds vs the configured
+                                                    copy rate (hack/bench_storage_vmotion.py)
+
 kubevirt, vms and network run `vdcos up` as a user starts it and report per process (API server,
 simulation, operator): CPU seconds, RSS, writes per VM. `vms --vms 5000` gives the
 operator's RSS at 5,000 VMs (processes.operator.rss_mb).
@@ -182,6 +187,10 @@ def main() -> int:
     ha.add_argument("--timeout", type=float, default=600, help="for all VMs to start")
     ha.add_argument("--restart-timeout", type=float, default=120,
                     help="for the failed host's VMs to run elsewhere (then: not_restarted)")
+    from hack.bench_storage_vmotion import add_arguments as add_storage_vmotion_arguments
+
+    storage = sub.add_parser("storage", help="Storage vMotion (and, with it, clones)")
+    add_storage_vmotion_arguments(storage)
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     from devcluster.serve import event_loop_runner
@@ -200,6 +209,10 @@ def main() -> int:
             from hack.bench_ha import bench_ha
 
             results = loop.run(bench_ha(args))
+        elif args.which == "storage":
+            from hack.bench_storage_vmotion import run_storage_vmotion
+
+            results = {"storage_vmotion": run_storage_vmotion(args)}
         elif args.which == "network":
             from hack.bench_network import bench_network
 

@@ -2,8 +2,10 @@
 
 A policy with `provisioner` gets a StorageClass named after it (owned by the policy, so it
 goes when the policy goes); a policy with `storageClassName` adopts an existing class and
-waits, Ready=False, until it exists. Status reports the class and how many disks use the
-policy. Writes happen only when something differs.
+waits, Ready=False, until it exists; a policy naming neither uses the cluster's default
+class (Ready=False when there is none, or several). Status reports the class, how many
+disks use the policy, and `compliance`: the disks not on the class yet and why. Writes
+happen only when something differs.
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ from controllers.common.logging import get_logger
 from controllers.storagepolicy.builders import (
     build_storage_class,
     count_disks,
+    default_class_readiness,
     default_policy_name,
+    disk_compliance,
     immutable_differences,
     mutable_patch,
     storage_class_name_for,
+    the_default_class,
+    uses_default_class,
 )
 from controllers.storagepolicy.kind import STORAGE_POLICY, STORAGE_POLICY_CACHE
 from controllers.storagepolicy.models import StoragePolicySpec
@@ -80,10 +86,18 @@ class StoragePolicyController(Controller[str]):
                 now=now,
             )
         else:
-            class_name = storage_class_name_for(name, entry.spec)
-            ready, reason, message = await self._ensure_storage_class(policy, entry.spec)
+            classes = {str(key): value for key, value in self.storage_classes.items()}
+            class_name = storage_class_name_for(name, entry.spec, the_default_class(classes))
+            if uses_default_class(entry.spec):
+                ready, reason, message = default_class_readiness(classes)
+            else:
+                ready, reason, message = await self._ensure_storage_class(policy, entry.spec)
             mark = mark_true if ready else mark_false
-            status["storageClassName"] = class_name
+            if class_name:
+                status["storageClassName"] = class_name
+                status["compliance"] = disk_compliance(
+                    name, class_name, list(self.vms.values()), default
+                )
             status["conditions"] = mark(
                 conditions, "Ready", reason, message, observed_generation=generation, now=now
             )

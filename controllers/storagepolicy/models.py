@@ -1,8 +1,10 @@
 """The VDC StoragePolicy kind (vdcos.io/v1alpha1, cluster-scoped): spec and status models.
 
 A StoragePolicy names how disks are stored, in vSphere's words (Thin, Thick,
-EagerZeroedThick), and maps to a StorageClass: either an existing one it adopts
-(`storageClassName`) or one it creates, named after the policy (`provisioner`).
+EagerZeroedThick), and maps to a StorageClass: an existing one it adopts
+(`storageClassName`), one it creates, named after the policy (`provisioner`), or, naming
+neither, the cluster's default StorageClass (annotation
+`storageclass.kubernetes.io/is-default-class: "true"`).
 """
 
 from __future__ import annotations
@@ -24,12 +26,11 @@ VolumeBindingMode = Literal["Immediate", "WaitForFirstConsumer"]
 
 
 class StoragePolicySpec(SpecModel):
-    """Desired state of a storage policy. Exactly one of storageClassName or provisioner."""
+    """Desired state of a storage policy. At most one of storageClassName or provisioner;
+    with neither, the policy uses the cluster's default StorageClass."""
 
     model_config = ConfigDict(
-        json_schema_extra={
-            "oneOf": [{"required": ["storageClassName"]}, {"required": ["provisioner"]}]
-        }
+        json_schema_extra={"not": {"required": ["storageClassName", "provisioner"]}}
     )
 
     provisioning: Provisioning = Field(
@@ -84,11 +85,28 @@ class StoragePolicySpec(SpecModel):
 
     @model_validator(mode="after")
     def _one_origin(self) -> Self:
-        if (self.storage_class_name is None) == (self.provisioner is None):
-            raise ValueError("set exactly one of storageClassName or provisioner")
+        if self.storage_class_name is not None and self.provisioner is not None:
+            raise ValueError("set at most one of storageClassName or provisioner")
         if self.parameters and self.provisioner is None:
             raise ValueError("parameters apply only with provisioner")
         return self
+
+
+class DiskCompliance(StatusModel):
+    """A disk of the policy that is not where the policy says."""
+
+    virtual_machine: str = Field(description="The VM, as namespace/name.")
+    disk: str = Field(description="The disk's name in the VM.")
+    storage_class_name: str | None = Field(
+        default=None, description="The StorageClass the disk is on now."
+    )
+    reason: str = Field(
+        description=(
+            "Why it is elsewhere: Migrating (a Storage vMotion is moving it), "
+            "PendingOfflineMove (moves when the VM next starts), MigrationFailed."
+        )
+    )
+    message: str | None = Field(default=None, description="Details, for people.")
 
 
 class StoragePolicyStatus(StatusModel):
@@ -99,6 +117,13 @@ class StoragePolicyStatus(StatusModel):
     )
     disk_count: int | None = Field(
         default=None, ge=0, description="Number of disks using the policy."
+    )
+    compliance: list[DiskCompliance] = Field(
+        default_factory=list,
+        description=(
+            "The disks of the policy that are not on its StorageClass yet, and why (empty "
+            "when every disk complies)."
+        ),
     )
     conditions: list[ConditionModel] = Field(
         default_factory=list,

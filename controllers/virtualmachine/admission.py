@@ -126,7 +126,16 @@ def pending_storage_classes(
     for index, disk in enumerate(spec.disks):
         name = storage_policy_for(disk, default_policy) or ""
         policy, policy_spec = policies.get(name), policy_specs.get(name)
-        if (
+        if policy is not None and not policy.storage_class_name:
+            # A policy on the cluster's default class, while there is none (or several).
+            pending.append(
+                MissingReference(
+                    "DefaultStorageClassMissing",
+                    f'spec.disks[{index}]: StoragePolicy "{policy.name}" uses the cluster\'s '
+                    "default StorageClass, and there is not exactly one",
+                )
+            )
+        elif (
             policy is not None
             and policy_spec is not None
             and policy_spec.provisioner is not None

@@ -13,6 +13,7 @@ VM is live-migratable only with a masquerade pod interface and ReadWriteMany dis
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Mapping
@@ -22,6 +23,14 @@ from controllers.computecluster.builders import ResolvedCluster, placement_for
 from controllers.computecluster.rule_affinity import rule_placement
 from controllers.storagepolicy.builders import PROVISIONING_ANNOTATION, ResolvedStoragePolicy
 from controllers.virtualmachine.changes import APPLIED_DIGEST_ANNOTATION, hot_add_ceilings
+from controllers.virtualmachine.disks import (
+    DISK_LABEL,
+    MIGRATION_STRATEGY,
+    STORAGE_POLICY_LABEL,
+    DiskPlacement,
+    DiskPlan,
+)
+from controllers.virtualmachine.kubevirt_reading import nested
 from controllers.virtualmachine.models import (
     CLOUD_INIT_VOLUME,
     OVF_ENVIRONMENT_VOLUME,
@@ -43,8 +52,6 @@ CDI_API_VERSION: Final = "cdi.kubevirt.io/v1beta1"
 
 VM_LABEL: Final = "vdcos.io/vm"
 CLUSTER_LABEL: Final = "vdcos.io/cluster"
-DISK_LABEL: Final = "vdcos.io/disk"
-STORAGE_POLICY_LABEL: Final = "vdcos.io/storage-policy"
 
 #: PriorityClass values per restart priority: HA restarts in this order, and the scheduler
 #: preempts lower ones first when hosts run short. Disabled VMs get the lowest value.
@@ -151,14 +158,29 @@ def _data_volume_source(disk: Disk, namespace: str) -> dict[str, Any]:
 
 
 def build_data_volume_template(
-    vm_name: str, namespace: str, disk: Disk, policy: ResolvedStoragePolicy
+    vm_name: str,
+    namespace: str,
+    disk: Disk,
+    policy: ResolvedStoragePolicy,
+    *,
+    name: str | None = None,
+    clone_from: str | None = None,
 ) -> dict[str, Any]:
-    """One `spec.dataVolumeTemplates` entry (a cdi.kubevirt.io/v1beta1 DataVolume)."""
+    """One `spec.dataVolumeTemplates` entry (a cdi.kubevirt.io/v1beta1 DataVolume).
+
+    `name` is the DataVolume's (a disk moved by Storage vMotion has another than
+    `<vm>-<disk>`); `clone_from` names the DataVolume an offline move copies.
+    """
+    source = (
+        {"source": {"pvc": {"namespace": namespace, "name": clone_from}}}
+        if clone_from is not None
+        else _data_volume_source(disk, namespace)
+    )
     return {
         "apiVersion": CDI_API_VERSION,
         "kind": "DataVolume",
         "metadata": {
-            "name": data_volume_name(vm_name, disk.name),
+            "name": name or data_volume_name(vm_name, disk.name),
             "labels": {
                 VM_LABEL: label_value(vm_name),
                 DISK_LABEL: disk.name,
@@ -167,7 +189,7 @@ def build_data_volume_template(
             "annotations": {PROVISIONING_ANNOTATION: policy.provisioning},
         },
         "spec": {
-            **_data_volume_source(disk, namespace),
+            **source,
             "storage": {
                 "storageClassName": policy.storage_class_name,
                 "accessModes": [policy.access_mode],
@@ -179,7 +201,87 @@ def build_data_volume_template(
     }
 
 
-def _resolve_disk_policies(
+def _disk_device(disk: Disk, placement: DiskPlacement | None) -> dict[str, Any]:
+    if placement is not None and placement.hotpluggable:
+        # KubeVirt hot-plugs disks on the SCSI bus, and does not boot from them.
+        return {"name": disk.name, "disk": {"bus": "scsi"}}
+    device: dict[str, Any] = {"name": disk.name, "disk": {"bus": disk.bus}}
+    if disk.boot_order is not None:
+        device["bootOrder"] = disk.boot_order
+    return device
+
+
+def _disk_volume(vm_name: str, disk: Disk, placement: DiskPlacement | None) -> dict[str, Any]:
+    if placement is None:
+        return {"name": disk.name, "dataVolume": {"name": data_volume_name(vm_name, disk.name)}}
+    source: dict[str, Any] = {"name": placement.data_volume}
+    if placement.hotpluggable:
+        source["hotpluggable"] = True
+    return {"name": disk.name, "dataVolume": source}
+
+
+def _disk_data_volumes(
+    vm_name: str,
+    namespace: str,
+    disk: Disk,
+    policy: ResolvedStoragePolicy,
+    placement: DiskPlacement | None,
+    live: Mapping[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """The disk's DataVolume templates: the one it uses, and during a move the other.
+
+    A volume on another class than the policy's (the source of a move, or the disk a
+    failed move returned to) keeps the template it was made with.
+    """
+    if placement is None:
+        return [build_data_volume_template(vm_name, namespace, disk, policy)]
+    live_templates = {
+        str(nested(t, "metadata", "name")): t
+        for t in nested(live, "spec", "dataVolumeTemplates") or []
+    }
+    templates = []
+    for data_volume in placement.data_volumes:
+        existing = live_templates.get(data_volume)
+        existing_class = nested(existing, "spec", "storage", "storageClassName")
+        if existing is not None and existing_class != policy.storage_class_name:
+            templates.append(copy.deepcopy(dict(existing)))
+            continue
+        templates.append(
+            build_data_volume_template(
+                vm_name,
+                namespace,
+                disk,
+                policy,
+                name=data_volume,
+                clone_from=placement.clone_from.get(data_volume)
+                or _moved_from(existing, vm_name, disk.name),
+            )
+        )
+    return templates
+
+
+def _kept_data_volumes(
+    live: Mapping[str, Any] | None, disk_plan: DiskPlan | None
+) -> list[dict[str, Any]]:
+    """Templates of removed disks the running guest still uses, as they were applied."""
+    kept = set(disk_plan.kept_data_volumes) if disk_plan is not None else set()
+    return [
+        copy.deepcopy(dict(template))
+        for template in nested(live, "spec", "dataVolumeTemplates") or []
+        if nested(template, "metadata", "name") in kept
+    ]
+
+
+def _moved_from(template: Mapping[str, Any] | None, vm_name: str, disk_name: str) -> str | None:
+    """The DataVolume an offline move cloned this one from (kept: a DataVolume's source
+    does not change), or None when it was made otherwise."""
+    source = nested(template, "spec", "source", "pvc", "name")
+    if isinstance(source, str) and source.startswith(f"{vm_name}-{disk_name}"):
+        return source
+    return None
+
+
+def resolve_disk_policies(
     spec: VirtualMachineSpec,
     storage_policies: Mapping[str, ResolvedStoragePolicy],
     default_storage_policy_name: str | None,
@@ -210,6 +312,7 @@ def build_kubevirt_vm(
     port_group_wiring: Mapping[str, str] | None = None,
     vm_labels: Mapping[str, str] | None = None,
     ha_held: bool = False,
+    disk_plan: DiskPlan | None = None,
 ) -> dict[str, Any]:
     """The kubevirt.io/v1 VirtualMachine for a VDC VirtualMachine (same name and namespace).
 
@@ -220,6 +323,8 @@ def build_kubevirt_vm(
     `mac_addresses` maps NIC names to MACs (`nics.resolve_macs`); without it NICs get none.
     `port_group_wiring` maps port groups to their wiring digests (`nics.port_group_wiring`).
     `vm_labels` (the VDC VM's labels) pick the cluster's rules it is in: their affinity.
+    `disk_plan` (`disks.plan_disks`) places each disk: its DataVolume (a moved disk's),
+    hot-pluggable or not, and the old volume a Storage vMotion still carries.
     Raises UnresolvedReferenceError naming the field when a reference is missing: call
     `unresolved_references` first to report them all in a condition.
 
@@ -229,7 +334,7 @@ def build_kubevirt_vm(
         raise UnresolvedReferenceError(
             f'spec.clusterName: ComputeCluster "{spec.cluster_name}" not found'
         )
-    policies = _resolve_disk_policies(spec, storage_policies, default_storage_policy_name)
+    policies = resolve_disk_policies(spec, storage_policies, default_storage_policy_name)
     ceilings = hot_add_ceilings(spec, live)
 
     labels = {VM_LABEL: label_value(name)}
@@ -249,13 +354,13 @@ def build_kubevirt_vm(
 
     disks: list[dict[str, Any]] = []
     volumes: list[dict[str, Any]] = []
-    for disk in spec.disks:
-        device: dict[str, Any] = {"name": disk.name, "disk": {"bus": disk.bus}}
-        if disk.boot_order is not None:
-            device["bootOrder"] = disk.boot_order
-        disks.append(device)
-        volumes.append(
-            {"name": disk.name, "dataVolume": {"name": data_volume_name(name, disk.name)}}
+    data_volume_templates: list[dict[str, Any]] = []
+    for disk, policy in zip(spec.disks, policies, strict=True):
+        placement = disk_plan.placement(disk.name) if disk_plan is not None else None
+        disks.append(_disk_device(disk, placement))
+        volumes.append(_disk_volume(name, disk, placement))
+        data_volume_templates.extend(
+            _disk_data_volumes(name, namespace, disk, policy, placement, live)
         )
     if spec.cloud_init is not None:
         disks.append({"name": CLOUD_INIT_VOLUME, "disk": {"bus": "virtio"}})
@@ -319,13 +424,16 @@ def build_kubevirt_vm(
             "runStrategy": (
                 "Halted" if spec.power_state == "PoweredOff" else "Manual" if ha_held else "Always"
             ),
-            "dataVolumeTemplates": [
-                build_data_volume_template(name, namespace, disk, policy)
-                for disk, policy in zip(spec.disks, policies, strict=True)
-            ],
+            "dataVolumeTemplates": data_volume_templates + _kept_data_volumes(live, disk_plan),
             "template": {"metadata": template_metadata, "spec": template_spec},
         },
     }
+    if (disk_plan is not None and disk_plan.live_migration) or nested(
+        live, "spec", "updateVolumesStrategy"
+    ) == MIGRATION_STRATEGY:
+        # Kept once set: KubeVirt then migrates a volume whose claim changes (Storage
+        # vMotion) instead of asking for a restart.
+        built["spec"]["updateVolumesStrategy"] = MIGRATION_STRATEGY
     built["metadata"]["annotations"] = {APPLIED_DIGEST_ANNOTATION: digest_of(built)}
     return built
 

@@ -371,10 +371,17 @@ def _nic_changes(
     return updates, restart
 
 
+def _is_disk_path(path: Path) -> bool:
+    return path[:1] == ("volumes",) or path[:3] == ("domain", "devices", "disks")
+
+
 def plan_changes(
     desired: Mapping[str, Any],
     live: Mapping[str, Any] | None,
     vmi: Mapping[str, Any] | None = None,
+    *,
+    disk_updates: tuple[str, ...] = (),
+    disk_restart_reasons: tuple[str, ...] = (),
 ) -> ChangePlan:
     """Which differences between the desired and live KubeVirt VMs apply live.
 
@@ -388,7 +395,10 @@ def plan_changes(
     Mirrors KubeVirt's LiveUpdate rules: CPU sockets may grow up to maxSockets, memory may
     grow up to maxGuest (never below the size at boot), and both need a live-migratable VM;
     bridge NICs are hot-plugged and unplugged (`_nic_changes`); nodeSelector, affinity,
-    tolerations and labels are live; any other template change sets RestartRequired. `vmi`
+    tolerations and labels are live; disks are judged by `disks.plan_disks`, whose
+    `disk_updates` (hot-add, hot-remove, growth, Storage vMotion) and
+    `disk_restart_reasons` are given here (without any, a disk change needs a restart);
+    any other template change sets RestartRequired. `vmi`
     is the running VirtualMachineInstance, None when the VM is not
     running: then nothing needs a restart and template changes are `deferred` to the next
     power-on.
@@ -425,6 +435,10 @@ def plan_changes(
     live_updates: list[str] = []
     restart: list[str] = []
     deferred: list[str] = []
+    disks_judged = running and bool(disk_updates or disk_restart_reasons)
+    if disks_judged:
+        live_updates.extend(disk_updates)
+        restart.extend(disk_restart_reasons)
     if label_differences:
         live_updates.append("labels")
     if running and any(_is_nic_path(path) for path in differences):
@@ -437,6 +451,8 @@ def plan_changes(
             deferred.append(described)
         elif _is_nic_path(path):
             continue  # judged NIC by NIC above
+        elif disks_judged and _is_disk_path(path):
+            continue  # judged disk by disk (disks.plan_disks)
         elif path[0] in _LIVE_TEMPLATE_FIELDS:
             live_updates.append(f"placement ({path[0]})")
         elif path == ("domain", "cpu", "sockets"):
@@ -450,7 +466,9 @@ def plan_changes(
         else:
             restart.append(f"{described} changed")
     if volume_differences:
-        if running:
+        if disks_judged:
+            pass
+        elif running:
             restart.append("disks changed")
         else:
             deferred.append("disks")

@@ -23,7 +23,11 @@ from controllers.common.controller import (
 )
 from controllers.computecluster.kind import COMPUTE_CLUSTER_CACHE
 from controllers.distributedportgroup.kind import PORT_GROUP_CACHE
-from controllers.storagepolicy.builders import storage_class_name_for
+from controllers.storagepolicy.builders import (
+    storage_class_name_for,
+    the_default_class,
+    uses_default_class,
+)
 from controllers.storagepolicy.kind import STORAGE_POLICY_CACHE
 from controllers.virtualmachine.builders import VM_LABEL
 from controllers.virtualmachine.kind import VIRTUAL_MACHINE
@@ -134,6 +138,14 @@ class VirtualMachineController(Controller[Key]):
             storage_policies=policies,
             clusters=clusters,
             storage_classes=frozenset(str(name) for name in self.storage_classes),
+            expandable_classes=frozenset(
+                str(name)
+                for name, storage_class in self.storage_classes.items()
+                if storage_class.get("allowVolumeExpansion")
+            ),
+            default_storage_class=the_default_class(
+                {str(name): body for name, body in self.storage_classes.items()}
+            ),
             port_groups={str(name): entry.spec for name, entry in self.port_groups.items()},
             port_group_wiring={
                 str(name): port_group_wiring(
@@ -201,9 +213,10 @@ class VirtualMachineController(Controller[Key]):
 
     def storage_class_changed(self, event: WatchEvent) -> None:
         for policy_name, entry in self.policies.items():
-            if entry.spec is not None and storage_class_name_for(
-                str(policy_name), entry.spec
-            ) == event.name:
+            if entry.spec is not None and (
+                uses_default_class(entry.spec)
+                or storage_class_name_for(str(policy_name), entry.spec) == event.name
+            ):
                 self.enqueue_all(self.dependents("policy", str(policy_name)))
 
     def port_group_changed(self, event: WatchEvent) -> None:

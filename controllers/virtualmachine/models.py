@@ -430,6 +430,44 @@ class NICStatus(StatusModel):
     )
 
 
+# --- disks (hot-add, growth, Storage vMotion: controllers/virtualmachine/disks.py) ---
+
+
+class DiskMigrationStatus(StatusModel):
+    """A Storage vMotion of a disk: under way, waiting for the next start, or failed."""
+
+    phase: Literal["Migrating", "CopyingOffline", "PendingOfflineMove", "Failed"] = Field(
+        description=(
+            "Migrating: moving live (same VM instance); CopyingOffline: copied before the VM "
+            "starts; PendingOfflineMove: moves at the next start (the VM is powered off, or "
+            "the disk was hot-plugged); Failed: it stayed on its volume (message says why)."
+        )
+    )
+    mode: Literal["Live", "Offline"] = Field(description="Live or Offline.")
+    source_data_volume: str = Field(description="The DataVolume the disk moves from.")
+    target_data_volume: str = Field(description="The DataVolume the disk moves to.")
+    target_storage_class: str = Field(description="The StorageClass it moves to.")
+    percent: str | None = Field(default=None, description="Progress, where known.")
+    message: str | None = Field(default=None, description="Details, for people.")
+
+
+class DiskStatus(StatusModel):
+    """Where a disk is."""
+
+    name: str = Field(description="The disk's name.")
+    storage_policy_name: str | None = Field(default=None, description="Its StoragePolicy.")
+    data_volume_name: str | None = Field(default=None, description="The DataVolume it uses.")
+    storage_class_name: str | None = Field(
+        default=None, description="The StorageClass its volume is on."
+    )
+    hot_plugged: bool | None = Field(
+        default=None, description="Whether it was hot-added to the running VM (SCSI)."
+    )
+    migration: DiskMigrationStatus | None = Field(
+        default=None, description="Its Storage vMotion, when one is under way or failed."
+    )
+
+
 class VirtualMachineStatus(StatusModel):
     """Observed state of a virtual machine."""
 
@@ -463,6 +501,11 @@ class VirtualMachineStatus(StatusModel):
     kubevirt_status: str | None = Field(
         default=None,
         description="printableStatus of the KubeVirt VirtualMachine, for troubleshooting.",
+    )
+    disks: list[DiskStatus] = Field(
+        default_factory=list,
+        description="Each disk: its DataVolume and StorageClass, and its move if any.",
+        json_schema_extra=_LIST_MAP,
     )
     conditions: list[ConditionModel] = Field(
         default_factory=list,

@@ -48,6 +48,10 @@ class Observed:
     mac_users: Callable[[str], Collection[Key]] = lambda mac: ()
     #: Each ComputeCluster's status (hosts, capacity, allocation): HA admission control.
     cluster_statuses: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: StorageClasses with allowVolumeExpansion (disks on them grow online).
+    expandable_classes: frozenset[str] = frozenset()
+    #: The cluster's one default StorageClass (policies naming no class use it).
+    default_storage_class: str | None = None
 
 
 def slim_vdc_vm(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,6 +125,17 @@ def slim_vmi(body: Mapping[str, Any]) -> dict[str, Any]:
         for key in ("phase", "nodeName", "interfaces", "conditions", "currentCPUTopology", "memory")
         if key in status
     }
+    # Which claim each volume runs on, and how far a hot-plug got (disks.plan_disks).
+    slim["volumeStatus"] = [
+        {
+            "name": entry.get("name"),
+            "phase": entry.get("phase"),
+            "persistentVolumeClaimInfo": {
+                "claimName": (entry.get("persistentVolumeClaimInfo") or {}).get("claimName")
+            },
+        }
+        for entry in status.get("volumeStatus") or []
+    ]
     migration = status.get("migrationState")
     if isinstance(migration, Mapping):
         slim["migrationState"] = {
@@ -143,7 +158,10 @@ def slim_vmi(body: Mapping[str, Any]) -> dict[str, Any]:
         "spec": {
             "interfaces": [
                 {key: i[key] for key in ("name", "state") if key in i} for i in interfaces
-            ]
+            ],
+            "volumes": [
+                {"name": v.get("name")} for v in (body.get("spec") or {}).get("volumes") or []
+            ],
         },
         "status": slim,
     }

@@ -46,8 +46,19 @@ from controllers.virtualmachine.admission import (
     storage_class_rejection,
     unresolved_references,
 )
-from controllers.virtualmachine.builders import UnresolvedReferenceError, build_kubevirt_vm
+from controllers.virtualmachine.builders import (
+    UnresolvedReferenceError,
+    build_kubevirt_vm,
+    resolve_disk_policies,
+)
 from controllers.virtualmachine.changes import ChangePlan, plan_changes, power_action, power_event
+from controllers.virtualmachine.disks import (
+    DiskPlan,
+    disk_statuses,
+    failed_moves,
+    plan_disks,
+    shrink_refusal,
+)
 from controllers.virtualmachine.kind import VIRTUAL_MACHINE
 from controllers.virtualmachine.kubevirt_reading import nested, vmi_running
 from controllers.virtualmachine.models import VirtualMachineSpec
@@ -66,7 +77,7 @@ from controllers.virtualmachine.status import (
     vm_status_from,
 )
 from controllers.virtualmachine.status_pacing import in_transition, status_write_delay
-from kubekit.resources import VMI_SUBRESOURCES, VMS
+from kubekit.resources import DATAVOLUMES, PVCS, VMI_SUBRESOURCES, VMS
 from kubekit.workqueue import RetryLater
 
 log = get_logger("vdcos.virtualmachine")
@@ -80,7 +91,7 @@ def _resolved(
 ) -> tuple[dict[str, ResolvedStoragePolicy], str | None, ResolvedCluster | None]:
     """The storage policies as disks see them, the default policy, and the VM's cluster."""
     policies = {
-        policy_name: resolve_policy(policy_name, policy_spec)
+        policy_name: resolve_policy(policy_name, policy_spec, observed.default_storage_class)
         for policy_name, policy_spec in observed.storage_policies.items()
     }
     default_policy = default_policy_name(dict(observed.storage_policies))
@@ -106,6 +117,13 @@ def _rewired(
         "started; its NIC is wired anew when the VM restarts"
         for name in rewired_port_groups(started_with, wiring_annotation(spec, port_group_wiring))
     )
+
+
+def _shrink_rejection(
+    spec: VirtualMachineSpec, live: Mapping[str, Any] | None
+) -> Rejection | None:
+    refusal = shrink_refusal(spec, live)
+    return Rejection("DiskShrinkRefused", refusal) if refusal is not None else None
 
 
 def _previous_owner_is_vdc_vm(live: Mapping[str, Any]) -> bool:
@@ -145,6 +163,9 @@ class VirtualMachineReconciler:
         # Kept for CREATED_MEMORY_SECONDS at most: a VM deleted before the cache ever showed
         # it must not be believed in for ever.
         self._created: dict[Key, tuple[float, Mapping[str, Any]]] = {}
+        # Storage vMotions that failed, per VM and disk (status.disks[].migration): not tried
+        # again until the disk's policy changes, even before the status shows them.
+        self._failed_moves: dict[Key, dict[str, Mapping[str, Any]]] = {}
         # The reason each VM is rejected for (the node handler re-admits capacity rejections).
         self._rejected: dict[Key, str] = {}
         # MACs this reconciler assigned, per VM: another VM's pass must not pick one before
@@ -163,6 +184,7 @@ class VirtualMachineReconciler:
         self._pending_restart.pop(key, None)
         self._created.pop(key, None)
         self._rejected.pop(key, None)
+        self._failed_moves.pop(key, None)
 
     def _mac_addresses(
         self,
@@ -227,6 +249,7 @@ class VirtualMachineReconciler:
         rejection = parsed if isinstance(parsed, Rejection) else None
         unresolved: list[MissingReference] = []
         plan: ChangePlan | None = None
+        disks: list[dict[str, Any]] | None = None
         if spec is not None:
             policies, default_policy, cluster = _resolved(spec, observed)
             unresolved = unresolved_references(
@@ -247,6 +270,7 @@ class VirtualMachineReconciler:
                     or storage_class_rejection(
                         spec, policies, default_policy, observed.storage_classes
                     )
+                    or _shrink_rejection(spec, live)
                     or capacity_rejection(spec, cluster, observed.nodes)
                     or failover_capacity_rejection(
                         spec, cluster, observed.cluster_statuses.get(spec.cluster_name or ""),
@@ -255,6 +279,19 @@ class VirtualMachineReconciler:
                     )
                 )
             if not unresolved and rejection is None:
+                disk_policies = resolve_disk_policies(spec, policies, default_policy)
+                disk_plan = plan_disks(
+                    spec,
+                    name,
+                    disk_policies,
+                    live,
+                    vmi,
+                    expandable_classes=observed.expandable_classes,
+                    previous_status=self._with_failed_moves(key, previous_status),
+                    all_policies=policies,
+                )
+                self._failed_moves[key] = failed_moves(disk_plan)
+                disks = disk_statuses(disk_plan, spec, disk_policies)
                 macs = self._mac_addresses(key, spec, live, observed)
                 converged = await self._converge(
                     key,
@@ -267,6 +304,7 @@ class VirtualMachineReconciler:
                     vmi,
                     macs,
                     observed.port_group_wiring,
+                    disk_plan,
                 )
                 if converged is None:
                     return  # the VDC VM is gone (the cache had not seen it yet)
@@ -296,6 +334,7 @@ class VirtualMachineReconciler:
                 restart_reasons=self._restart_reasons(key, vmi, plan)
                 + _rewired(spec, vmi, observed.port_group_wiring)
             ),
+            disks=disks if disks is not None else previous_status.get("disks"),
             now=now,
         )
         status = with_failover_conditions(status, metadata, generation, now)
@@ -374,6 +413,61 @@ class VirtualMachineReconciler:
             )
             await self._event(vdc_vm, "Normal", *migrated)
 
+    def _with_failed_moves(self, key: Key, status: Mapping[str, Any]) -> dict[str, Any]:
+        """The status with the failed moves this reconciler saw (maybe not written yet)."""
+        remembered = self._failed_moves.get(key) or {}
+        disks = [
+            {**entry, "migration": remembered[entry.get("name")]}
+            if entry.get("name") in remembered
+            else entry
+            for entry in status.get("disks") or []
+        ]
+        listed = {entry.get("name") for entry in disks}
+        disks += [
+            {"name": name, "migration": migration}
+            for name, migration in remembered.items()
+            if name not in listed
+        ]
+        return {**status, "disks": disks}
+
+    async def _grow_claims(self, key: Key, disk_plan: DiskPlan) -> None:
+        """Grows the claims of disks that got larger (the CSI resizer does the rest)."""
+        namespace, name = key
+        for claim, size in disk_plan.claim_resizes:
+            await self.kube.patch(
+                PVCS, namespace, claim, {"spec": {"resources": {"requests": {"storage": size}}}}
+            )
+            log.info("Growing disk claim", namespace=namespace, name=name, claim=claim, size=size)
+
+    async def _release_data_volumes(
+        self, key: Key, vdc_vm: Mapping[str, Any], disk_plan: DiskPlan
+    ) -> None:
+        """Deletes the volumes disks left (a finished move's source, a removed disk), or
+        releases them from the VM when their policy retains volumes."""
+        namespace, name = key
+        for data_volume, retain in disk_plan.data_volume_removals:
+            try:
+                if retain:
+                    await self.kube.patch(
+                        DATAVOLUMES, namespace, data_volume,
+                        {"metadata": {"ownerReferences": None}},
+                    )
+                else:
+                    await self.kube.delete(DATAVOLUMES, namespace, data_volume)
+            except KubeError as error:
+                if error.status != 404:
+                    raise
+                continue
+            what = "Retained" if retain else "Deleted"
+            log.info(f"{what} DataVolume", namespace=namespace, name=name, dataVolume=data_volume)
+            await self._event(
+                vdc_vm,
+                "Normal",
+                f"DataVolume{what}",
+                f"{what} DataVolume {data_volume}, which no disk uses any more"
+                + (" (its StoragePolicy's reclaimPolicy is Retain)" if retain else ""),
+            )
+
     async def _confirm_exists(self, key: Key, owner_uid: str) -> bool:
         """Whether the VDC VM still exists, asked of the API server (not of the cache).
 
@@ -400,6 +494,7 @@ class VirtualMachineReconciler:
         vmi: Mapping[str, Any] | None,
         mac_addresses: Mapping[str, str],
         port_group_wiring: Mapping[str, str],
+        disk_plan: DiskPlan,
     ) -> tuple[ChangePlan | None, Mapping[str, Any] | None] | None:
         """Creates or updates the KubeVirt VM and the guest's pause state.
 
@@ -430,12 +525,21 @@ class VirtualMachineReconciler:
                 port_group_wiring=port_group_wiring,
                 vm_labels=vdc_vm["metadata"].get("labels"),
                 ha_held=is_held(vdc_vm["metadata"]),
+                disk_plan=disk_plan,
             )
         except UnresolvedReferenceError:
             return None, live  # reported through unresolved_references
         desired["metadata"]["ownerReferences"] = [owner_reference(vdc_vm)]
 
-        plan = plan_changes(desired, live, vmi)
+        plan = plan_changes(
+            desired,
+            live,
+            vmi,
+            disk_updates=disk_plan.live_updates,
+            disk_restart_reasons=disk_plan.restart_reasons,
+        )
+        if live is not None:
+            await self._grow_claims(key, disk_plan)
         if live is None:
             if not await self._confirm_exists(key, owner_uid):
                 return None
@@ -482,6 +586,8 @@ class VirtualMachineReconciler:
                     "; ".join(plan.restart_reasons) + " (applied at the next restart)",
                 )
 
+        if live is not None:
+            await self._release_data_volumes(key, vdc_vm, disk_plan)
         action = power_action(spec.power_state, observed_power_state(vmi))
         if action is not None:
             try:

@@ -56,6 +56,7 @@ STATUS_FIELDS: Final = (
     "cpu",
     "memory",
     "kubevirtStatus",
+    "disks",
     "conditions",
     "observedGeneration",
 )
@@ -454,6 +455,7 @@ def vm_status_from(
     unresolved: Sequence[MissingReference] = (),
     rejection: Rejection | None = None,
     plan: ChangePlan | None = None,
+    disks: Sequence[Mapping[str, Any]] | None = None,
     now: datetime,
 ) -> dict[str, Any]:
     """The VDC VirtualMachine status (camelCase, every field of STATUS_FIELDS).
@@ -461,7 +463,8 @@ def vm_status_from(
     `spec` is None when it could not be parsed (`rejection` then says why): only what KubeVirt
     reports is observed, and the conditions that judge the spec keep their last value.
     `unresolved` are the missing references, `rejection` a spec the controller refuses, `plan`
-    the restart reasons of the last apply. Conditions keep their lastTransitionTime unless
+    the restart reasons of the last apply, `disks` where each disk is and its move
+    (`disks.disk_statuses`; None keeps none). Conditions keep their lastTransitionTime unless
     their status changes, so the same inputs give the same status, whatever `now` is.
     """
     conditions = list(previous_conditions)
@@ -492,6 +495,7 @@ def vm_status_from(
         "cpu": running_cpus(vmi),
         "memory": running_memory(vmi),
         "kubevirtStatus": printable_text,
+        "disks": [dict(disk) for disk in disks or []],
         "conditions": conditions,
         "observedGeneration": generation,
     }

@@ -21,6 +21,8 @@ from devcluster.sim.launcher import DEFAULT_CPU_ALLOCATION_RATIO, guest_memory
 from devcluster.sim.nic_hotplug import network_restart_required
 from devcluster.sim.vm_status import is_migrating
 from devcluster.sim.vmi_status import condition, find_condition
+from devcluster.sim.volume_hotplug import without_hotplug_volumes
+from devcluster.sim.volume_migration import migrates_volumes, without_migrated_claims
 from kubekit.quantity import (
     format_bytes,
     format_millis,
@@ -240,6 +242,12 @@ def needs_restart(
     comparable = _without_live_fields(
         copy.deepcopy(dict(last_started_template_spec)), current, vmi
     )
+    # Hot-plug volumes are live, and so is a volume pointed at another claim when the VM
+    # migrates volumes (volume_hotplug.py, volume_migration.py).
+    comparable, current = without_hotplug_volumes(comparable), without_hotplug_volumes(current)
+    if migrates_volumes(vm):
+        comparable = without_migrated_claims(comparable)
+        current = without_migrated_claims(current)
     # Absent and null are the same, and so are absent and empty lists (apimachinery's
     # semantic DeepEqual equates nil and empty slices); an empty object may be a set
     # pointer ("efi: {}") and is kept.

@@ -22,6 +22,8 @@ from .runtime import Component, SimRuntime
 from .subresources import VirtApi, default_vmi, eviction_denied_message
 from .virt_controller import VirtController
 from .virt_handler import VirtHandlers
+from .volume_hotplug import VolumeHotplugController
+from .volume_migration import VolumeMigrationController
 
 if TYPE_CHECKING:
     from devcluster.apiserver.server import ApiServer
@@ -122,4 +124,5 @@ class KubeVirtInstaller:
 def kubevirt_components(runtime: SimRuntime) -> list[Component]:
     """The KubeVirt/CDI/Multus emulation, in start order."""
     return [KubeVirtInstaller(runtime), CdiController(runtime),
-            VirtController(runtime), VirtHandlers(runtime)]
+            VirtController(runtime), VirtHandlers(runtime),
+            VolumeHotplugController(runtime), VolumeMigrationController(runtime)]

@@ -20,6 +20,7 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
                        start_seconds=args.vmi_start_seconds,
                        migration_seconds=args.migration_seconds,
                        migration_bandwidth_gbps=args.migration_bandwidth_gbps,
+                       volume_migration_mbps=args.volume_migration_mbps,
                        import_seconds=args.import_seconds,
                        nmstate_apply_seconds=args.nmstate_apply_seconds,
                        nmstate_retry_seconds=args.nmstate_retry_seconds)

@@ -45,6 +45,7 @@ class SimSettings:
     pod_gc_seconds: float = 20.0  # PodGC period for out-of-service nodes
     migration_seconds: float = 1.0  # fixed part of a live migration (target start, handover)
     migration_bandwidth_gbps: float = 10.0  # guest memory is copied at this rate
+    volume_migration_mbps: float = 1000.0  # storage live migration copies at this MB/s
     import_seconds: float = 2.0  # time a simulated DataVolume import/clone takes
     start_seconds: float = 0.5  # launcher pod scheduled -> VMI Running
     nmstate_apply_seconds: float = 1.0  # time one `nmstatectl apply` takes on a host

@@ -49,7 +49,7 @@ def default_storage_classes() -> list[dict[str, Any]]:
         {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
          "metadata": {"name": "standard", "annotations": {DEFAULT_CLASS_ANNOTATION: "true"}},
          "provisioner": LOCAL_PATH_PROVISIONER, "reclaimPolicy": "Delete",
-         "volumeBindingMode": "WaitForFirstConsumer"},
+         "volumeBindingMode": "WaitForFirstConsumer", "allowVolumeExpansion": False},
         {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
          "metadata": {"name": "shared", "annotations": {DEFAULT_VIRT_CLASS_ANNOTATION: "true"}},
          "provisioner": SHARED_PROVISIONER, "reclaimPolicy": "Delete",

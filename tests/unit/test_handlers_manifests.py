@@ -43,6 +43,10 @@ def test_cluster_role_has_no_wildcards_and_writes_only_what_the_operator_writes(
         ("subresources.kubevirt.io", "virtualmachineinstances/unpause", "update"),
         ("storage.k8s.io", "storageclasses", "create"),
         ("storage.k8s.io", "storageclasses", "patch"),
+        # Disks: growth patches the claim; Storage vMotion deletes (or releases) the source.
+        ("", "persistentvolumeclaims", "patch"),
+        ("cdi.kubevirt.io", "datavolumes", "patch"),
+        ("cdi.kubevirt.io", "datavolumes", "delete"),
         ("scheduling.k8s.io", "priorityclasses", "create"),
         ("", "events", "create"),
         ("kopf.dev", "clusterkopfpeerings", "patch"),
