@@ -107,6 +107,10 @@ spec:
 
 
 def wait(cluster: DevCluster, what: str, condition_: str, timeout: int = 60) -> None:
+    """`kubectl wait` (a watch), once the object exists when it may not yet."""
+    if condition_ != "delete":
+        cluster.kubectl("wait", what, "--for=create", f"--timeout={timeout}s",
+                        timeout=timeout + 10)
     cluster.kubectl("wait", what, f"--for={condition_}", f"--timeout={timeout}s",
                     timeout=timeout + 10)
 
@@ -272,3 +276,75 @@ def test_snapshot_without_guest_agent_and_restore_to_a_new_vm(datacenter: DevClu
     assert get_json(datacenter, "vmi", "plain")["status"]["phase"] == "Running"
     assert get_json(datacenter, "vm", "plain")["spec"]["template"]["spec"]["volumes"][0][
         "persistentVolumeClaim"] == {"claimName": "plain-disk"}
+
+
+def dv_vm(name: str) -> str:
+    """A VM whose disk is a DataVolume template (as vdcos's operator writes VMs)."""
+    return f"""
+apiVersion: kubevirt.io/v1
+kind: VirtualMachine
+metadata:
+  name: {name}
+spec:
+  runStrategy: Always
+  dataVolumeTemplates:
+  - metadata:
+      name: {name}-root
+    spec:
+      source:
+        blank: {{}}
+      storage:
+        storageClassName: shared
+        accessModes: [ReadWriteMany]
+        resources:
+          requests:
+            storage: 1Gi
+  template:
+    spec:
+      domain:
+        devices:
+          disks:
+          - name: root
+            disk: {{bus: virtio}}
+        memory:
+          guest: 1Gi
+      volumes:
+      - name: root
+        dataVolume:
+          name: {name}-root
+"""
+
+
+def test_revert_of_a_datavolume_disk_renames_it_and_drops_the_old_one(
+        datacenter: DevCluster) -> None:
+    apply(datacenter, dv_vm("web"))
+    wait(datacenter, "vmi/web", "condition=AgentConnected", timeout=90)
+    write_marker(datacenter, "web-root", "installed")
+    apply(datacenter, vm_snapshot("web-snap", "web"))
+    wait(datacenter, "vmsnapshot/web-snap", "jsonpath={.status.phase}=Succeeded")
+    assert get_json(datacenter, "vmsnapshot", "web-snap")["status"]["snapshotVolumes"] == {
+        "includedVolumes": ["root"]}
+
+    write_marker(datacenter, "web-root", "broken")
+    datacenter.kubectl("patch", "vm", "web", "--type", "merge",
+                       "-p", '{"spec":{"runStrategy":"Halted"}}')
+    wait(datacenter, "vmi/web", "delete")
+    apply(datacenter, vm_restore("web-revert", "web", "web-snap"))
+    wait(datacenter, "vmrestore/web-revert", "jsonpath={.status.complete}=true", timeout=90)
+    restore = kubevirt_object(datacenter, "vmrestore", "web-revert")
+    validate_against_swagger(restore, KUBEVIRT_SWAGGER, "v1beta1.VirtualMachineRestore")
+    new_name = f"restore-{restore['metadata']['uid']}-root"
+    assert restore["status"]["restores"][0]["dataVolumeName"] == new_name
+    assert restore["status"]["deletedDataVolumes"] == ["web-root"]
+    vm_obj = get_json(datacenter, "vm", "web")
+    assert [t["metadata"]["name"] for t in vm_obj["spec"]["dataVolumeTemplates"]] == [new_name]
+    assert vm_obj["spec"]["template"]["spec"]["volumes"][0]["dataVolume"] == {"name": new_name}
+    wait(datacenter, f"dv/{new_name}", "jsonpath={.status.phase}=Succeeded")
+    wait(datacenter, "dv/web-root", "delete")
+    assert content_of(datacenter, new_name) == "installed"
+
+    datacenter.kubectl("patch", "vm", "web", "--type", "merge",
+                       "-p", '{"spec":{"runStrategy":"Always"}}')
+    wait(datacenter, "vmi/web", "jsonpath={.status.phase}=Running", timeout=90)
+    vmi = get_json(datacenter, "vmi", "web")
+    assert vmi["spec"]["volumes"][0]["dataVolume"] == {"name": new_name}
