@@ -348,3 +348,40 @@ def test_revert_of_a_datavolume_disk_renames_it_and_drops_the_old_one(
     wait(datacenter, "vmi/web", "jsonpath={.status.phase}=Running", timeout=90)
     vmi = get_json(datacenter, "vmi", "web")
     assert vmi["spec"]["volumes"][0]["dataVolume"] == {"name": new_name}
+
+
+def datavolume(name: str, source: str) -> str:
+    return f"""
+apiVersion: cdi.kubevirt.io/v1beta1
+kind: DataVolume
+metadata:
+  name: {name}
+spec:
+  source:
+{source}
+  storage:
+    storageClassName: shared
+    accessModes: [ReadWriteMany]
+    resources:
+      requests:
+        storage: 1Gi
+"""
+
+
+def test_cdi_clones_carry_the_content(datacenter: DevCluster) -> None:
+    apply(datacenter, claim("golden", "shared"))
+    wait(datacenter, "pvc/golden", "jsonpath={.status.phase}=Bound")
+    write_marker(datacenter, "golden", "golden-image")
+    apply(datacenter, volume_snapshot("golden-snap", "golden"))
+    wait(datacenter, "volumesnapshot/golden-snap", "jsonpath={.status.readyToUse}=true")
+    write_marker(datacenter, "golden", "golden-image-2")
+
+    apply(datacenter, datavolume("from-pvc", "    pvc: {namespace: default, name: golden}"))
+    apply(datacenter, datavolume("from-snap",
+                                 "    snapshot: {namespace: default, name: golden-snap}"))
+    wait(datacenter, "dv/from-pvc", "jsonpath={.status.phase}=Succeeded")
+    wait(datacenter, "dv/from-snap", "jsonpath={.status.phase}=Succeeded")
+    wait(datacenter, "pvc/from-pvc",
+         "jsonpath={.metadata.annotations.sim\\.vdcos\\.io/content}=golden-image-2")
+    wait(datacenter, "pvc/from-snap",
+         "jsonpath={.metadata.annotations.sim\\.vdcos\\.io/content}=golden-image")

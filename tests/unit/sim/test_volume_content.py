@@ -40,6 +40,11 @@ def test_origins_of_a_new_claim() -> None:
                         lambda namespace, name: datasource) == \
         Origin("VolumeSnapshot", "images", "golden-snap")
     assert claim_origin(claim(), no_datasource) is None
+    owned = claim()
+    owned["metadata"]["ownerReferences"] = [{"kind": "DataVolume", "name": "from-snap"}]
+    datavolume = {"spec": {"source": {"snapshot": {"namespace": "web", "name": "snap"}}}}
+    assert claim_origin(owned, no_datasource, lambda namespace, name: datavolume) == \
+        Origin("VolumeSnapshot", "web", "snap")
     # A data source of another group is not a snapshot of ours.
     assert claim_origin(claim({"dataSourceRef": {**snapshot_ref, "apiGroup": "x.io"}}),
                         no_datasource) is None
