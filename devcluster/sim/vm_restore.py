@@ -94,6 +94,7 @@ class VmRestoreController:
         self._restores = WorkQueue("vm-restores", self._reconcile_safely, workers=2,
                                    retry_delays=SIM_RETRY_DELAYS)
         self._not_ready_reported: set[str] = set()
+        self._errors_reported: dict[str, str] = {}
 
     def _get(self, resource: ResourceRef, namespace: str, name: str) -> dict[str, Any] | None:
         return self.runtime.informer(resource).get(namespace, name)
@@ -140,9 +141,12 @@ class VmRestoreController:
             message = str(error)
             await self._write_status(restore, error_status(_status(restore), message,
                                                            datetime.now(UTC)))
-            await self.runtime.event(dict(restore), "VirtualMachineRestoreError",
-                                     f"VirtualMachineRestore encountered error {message}",
-                                     kind="Warning")
+            uid = str(_meta(restore).get("uid", ""))
+            if self._errors_reported.get(uid) != message:  # one Event per distinct error
+                self._errors_reported[uid] = message
+                await self.runtime.event(dict(restore), "VirtualMachineRestoreError",
+                                         f"VirtualMachineRestore encountered error {message}",
+                                         kind="Warning")
             return WAIT_SECONDS
 
     async def _reconcile(self, restore: dict[str, Any]) -> float | None:

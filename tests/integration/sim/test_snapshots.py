@@ -385,3 +385,51 @@ def test_cdi_clones_carry_the_content(datacenter: DevCluster) -> None:
          "jsonpath={.metadata.annotations.sim\\.vdcos\\.io/content}=golden-image-2")
     wait(datacenter, "pvc/from-snap",
          "jsonpath={.metadata.annotations.sim\\.vdcos\\.io/content}=golden-image")
+
+
+def test_deleting_a_vm_snapshot_deletes_its_content_and_volume_snapshots(
+        datacenter: DevCluster) -> None:
+    apply(datacenter, claim("gone-disk", "shared"))
+    apply(datacenter, vm("gone", "gone-disk", run_strategy="Halted"))
+    wait(datacenter, "pvc/gone-disk", "jsonpath={.status.phase}=Bound")
+    apply(datacenter, vm_snapshot("gone-snap", "gone"))
+    wait(datacenter, "vmsnapshot/gone-snap", "jsonpath={.status.phase}=Succeeded")
+    status = get_json(datacenter, "vmsnapshot", "gone-snap")["status"]
+    assert "indications" not in status  # taken offline
+    content_name = status["virtualMachineSnapshotContentName"]
+    [backup] = get_json(datacenter, "vmsnapshotcontent", content_name)["spec"]["volumeBackups"]
+    volume_snapshot = get_json(datacenter, "volumesnapshot", backup["volumeSnapshotName"])
+    snapcontent = volume_snapshot["status"]["boundVolumeSnapshotContentName"]
+
+    datacenter.kubectl("delete", "vmsnapshot", "gone-snap", "--wait=true", "--timeout=60s",
+                       timeout=70)
+    wait(datacenter, f"vmsnapshotcontent/{content_name}", "delete")
+    wait(datacenter, f"volumesnapshot/{backup['volumeSnapshotName']}", "delete")
+    wait(datacenter, f"volumesnapshotcontent/{snapcontent}", "delete")
+    vm_obj = get_json(datacenter, "vm", "gone")
+    assert "snapshot.kubevirt.io/snapshot-source-protection" not in \
+        (vm_obj["metadata"].get("finalizers") or [])
+
+
+def test_a_restore_may_stop_its_running_target(datacenter: DevCluster) -> None:
+    apply(datacenter, claim("busy-disk", "shared"))
+    apply(datacenter, vm("busy", "busy-disk"))
+    wait(datacenter, "vmi/busy", "jsonpath={.status.phase}=Running")
+    write_marker(datacenter, "busy-disk", "good")
+    apply(datacenter, vm_snapshot("busy-snap", "busy"))
+    wait(datacenter, "vmsnapshot/busy-snap", "jsonpath={.status.phase}=Succeeded")
+    write_marker(datacenter, "busy-disk", "bad")
+    apply(datacenter, vm_restore("busy-revert", "busy", "busy-snap").replace(
+        "  virtualMachineSnapshotName:", "  targetReadinessPolicy: StopTarget\n"
+                                         "  virtualMachineSnapshotName:"))
+    wait(datacenter, "vmrestore/busy-revert", "jsonpath={.status.complete}=true", timeout=90)
+    vm_obj = get_json(datacenter, "vm", "busy")
+    assert vm_obj["spec"]["runStrategy"] == "Halted"
+    events = get_json(datacenter, "events", "--field-selector",
+                      "involvedObject.name=busy-revert,reason=RestoreTargetNotReady")
+    assert [e["message"] for e in events["items"]] == [
+        "Automatically stopping restore target for restore operation"]
+    claim_name = vm_obj["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"][
+        "claimName"]
+    wait(datacenter, f"pvc/{claim_name}",
+         "jsonpath={.metadata.annotations.sim\\.vdcos\\.io/content}=good")
