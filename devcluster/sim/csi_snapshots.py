@@ -307,10 +307,12 @@ class CsiSnapshotter:
             if _points_at(content, snapshot) and _status(content).get("creationTime"):
                 await self._write_snapshot_status(snapshot, content)
             return None
-        claims = {name: claim for (namespace, name), claim in
-                  ((key_of(c), c) for c in self._informer(PVCS).values())
-                  if namespace == key[0]}
-        volumes = {key_of(v)[1]: v for v in self._informer(PVS).values()}
+        claim_name = str(source.get("persistentVolumeClaimName") or "")
+        found = self._informer(PVCS).get(key[0], claim_name) if claim_name else None
+        claims = {claim_name: found} if found is not None else {}
+        volume_name = str(_spec(found).get("volumeName") or "")
+        bound = self._informer(PVS).get("", volume_name) if volume_name else None
+        volumes = {volume_name: bound} if bound is not None else {}
         volume: Obj | None = None
         volume_error: str | None = None
         try:
