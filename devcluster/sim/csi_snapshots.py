@@ -37,6 +37,7 @@ from kubekit.resources import CRDS, PVCS, PVS, ResourceRef
 from kubekit.restclient import Kube, KubeError, wait_for_resource
 from kubekit.workqueue import WorkQueue
 
+from .ignoring_gone import ignoring_gone
 from .runtime import SIM_RETRY_DELAYS, SimRuntime, now_rfc3339
 from .snapshot_crds import (
     DEFAULT_SNAPSHOT_CLASS_ANNOTATION,
@@ -237,10 +238,12 @@ class CsiSnapshotter:
     def __init__(self, runtime: SimRuntime) -> None:
         self.runtime = runtime
         self.kube = runtime.kube
-        self._snapshots = WorkQueue("volume-snapshots", self._reconcile_snapshot, workers=2,
-                                    retry_delays=SIM_RETRY_DELAYS)
-        self._contents = WorkQueue("volume-snapshot-contents", self._reconcile_content,
-                                   workers=2, retry_delays=SIM_RETRY_DELAYS)
+        self._snapshots = WorkQueue(
+            "volume-snapshots", ignoring_gone(self._reconcile_snapshot), workers=2,
+            retry_delays=SIM_RETRY_DELAYS)
+        self._contents = WorkQueue(
+            "volume-snapshot-contents", ignoring_gone(self._reconcile_content), workers=2,
+            retry_delays=SIM_RETRY_DELAYS)
         self._reported: dict[Key, str] = {}  # the last error evented per snapshot
 
     def _informer(self, resource: ResourceRef) -> Any:

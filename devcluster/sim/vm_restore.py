@@ -26,6 +26,7 @@ from kubekit.resources import DATAVOLUMES, PVCS, STORAGE_CLASSES, VMIS, VMS, Res
 from kubekit.restclient import KubeError, wait_for_resource
 from kubekit.workqueue import WorkQueue
 
+from .ignoring_gone import ignoring_gone
 from .runtime import SIM_RETRY_DELAYS, SimRuntime, now_rfc3339
 from .snapshot_crds import VOLUME_SNAPSHOTS
 from .vm_restore_state import (
@@ -91,8 +92,9 @@ class VmRestoreController:
     def __init__(self, runtime: SimRuntime) -> None:
         self.runtime = runtime
         self.kube = runtime.kube
-        self._restores = WorkQueue("vm-restores", self._reconcile_safely, workers=2,
-                                   retry_delays=SIM_RETRY_DELAYS)
+        self._restores = WorkQueue(
+            "vm-restores", ignoring_gone(self._reconcile_safely), workers=2,
+            retry_delays=SIM_RETRY_DELAYS)
         self._not_ready_reported: set[str] = set()
         self._errors_reported: dict[str, str] = {}
 

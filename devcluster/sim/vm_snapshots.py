@@ -28,6 +28,7 @@ from kubekit.restclient import KubeError, wait_for_resource
 from kubekit.workqueue import WorkQueue
 
 from .cdi import STORAGE_PROFILES
+from .ignoring_gone import ignoring_gone
 from .runtime import SIM_RETRY_DELAYS, SimRuntime
 from .snapshot_crds import VOLUME_SNAPSHOT_CLASSES, VOLUME_SNAPSHOTS
 from .vm_snapshot_state import (
@@ -134,12 +135,15 @@ class VmSnapshotController:
         self.runtime = runtime
         self.kube = runtime.kube
         self.stores = SnapshotStores(runtime)
-        self._snapshots = WorkQueue("vm-snapshots", self._reconcile_snapshot, workers=2,
-                                    retry_delays=SIM_RETRY_DELAYS)
-        self._contents = WorkQueue("vm-snapshot-contents", self._reconcile_content, workers=2,
-                                   retry_delays=SIM_RETRY_DELAYS)
-        self._vms = WorkQueue("vm-volume-snapshot-statuses", self._reconcile_vm, workers=1,
-                              retry_delays=SIM_RETRY_DELAYS)
+        self._snapshots = WorkQueue(
+            "vm-snapshots", ignoring_gone(self._reconcile_snapshot), workers=2,
+            retry_delays=SIM_RETRY_DELAYS)
+        self._contents = WorkQueue(
+            "vm-snapshot-contents", ignoring_gone(self._reconcile_content), workers=2,
+            retry_delays=SIM_RETRY_DELAYS)
+        self._vms = WorkQueue(
+            "vm-volume-snapshot-statuses", ignoring_gone(self._reconcile_vm), workers=1,
+            retry_delays=SIM_RETRY_DELAYS)
         self._vms_by_claim: dict[Key, set[Key]] = {}
 
     async def start(self) -> None:

@@ -30,6 +30,7 @@ from kubekit.informer import Key, key_of
 from kubekit.resources import DATASOURCES, DATAVOLUMES, PVCS, PVS
 from kubekit.workqueue import WorkQueue
 
+from .ignoring_gone import ignoring_gone
 from .runtime import SIM_RETRY_DELAYS, SimRuntime
 from .snapshot_crds import VOLUME_SNAPSHOT_CONTENTS, VOLUME_SNAPSHOTS
 
@@ -168,8 +169,9 @@ class VolumeContents:
     def __init__(self, runtime: SimRuntime) -> None:
         self.runtime = runtime
         self.kube = runtime.kube
-        self._claims = WorkQueue("volume-content", self._reconcile, workers=2,
-                                 retry_delays=SIM_RETRY_DELAYS)
+        self._claims = WorkQueue(
+            "volume-content", ignoring_gone(self._reconcile), workers=2,
+            retry_delays=SIM_RETRY_DELAYS)
 
     async def start(self) -> None:
         claims = self.runtime.informer(PVCS)
