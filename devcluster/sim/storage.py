@@ -29,6 +29,7 @@ from typing import Any
 import structlog
 
 from kubekit.informer import Key, key_of
+from kubekit.quantity import to_bytes
 from kubekit.resources import PVCS, PVS, STORAGE_CLASSES
 from kubekit.restclient import KubeError
 from kubekit.workqueue import WorkQueue
@@ -94,6 +95,11 @@ def snapshot_source_problem(claim: Obj, snapshot: Obj | None) -> str | None:
         return f"{prefix}: snapshot {name} is not Ready"
     if not status.get("boundVolumeSnapshotContentName"):
         return f"{prefix}: snapshot {name} not bound"
+    requested = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    if requested is not None and status.get("restoreSize") is not None and \
+            to_bytes(requested) < to_bytes(status["restoreSize"]):
+        return (f"requested volume size {to_bytes(requested)} is less than the size "
+                f"{to_bytes(status['restoreSize'])} for the source snapshot {name}")
     return None
 
 

@@ -118,7 +118,7 @@ def test_the_snapshot_reports_its_content_once_cut() -> None:
 
 
 def test_a_claim_from_a_snapshot_waits_for_it_to_be_ready() -> None:
-    claim = {"metadata": {"name": "copy"}, "spec": {"dataSourceRef": {
+    claim: dict[str, Any] = {"metadata": {"name": "copy"}, "spec": {"dataSourceRef": {
         "apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": "snap"}}}
     prefix = "error getting handle for DataSource Type VolumeSnapshot by Name snap"
     assert snapshot_source_problem(claim, None) == (
@@ -128,6 +128,11 @@ def test_a_claim_from_a_snapshot_waits_for_it_to_be_ready() -> None:
     ready = {**SNAPSHOT, "status": {"readyToUse": True,
                                     "boundVolumeSnapshotContentName": "snapcontent-u-1"}}
     assert snapshot_source_problem(claim, ready) is None
+    small = {**claim, "spec": {**claim["spec"], "resources": {"requests": {"storage": "1Gi"}}}}
+    assert snapshot_source_problem(small, {**ready, "status": {
+        **ready["status"], "restoreSize": "2Gi"}}) == (
+        "requested volume size 1073741824 is less than the size 2147483648 for the source "
+        "snapshot snap")
 
 
 def test_the_crds_cel_rules_see_escaped_reserved_words() -> None:
