@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from tests.harness import DevCluster
-from tests.oracles import KUBEVIRT_SWAGGER, validate_against_swagger
+from tests.oracles import CDI_SWAGGER, KUBEVIRT_SWAGGER, validate_against_swagger
 
 from .helpers import apply, condition, get_json
 
@@ -190,6 +190,8 @@ def test_a_local_path_volume_cannot_be_snapshotted(datacenter: DevCluster) -> No
     assert expected in [e["message"] for e in events["items"]]
     wait(datacenter, "vm/local-vm", "jsonpath={.status.volumeSnapshotStatuses[0].enabled}=false")
     statuses = get_json(datacenter, "vm", "local-vm")["status"]["volumeSnapshotStatuses"]
+    for entry in statuses:
+        validate_against_swagger(entry, KUBEVIRT_SWAGGER, "v1.VolumeSnapshotStatus")
     assert statuses == [{"name": "disk", "enabled": False, "reason":
                          "No VolumeSnapshotClass: Volume snapshots are not configured for this "
                          "StorageClass [standard] [disk]"}]
@@ -340,6 +342,10 @@ def test_revert_of_a_datavolume_disk_renames_it_and_drops_the_old_one(
     assert [t["metadata"]["name"] for t in vm_obj["spec"]["dataVolumeTemplates"]] == [new_name]
     assert vm_obj["spec"]["template"]["spec"]["volumes"][0]["dataVolume"] == {"name": new_name}
     wait(datacenter, f"dv/{new_name}", "jsonpath={.status.phase}=Succeeded")
+    restored_dv = kubevirt_object(datacenter, "dv", new_name)
+    assert restored_dv["metadata"]["annotations"]["cdi.kubevirt.io/storage.prePopulated"] == \
+        "true"
+    validate_against_swagger(restored_dv, CDI_SWAGGER, "v1beta1.DataVolume")
     wait(datacenter, "dv/web-root", "delete")
     assert content_of(datacenter, new_name) == "installed"
 
