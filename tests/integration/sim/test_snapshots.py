@@ -153,6 +153,12 @@ def test_volume_snapshot_of_a_shared_claim_restores_its_content(
     assert content["spec"]["driver"] == "sim.vdcos.io/shared"
     assert content["status"]["readyToUse"] is True
     assert content["status"]["restoreSize"] == 1024 ** 3
+    table = datacenter.kubectl("get", "volumesnapshot", "data-snap").stdout.split()
+    assert table[:8] == ["NAME", "READYTOUSE", "SOURCEPVC", "SOURCESNAPSHOTCONTENT",
+                         "RESTORESIZE", "SNAPSHOTCLASS", "SNAPSHOTCONTENT", "CREATIONTIME"]
+    row = datacenter.kubectl("get", "volumesnapshot", "data-snap", "--no-headers").stdout
+    assert row.split()[:3] == ["data-snap", "true", "data"]
+    assert {"1Gi", "shared-snapclass", content["metadata"]["name"]} <= set(row.split())
 
     write_marker(datacenter, "data", "after-snapshot")
     apply(datacenter, claim("data-restored", "shared", """
@@ -214,6 +220,8 @@ def test_snapshot_of_a_running_vm_with_guest_agent_then_restore(datacenter: DevC
     assert status["snapshotVolumes"] == {"includedVolumes": ["disk"]}
     assert condition(snapshot, "Ready")["reason"] == "Ready"
     assert condition(snapshot, "Progressing")["reason"] == "Operation complete"
+    row = datacenter.kubectl("get", "vmsnapshot", "agent-snap", "--no-headers").stdout.split()
+    assert row[:5] == ["agent-snap", "VirtualMachine", "agent", "Succeeded", "true"]
     content = kubevirt_object(datacenter, "vmsnapshotcontent",
                               status["virtualMachineSnapshotContentName"])
     validate_against_swagger(content, KUBEVIRT_SWAGGER, "v1beta1.VirtualMachineSnapshotContent")
