@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+from kubernetes.client import CustomObjectsApi
+from kubernetes.client.exceptions import ApiException
+
 from tests.harness import DevCluster
 from tests.oracles import CDI_SWAGGER, KUBEVIRT_SWAGGER, validate_against_swagger
 
@@ -447,3 +451,38 @@ def test_a_restore_may_stop_its_running_target(datacenter: DevCluster) -> None:
         "claimName"]
     wait(datacenter, f"pvc/{claim_name}",
          "jsonpath={.metadata.annotations.sim\\.vdcos\\.io/content}=good")
+
+
+def test_virt_api_refuses_bad_snapshots_and_restores(datacenter: DevCluster) -> None:
+    refused = datacenter.kubectl("apply", "-f", "-", check=False, stdin=vm_snapshot(
+        "bad-snap", "web").replace("    apiGroup: kubevirt.io\n", ""))
+    assert refused.returncode != 0
+    # kubectl prints the webhook's causes, as for any Invalid answer.
+    assert 'The VirtualMachineSnapshot "bad-snap" is invalid: spec.source.apiGroup: missing ' \
+           "apiGroup" in refused.stderr
+    client = datacenter.api_client()
+    try:
+        with pytest.raises(ApiException) as raised:
+            CustomObjectsApi(client).create_namespaced_custom_object(
+                "snapshot.kubevirt.io", "v1beta1", "default", "virtualmachinesnapshots", {
+                    "apiVersion": "snapshot.kubevirt.io/v1beta1",
+                    "kind": "VirtualMachineSnapshot", "metadata": {"name": "bad-snap"},
+                    "spec": {"source": {"apiGroup": "apps", "kind": "VirtualMachine",
+                                        "name": "x"}}})
+    finally:
+        client.close()
+    assert raised.value.status == 422
+    assert json.loads(raised.value.body or "{}")["message"] == (
+        'admission webhook "virtualmachinesnapshot-validator.snapshot.kubevirt.io" denied the '
+        "request: invalid apiGroup")
+    apply(datacenter, vm_restore("pending-a", "nobody", "no-such-snapshot"))
+    wait(datacenter, "vmrestore/pending-a",
+         "jsonpath={.status.conditions[?(@.type=='Ready')].reason}="
+         "VMSnapshot default/no-such-snapshot does not exist")
+    second = datacenter.kubectl("apply", "-f", "-", check=False,
+                                stdin=vm_restore("pending-b", "nobody", "no-such-snapshot"))
+    assert second.returncode != 0
+    assert 'spec.target: VirtualMachineRestore "pending-a" in progress' in second.stderr
+    changed = datacenter.kubectl("patch", "vmrestore", "pending-a", "--type", "merge", "-p",
+                                 '{"spec":{"virtualMachineSnapshotName":"other"}}', check=False)
+    assert "spec in immutable after creation" in changed.stderr
