@@ -144,7 +144,9 @@ class VmSnapshotController:
         self._vms = WorkQueue(
             "vm-volume-snapshot-statuses", ignoring_gone(self._reconcile_vm), workers=1,
             retry_delays=SIM_RETRY_DELAYS)
-        self._vms_by_claim: dict[Key, set[Key]] = {}
+        self._vms_by_claim: dict[Key, set[Key]] = {}  # claim -> the VMs naming it
+        self._claims_of_vm: dict[Key, set[Key]] = {}
+        self._snapshots_by_vm: dict[Key, set[str]] = {}  # VM -> names of its snapshots
 
     async def start(self) -> None:
         for resource in (VM_SNAPSHOTS, VM_SNAPSHOT_CONTENTS, VM_RESTORES):
@@ -168,7 +170,7 @@ class VmSnapshotController:
         for vm in self.stores.get(VMS).values():
             self._on_vm("ADDED", vm)
         for snapshot in self.stores.get(VM_SNAPSHOTS).values():
-            self._snapshots.enqueue(key_of(snapshot))
+            self._on_snapshot("ADDED", snapshot)
         for content in self.stores.get(VM_SNAPSHOT_CONTENTS).values():
             self._contents.enqueue(key_of(content))
 
@@ -179,14 +181,17 @@ class VmSnapshotController:
     # --- events -------------------------------------------------------------------------
 
     def _snapshots_of_vm(self, namespace: str, name: str) -> None:
-        for snapshot in self.stores.get(VM_SNAPSHOTS).values():
-            source = _spec(snapshot).get("source") or {}
-            if _meta(snapshot).get("namespace") == namespace and source.get("name") == name:
-                self._snapshots.enqueue(key_of(snapshot))
+        for snapshot_name in self._snapshots_by_vm.get((namespace, name), set()):
+            self._snapshots.enqueue((namespace, snapshot_name))
 
     def _on_snapshot(self, kind: str, snapshot: dict[str, Any]) -> None:
-        self._snapshots.enqueue(key_of(snapshot))
-        namespace = str(_meta(snapshot).get("namespace", ""))
+        namespace, name = key_of(snapshot)
+        vm_key = (namespace, str((_spec(snapshot).get("source") or {}).get("name", "")))
+        if kind == "DELETED":
+            self._snapshots_by_vm.get(vm_key, set()).discard(name)
+        else:
+            self._snapshots_by_vm.setdefault(vm_key, set()).add(name)
+        self._snapshots.enqueue((namespace, name))
         self._contents.enqueue((namespace, content_name(snapshot)))
 
     def _on_content(self, kind: str, content: dict[str, Any]) -> None:
@@ -197,12 +202,19 @@ class VmSnapshotController:
 
     def _on_vm(self, kind: str, vm: dict[str, Any]) -> None:
         key = key_of(vm)
-        for vms in self._vms_by_claim.values():
+        claims = set() if kind == "DELETED" else {(key[0], c) for c in vm_claims(vm).values()}
+        previous = self._claims_of_vm.get(key, set())
+        for claim in previous - claims:
+            vms = self._vms_by_claim.get(claim, set())
             vms.discard(key)
+            if not vms:
+                self._vms_by_claim.pop(claim, None)
+        for claim in claims - previous:
+            self._vms_by_claim.setdefault(claim, set()).add(key)
         if kind == "DELETED":
+            self._claims_of_vm.pop(key, None)
             return
-        for claim in vm_claims(vm).values():
-            self._vms_by_claim.setdefault((key[0], claim), set()).add(key)
+        self._claims_of_vm[key] = claims
         self._vms.enqueue(key)
         self._snapshots_of_vm(*key)
 
