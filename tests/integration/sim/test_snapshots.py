@@ -366,6 +366,14 @@ def test_revert_of_a_datavolume_disk_renames_it_and_drops_the_old_one(
     wait(datacenter, "vmi/web", "jsonpath={.status.phase}=Running", timeout=90)
     vmi = get_json(datacenter, "vmi", "web")
     assert vmi["spec"]["volumes"][0]["dataVolume"] == {"name": new_name}
+    # CDI and virt-controller adopt the restore's DataVolume and claim: they go with the VM.
+    owners = {kind: get_json(datacenter, kind, new_name)["metadata"]["ownerReferences"]
+              for kind in ("dv", "pvc")}
+    assert [(o["kind"], o["name"]) for o in owners["dv"]] == [("VirtualMachine", "web")]
+    assert [(o["kind"], o["name"]) for o in owners["pvc"]] == [("DataVolume", new_name)]
+    datacenter.kubectl("delete", "vm", "web", "--wait=true", "--timeout=60s", timeout=70)
+    wait(datacenter, f"dv/{new_name}", "delete")
+    wait(datacenter, f"pvc/{new_name}", "delete")
 
 
 def datavolume(name: str, source: str) -> str:
