@@ -494,3 +494,26 @@ def test_virt_api_refuses_bad_snapshots_and_restores(datacenter: DevCluster) -> 
     changed = datacenter.kubectl("patch", "vmrestore", "pending-a", "--type", "merge", "-p",
                                  '{"spec":{"virtualMachineSnapshotName":"other"}}', check=False)
     assert "spec in immutable after creation" in changed.stderr
+
+
+def test_an_in_place_restore_keeps_the_claim_name(datacenter: DevCluster) -> None:
+    apply(datacenter, claim("same-disk", "shared"))
+    apply(datacenter, vm("same", "same-disk", run_strategy="Halted"))
+    wait(datacenter, "pvc/same-disk", "jsonpath={.status.phase}=Bound")
+    write_marker(datacenter, "same-disk", "kept")
+    apply(datacenter, vm_snapshot("same-snap", "same"))
+    wait(datacenter, "vmsnapshot/same-snap", "jsonpath={.status.phase}=Succeeded")
+    write_marker(datacenter, "same-disk", "lost")
+    old_uid = get_json(datacenter, "pvc", "same-disk")["metadata"]["uid"]
+    apply(datacenter, vm_restore("same-revert", "same", "same-snap").replace(
+        "  virtualMachineSnapshotName:", "  volumeRestorePolicy: InPlace\n"
+                                         "  virtualMachineSnapshotName:"))
+    wait(datacenter, "vmrestore/same-revert", "jsonpath={.status.complete}=true", timeout=90)
+    restore = get_json(datacenter, "vmrestore", "same-revert")
+    assert restore["status"]["restores"][0]["persistentVolumeClaim"] == "same-disk"
+    pvc = get_json(datacenter, "pvc", "same-disk")
+    assert pvc["metadata"]["uid"] != old_uid
+    wait(datacenter, "pvc/same-disk",
+         "jsonpath={.metadata.annotations.sim\\.vdcos\\.io/content}=kept")
+    assert get_json(datacenter, "vm", "same")["spec"]["template"]["spec"]["volumes"][0][
+        "persistentVolumeClaim"] == {"claimName": "same-disk"}
