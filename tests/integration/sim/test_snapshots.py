@@ -517,3 +517,21 @@ def test_an_in_place_restore_keeps_the_claim_name(datacenter: DevCluster) -> Non
          "jsonpath={.metadata.annotations.sim\\.vdcos\\.io/content}=kept")
     assert get_json(datacenter, "vm", "same")["spec"]["template"]["spec"]["volumes"][0][
         "persistentVolumeClaim"] == {"claimName": "same-disk"}
+
+
+def test_a_snapshot_that_cannot_lock_its_source_fails_at_its_deadline(
+        datacenter: DevCluster) -> None:
+    apply(datacenter, claim("unbound", "standard"))  # WaitForFirstConsumer: stays Pending
+    apply(datacenter, vm("stuck", "unbound", run_strategy="Halted"))
+    apply(datacenter, vm_snapshot("stuck-snap", "stuck").replace(
+        "spec:\n", "spec:\n  failureDeadline: 3s\n", 1))
+    wait(datacenter, "vmsnapshot/stuck-snap",
+         "jsonpath={.status.conditions[?(@.type=='Progressing')].reason}="
+         "Source not locked source default/stuck volume not bound: unbound")
+    wait(datacenter, "vmsnapshot/stuck-snap", "jsonpath={.status.phase}=Failed")
+    snapshot = kubevirt_object(datacenter, "vmsnapshot", "stuck-snap")
+    assert condition(snapshot, "Failure")["reason"] == "snapshot deadline exceeded"
+    assert condition(snapshot, "Progressing")["reason"] == "Operation failed"
+    assert snapshot["status"]["readyToUse"] is False
+    validate_against_swagger(snapshot, KUBEVIRT_SWAGGER, "v1beta1.VirtualMachineSnapshot")
+    assert "snapshotInProgress" not in get_json(datacenter, "vm", "stuck")["status"]
