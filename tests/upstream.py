@@ -49,6 +49,18 @@ def require(location: str | Path) -> Path:
     pytest.skip(f"upstream oracle {found} is absent: {HINT}")
 
 
+def require_extra(relative: str) -> Path:
+    """An oracle that ../shared does not carry (e.g. external-snapshotter's CRDs): read from
+    VDCOS_UPSTREAM when it has it, else from .vdcos/upstream (hack/fetch-upstream.sh fetches
+    it); absent from both, the calling test is skipped saying so, even with VDCOS_UPSTREAM
+    set, since that folder is not expected to hold it."""
+    for candidate in (path(relative), DEFAULT_FOLDER / relative):
+        if candidate.exists():
+            return candidate
+    pytest.skip(f"upstream oracle {relative} is in neither {root()} nor {DEFAULT_FOLDER}: "
+                "run hack/fetch-upstream.sh")
+
+
 def describe() -> str:
     """One line for the pytest header: where the oracles come from."""
     where = root()

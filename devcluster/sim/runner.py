@@ -31,6 +31,7 @@ async def run_components(runtime: SimRuntime) -> list[Component]:
     only the API; virt-api's admission is the one part loaded into the API server's process
     (see devcluster/serve.py)."""
     from .cdi_upload import cdi_upload_components
+    from .data_protection import data_protection_components
     from .fencing import fencing_components
     from .guests_api import GuestsApi
     from .hosts import Hosts
@@ -42,6 +43,7 @@ async def run_components(runtime: SimRuntime) -> list[Component]:
     hosts = next(c for c in infrastructure if isinstance(c, Hosts))
     components = [*infrastructure, GuestsApi(runtime, hosts.guests),
                   *kubevirt_components(runtime), *cdi_upload_components(runtime),
+                  *data_protection_components(runtime),
                   *network_components(runtime),
                   *fencing_components(runtime)]
     for component in components:
