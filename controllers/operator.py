@@ -47,6 +47,7 @@ from controllers.storagepolicy.controller import StoragePolicyController
 from controllers.virtualmachine.builders import build_priority_classes
 from controllers.virtualmachine.controller import VirtualMachineController
 from controllers.virtualmachinemigration.controller import VirtualMachineMigrationController
+from controllers.virtualmachinetemplate.controller import VirtualMachineTemplateController
 from kubekit.resources import PRIORITY_CLASSES, ResourceRef
 
 log = get_logger("vdcos.operator")
@@ -54,6 +55,7 @@ log = get_logger("vdcos.operator")
 #: Every controller of the operator, in start order.
 CONTROLLERS: Final[tuple[type[Controller[Any]], ...]] = (
     StoragePolicyController,
+    VirtualMachineTemplateController,
     ComputeClusterController,
     DistributedSwitchController,
     DistributedPortGroupController,

@@ -8,7 +8,7 @@ parses a spec gets a `pydantic.ValidationError` naming the field.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 from pydantic.config import JsonDict
@@ -31,6 +31,8 @@ MAC_ADDRESS_PATTERN = r"^[0-9A-Fa-f][02468aceACE](:[0-9A-Fa-f]{2}){5}$"
 #: KubeVirt reserves this MAC for the in-pod bridge of masquerade NICs (pkg/network/link).
 RESERVED_MAC_ADDRESS = "02:00:00:00:00:00"
 Firmware = Literal["BIOS", "EFI"]
+#: How a VM's boot disk is made from its template's image (docs/storage.md, templates).
+CloneMode = Literal["Linked", "Full"]
 
 #: The name of the cloud-init volume the builder adds; a disk may not use it.
 CLOUD_INIT_VOLUME = "cloudinit"
@@ -308,8 +310,22 @@ def _unique_by_name(kind: str, names: list[str]) -> None:
 _LIST_MAP: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
 
 
+def _cpu_and_memory_optional(schema: JsonDict) -> None:
+    """In the CRD, cpu and memory may be left out (a template supplies them); the model
+    requires them, as it parses the spec after the template's vmDefaults are merged in."""
+    required = schema.get("required")
+    if isinstance(required, list):
+        kept = [name for name in required if name not in ("cpu", "memory")]
+        if kept:
+            schema["required"] = kept
+        else:
+            del schema["required"]
+
+
 class VirtualMachineSpec(SpecModel):
     """Desired state of a virtual machine."""
+
+    model_config = ConfigDict(json_schema_extra=_cpu_and_memory_optional)
 
     cluster_name: str | None = Field(
         default=None,
@@ -323,8 +339,10 @@ class VirtualMachineSpec(SpecModel):
         default="PoweredOn",
         description="PoweredOn (default), PoweredOff, or Suspended (paused in memory).",
     )
-    cpu: CPU = Field(description="Virtual CPUs.")
-    memory: Memory = Field(description="Guest memory.")
+    cpu: CPU = Field(description="Virtual CPUs. Optional with templateName (its vmDefaults).")
+    memory: Memory = Field(
+        description="Guest memory. Optional with templateName (its vmDefaults)."
+    )
     disks: list[Disk] = Field(
         default_factory=list,
         max_length=64,
@@ -347,6 +365,39 @@ class VirtualMachineSpec(SpecModel):
             "spec.ha.defaultRestartPriority (Medium without a cluster)."
         ),
     )
+
+    # --- templates (controllers/virtualmachine/template_merge.py) ---
+    template_name: str | None = Field(
+        default=None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description=(
+            "VirtualMachineTemplate (in the VM's namespace) the VM is made from: its image is "
+            "the boot disk, and its vmDefaults fill cpu, memory, firmware, disks and networks "
+            "the VM leaves out (fields the VM sets win). The VM waits until the template is "
+            "Ready."
+        ),
+    )
+    clone_mode: CloneMode = Field(
+        default="Linked",
+        description=(
+            "How the boot disk is made from the template's image: Linked (default; a CSI "
+            "clone or snapshot, copy-on-write, seconds whatever the size, where the storage "
+            "can; else CDI copies and status.cloneStrategy says so) or Full (an independent "
+            "copy, taking time by size)."
+        ),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cpu_and_memory_given(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("cpu", "memory"):
+                if data.get(name) is None:
+                    raise ValueError(
+                        f"{name} is required (set spec.{name}, or name a templateName whose "
+                        f"vmDefaults set {name})"
+                    )
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -53,6 +53,7 @@ def test_one_file_per_kind_named_group_plural() -> None:
         "vdcos.io_storagepolicies.yaml",
         "vdcos.io_virtualmachinemigrations.yaml",
         "vdcos.io_virtualmachines.yaml",
+        "vdcos.io_virtualmachinetemplates.yaml",
     ]
 
 
