@@ -24,6 +24,7 @@ from controllers.storagepolicy.builders import PROVISIONING_ANNOTATION, Resolved
 from controllers.virtualmachine.changes import APPLIED_DIGEST_ANNOTATION, hot_add_ceilings
 from controllers.virtualmachine.models import (
     CLOUD_INIT_VOLUME,
+    CloneMode,
     Disk,
     RestartPriority,
     VirtualMachineSpec,
@@ -34,6 +35,7 @@ from controllers.virtualmachine.nics import (
     wiring_annotation,
 )
 from controllers.virtualmachine.nics import network_attachment_name as network_attachment_name
+from controllers.virtualmachine.template_merge import clone_annotations
 from kubekit.quantity import format_bytes, to_bytes
 
 KUBEVIRT_API_VERSION: Final = "kubevirt.io/v1"
@@ -149,9 +151,23 @@ def _data_volume_source(disk: Disk, namespace: str) -> dict[str, Any]:
 
 
 def build_data_volume_template(
-    vm_name: str, namespace: str, disk: Disk, policy: ResolvedStoragePolicy
+    vm_name: str,
+    namespace: str,
+    disk: Disk,
+    policy: ResolvedStoragePolicy,
+    clone_mode: CloneMode = "Linked",
 ) -> dict[str, Any]:
-    """One `spec.dataVolumeTemplates` entry (a cdi.kubevirt.io/v1beta1 DataVolume)."""
+    """One `spec.dataVolumeTemplates` entry (a cdi.kubevirt.io/v1beta1 DataVolume).
+
+    A disk cloned from a claim or DataSource with clone_mode Full asks CDI for a full copy.
+    """
+    cloned = disk.source is not None and (
+        disk.source.pvc is not None or disk.source.data_source is not None
+    )
+    annotations = {
+        PROVISIONING_ANNOTATION: policy.provisioning,
+        **(clone_annotations(clone_mode) if cloned else {}),
+    }
     return {
         "apiVersion": CDI_API_VERSION,
         "kind": "DataVolume",
@@ -162,7 +178,7 @@ def build_data_volume_template(
                 DISK_LABEL: disk.name,
                 STORAGE_POLICY_LABEL: label_value(policy.name),
             },
-            "annotations": {PROVISIONING_ANNOTATION: policy.provisioning},
+            "annotations": annotations,
         },
         "spec": {
             **_data_volume_source(disk, namespace),
@@ -314,7 +330,7 @@ def build_kubevirt_vm(
                 "Halted" if spec.power_state == "PoweredOff" else "Manual" if ha_held else "Always"
             ),
             "dataVolumeTemplates": [
-                build_data_volume_template(name, namespace, disk, policy)
+                build_data_volume_template(name, namespace, disk, policy, spec.clone_mode)
                 for disk, policy in zip(spec.disks, policies, strict=True)
             ],
             "template": {"metadata": template_metadata, "spec": template_spec},

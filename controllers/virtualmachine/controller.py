@@ -25,7 +25,7 @@ from controllers.computecluster.kind import COMPUTE_CLUSTER_CACHE
 from controllers.distributedportgroup.kind import PORT_GROUP_CACHE
 from controllers.storagepolicy.builders import storage_class_name_for
 from controllers.storagepolicy.kind import STORAGE_POLICY_CACHE
-from controllers.virtualmachine.builders import VM_LABEL
+from controllers.virtualmachine.builders import VM_LABEL, data_volume_name
 from controllers.virtualmachine.kind import VIRTUAL_MACHINE
 from controllers.virtualmachine.nics import kept_macs, port_group_wiring
 from controllers.virtualmachine.observed import (
@@ -37,6 +37,13 @@ from controllers.virtualmachine.observed import (
     vm_references,
 )
 from controllers.virtualmachine.reconciler import VirtualMachineReconciler
+from controllers.virtualmachine.template_merge import (
+    CLONE_TYPE_ANNOTATION,
+    boot_disk_name,
+    template_view,
+)
+from controllers.virtualmachinetemplate.cdi_cache import VM_DATA_VOLUMES
+from controllers.virtualmachinetemplate.kind import TEMPLATE_CACHE
 from kubekit.resources import NAMESPACES, NODES, STORAGE_CLASSES, VMIS, VMS
 
 #: Only the KubeVirt objects we made (KubeVirt users may have thousands of their own).
@@ -88,6 +95,8 @@ class VirtualMachineController(Controller[Key]):
         NODE_CACHE,
         PORT_GROUP_CACHE,
         NAMESPACE_CACHE,
+        TEMPLATE_CACHE,
+        VM_DATA_VOLUMES,
     )
 
     def __init__(self, context: OperatorContext) -> None:
@@ -101,6 +110,10 @@ class VirtualMachineController(Controller[Key]):
         self.nodes = context.cache(NODE_CACHE)
         self.port_groups = context.cache(PORT_GROUP_CACHE)
         self.namespaces = context.cache(NAMESPACE_CACHE)
+        self.templates = context.cache(TEMPLATE_CACHE)
+        self.data_volumes = context.cache(VM_DATA_VOLUMES)
+        self._template_phases: dict[Key, Any] = {}
+        self._clone_types: dict[Key, str | None] = {}
         self._generations: dict[tuple[str, str], Any] = {}
         self._port_group_mtus: dict[str, Any] = {}
         self.reconciler = VirtualMachineReconciler(
@@ -127,7 +140,17 @@ class VirtualMachineController(Controller[Key]):
         clusters = {
             str(name): entry.spec for name, entry in self.clusters.items() if entry.spec
         }
+        template_name = (vdc_vm.get("spec") or {}).get("templateName")
+        template_entry = self.templates.get((key[0], str(template_name))) if template_name else None
+        template = (
+            template_view(template_entry.body, template_entry.spec) if template_entry else None
+        )
+        boot = boot_disk_name(template) if template is not None else None
         return Observed(
+            template=template,
+            boot_data_volume=(
+                self.data_volumes.get((key[0], data_volume_name(key[1], boot))) if boot else None
+            ),
             vdc_vm=vdc_vm,
             kubevirt_vm=self.kubevirt_vms.get(key),
             vmi=self.vmis.get(key),
@@ -217,6 +240,34 @@ class VirtualMachineController(Controller[Key]):
         if changed:
             self.enqueue_all(self.dependents("portgroup", event.name))
 
+    def template_changed(self, event: WatchEvent) -> None:
+        """A template turning Ready (or changing its defaults) lets its VMs be built."""
+        status = event.body.get("status") or {}
+        seen = (
+            None if event.type == "DELETED" else status.get("phase"),
+            (event.body.get("metadata") or {}).get("generation"),
+        )
+        key = (event.namespace, event.name)
+        if self._template_phases.get(key) == seen and event.type is not None:
+            return
+        self._template_phases[key] = seen
+        self.enqueue_all(
+            vm for vm in self.dependents("template", event.name) if vm[0] == event.namespace
+        )
+
+    def data_volume_changed(self, event: WatchEvent) -> None:
+        """A disk's DataVolume: CDI writes the clone strategy it chose on it (once)."""
+        annotations = (event.body.get("metadata") or {}).get("annotations") or {}
+        strategy = None if event.type == "DELETED" else annotations.get(CLONE_TYPE_ANNOTATION)
+        dv_key = (event.namespace, event.name)
+        if self._clone_types.get(dv_key) == strategy:
+            return
+        self._clone_types[dv_key] = strategy
+        for reference in (event.body.get("metadata") or {}).get("ownerReferences") or []:
+            if reference.get("kind") == "VirtualMachine":
+                key = (event.namespace, str(reference.get("name")))
+                self.queue.enqueue(key, self.config.status_coalesce_seconds)
+
     def namespace_changed(self, event: WatchEvent) -> None:
         """A namespace's labels decide which port groups its VMs may attach to."""
         keys: set[Key] = set()
@@ -247,5 +298,7 @@ class VirtualMachineController(Controller[Key]):
             Watch(NODES, cls.node_changed),
             Watch(PORT_GROUP_CACHE.resource, cls.port_group_changed),
             Watch(NAMESPACES, cls.namespace_changed),
+            Watch(TEMPLATE_CACHE.resource, cls.template_changed),
+            Watch(VM_DATA_VOLUMES.resource, cls.data_volume_changed, labels=VM_DATA_VOLUMES.labels),
         )
 

@@ -487,6 +487,19 @@ class VirtualMachineStatus(StatusModel):
         ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
+    # --- templates (controllers/virtualmachine/template_merge.py) ---
+    clone_strategy: str | None = Field(
+        default=None,
+        description=(
+            "How CDI cloned the boot disk from the template: csi-clone or snapshot "
+            "(copy-on-write) or copy (a full copy). Unset without a template or until CDI "
+            "has chosen."
+        ),
+    )
+    clone_fallback_reason: str | None = Field(
+        default=None,
+        description="Why a Linked clone became a full copy, when it did.",
+    )
     observed_generation: int | None = Field(
         default=None, ge=0, description="The metadata.generation this status was computed from."
     )

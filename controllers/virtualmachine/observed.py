@@ -20,6 +20,7 @@ from controllers.storagepolicy.models import StoragePolicySpec
 from controllers.virtualmachine.changes import APPLIED_DIGEST_ANNOTATION
 from controllers.virtualmachine.managed_view import applied_fields, managed_view
 from controllers.virtualmachine.nics import TEMPLATE_NICS, WIRING_ANNOTATION
+from controllers.virtualmachine.template_merge import TemplateView
 
 Key = tuple[str, str]
 
@@ -48,6 +49,10 @@ class Observed:
     mac_users: Callable[[str], Collection[Key]] = lambda mac: ()
     #: Each ComputeCluster's status (hosts, capacity, allocation): HA admission control.
     cluster_statuses: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The VM's VirtualMachineTemplate (spec.templateName); None when unset or missing.
+    template: TemplateView | None = None
+    #: The DataVolume of the boot disk cloned from the template (how CDI cloned it).
+    boot_data_volume: Mapping[str, Any] | None = None
 
 
 def slim_vdc_vm(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -152,6 +157,8 @@ def slim_vmi(body: Mapping[str, Any]) -> dict[str, Any]:
 def vm_references(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(kind, name) of what a VDC VM spec refers to; ("policy", "") for the default policy."""
     found: list[tuple[str, str]] = []
+    if spec.get("templateName"):
+        found.append(("template", str(spec["templateName"])))
     if spec.get("clusterName"):
         found.append(("cluster", str(spec["clusterName"])))
     for disk in spec.get("disks") or []:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Final, cast
+from typing import Any, ClassVar, cast
 
 from controllers.common.apply import owner_reference, patch_status, post_event
 from controllers.common.conditions import Condition, mark_false, mark_true
@@ -21,7 +21,6 @@ from controllers.storagepolicy.builders import default_policy_name, resolve_poli
 from controllers.storagepolicy.kind import STORAGE_POLICY_CACHE
 from controllers.virtualmachine.controller import VDC_VMS
 from controllers.virtualmachinetemplate.builders import (
-    TEMPLATE_LABEL,
     SourceDisk,
     build_data_source,
     build_image_data_volume,
@@ -29,60 +28,19 @@ from controllers.virtualmachinetemplate.builders import (
     source_vm_disk,
     template_readiness,
 )
+from controllers.virtualmachinetemplate.cdi_cache import (
+    OURS,
+    TEMPLATE_DATA_SOURCES,
+    TEMPLATE_DATA_VOLUMES,
+    Key,
+    key_of,
+)
 from controllers.virtualmachinetemplate.kind import TEMPLATE_CACHE, VIRTUAL_MACHINE_TEMPLATE
 from controllers.virtualmachinetemplate.models import VirtualMachineTemplateSpec
 from kubekit.resources import DATASOURCES, DATAVOLUMES
 
 log = get_logger("vdcos.virtualmachinetemplate")
 
-Key = tuple[str, str]
-OURS: Final = {TEMPLATE_LABEL: True}
-
-
-def _key(body: Mapping[str, Any]) -> Key:
-    metadata = body.get("metadata") or {}
-    return (str(metadata.get("namespace") or ""), str(metadata.get("name")))
-
-
-def slim_cdi_object(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the controller reads of a DataVolume or DataSource: its phase and conditions."""
-    metadata = body.get("metadata") or {}
-    status = body.get("status") or {}
-    storage = (body.get("spec") or {}).get("storage") or {}
-    return {
-        "metadata": {
-            "name": metadata.get("name"),
-            "namespace": metadata.get("namespace"),
-            "annotations": {
-                key: value
-                for key, value in (metadata.get("annotations") or {}).items()
-                if key.startswith("cdi.kubevirt.io/clone")
-            },
-            "ownerReferences": list(metadata.get("ownerReferences") or []),
-        },
-        # A DataVolume's class and size, for the template's status.
-        "spec": {
-            "storageClassName": storage.get("storageClassName"),
-            "size": ((storage.get("resources") or {}).get("requests") or {}).get("storage"),
-        },
-        "status": {
-            key: status[key] for key in ("phase", "progress", "conditions") if key in status
-        },
-    }
-
-
-TEMPLATE_DATA_VOLUMES: Final = CacheSpec[dict[str, Any]](
-    "vdcos_template_datavolumes",
-    DATAVOLUMES,
-    lambda body: {_key(body): slim_cdi_object(body)},
-    labels=OURS,
-)
-TEMPLATE_DATA_SOURCES: Final = CacheSpec[dict[str, Any]](
-    "vdcos_template_datasources",
-    DATASOURCES,
-    lambda body: {_key(body): slim_cdi_object(body)},
-    labels=OURS,
-)
 
 
 def _owner_template(body: Mapping[str, Any]) -> str | None:
@@ -199,7 +157,7 @@ class VirtualMachineTemplateController(Controller[Key]):
         self, template: Mapping[str, Any], spec: VirtualMachineTemplateSpec
     ) -> tuple[str, str, str] | None:
         """Creates the image DataVolume and the DataSource; (phase, reason, message) if not."""
-        namespace, name = _key(template)
+        namespace, name = key_of(template)
         source_claim: str | None = None
         size = spec.size
         if spec.source.virtual_machine_name is not None:
