@@ -42,7 +42,7 @@ from controllers.virtualmachine.template_merge import (
     boot_disk_name,
     template_view,
 )
-from controllers.virtualmachinetemplate.cdi_cache import VM_DATA_VOLUMES
+from controllers.virtualmachinetemplate.cdi_cache import VM_CLAIMS, VM_DATA_VOLUMES
 from controllers.virtualmachinetemplate.kind import TEMPLATE_CACHE
 from kubekit.resources import NAMESPACES, NODES, STORAGE_CLASSES, VMIS, VMS
 
@@ -97,6 +97,7 @@ class VirtualMachineController(Controller[Key]):
         NAMESPACE_CACHE,
         TEMPLATE_CACHE,
         VM_DATA_VOLUMES,
+        VM_CLAIMS,
     )
 
     def __init__(self, context: OperatorContext) -> None:
@@ -112,6 +113,7 @@ class VirtualMachineController(Controller[Key]):
         self.namespaces = context.cache(NAMESPACE_CACHE)
         self.templates = context.cache(TEMPLATE_CACHE)
         self.data_volumes = context.cache(VM_DATA_VOLUMES)
+        self.claims = context.cache(VM_CLAIMS)
         self._template_phases: dict[Key, Any] = {}
         self._clone_types: dict[Key, str | None] = {}
         self._generations: dict[tuple[str, str], Any] = {}
@@ -146,11 +148,11 @@ class VirtualMachineController(Controller[Key]):
             template_view(template_entry.body, template_entry.spec) if template_entry else None
         )
         boot = boot_disk_name(template) if template is not None else None
+        boot_key = (key[0], data_volume_name(key[1], boot)) if boot else None
         return Observed(
             template=template,
-            boot_data_volume=(
-                self.data_volumes.get((key[0], data_volume_name(key[1], boot))) if boot else None
-            ),
+            boot_data_volume=self.data_volumes.get(boot_key) if boot_key else None,
+            boot_claim=self.claims.get(boot_key) if boot_key else None,
             vdc_vm=vdc_vm,
             kubevirt_vm=self.kubevirt_vms.get(key),
             vmi=self.vmis.get(key),
@@ -263,10 +265,16 @@ class VirtualMachineController(Controller[Key]):
         if self._clone_types.get(dv_key) == strategy:
             return
         self._clone_types[dv_key] = strategy
-        for reference in (event.body.get("metadata") or {}).get("ownerReferences") or []:
-            if reference.get("kind") == "VirtualMachine":
-                key = (event.namespace, str(reference.get("name")))
-                self.queue.enqueue(key, self.config.status_coalesce_seconds)
+        metadata = event.body.get("metadata") or {}
+        owners = [
+            str(reference.get("name"))
+            for reference in metadata.get("ownerReferences") or []
+            if reference.get("kind") == "VirtualMachine"
+        ]
+        # A claim is owned by its DataVolume; its VM is in the label the DataVolume carried.
+        for vm_name in owners or [str((metadata.get("labels") or {}).get(VM_LABEL) or "")]:
+            if vm_name:
+                self.queue.enqueue((event.namespace, vm_name), self.config.status_coalesce_seconds)
 
     def namespace_changed(self, event: WatchEvent) -> None:
         """A namespace's labels decide which port groups its VMs may attach to."""
@@ -300,5 +308,6 @@ class VirtualMachineController(Controller[Key]):
             Watch(NAMESPACES, cls.namespace_changed),
             Watch(TEMPLATE_CACHE.resource, cls.template_changed),
             Watch(VM_DATA_VOLUMES.resource, cls.data_volume_changed, labels=VM_DATA_VOLUMES.labels),
+            Watch(VM_CLAIMS.resource, cls.data_volume_changed, labels=VM_CLAIMS.labels),
         )
 

@@ -310,9 +310,14 @@ def _unique_by_name(kind: str, names: list[str]) -> None:
 _LIST_MAP: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
 
 
-def _cpu_and_memory_optional(schema: JsonDict) -> None:
-    """In the CRD, cpu and memory may be left out (a template supplies them); the model
-    requires them, as it parses the spec after the template's vmDefaults are merged in."""
+def _template_fields_optional(schema: JsonDict) -> None:
+    """In the CRD, cpu and memory may be left out and firmware has no default (a template
+    supplies them); the model requires or defaults them, as it parses the spec after the
+    template's vmDefaults are merged in."""
+    properties = schema.get("properties")
+    firmware = properties.get("firmware") if isinstance(properties, dict) else None
+    if isinstance(firmware, dict):
+        firmware.pop("default", None)
     required = schema.get("required")
     if isinstance(required, list):
         kept = [name for name in required if name not in ("cpu", "memory")]
@@ -325,7 +330,7 @@ def _cpu_and_memory_optional(schema: JsonDict) -> None:
 class VirtualMachineSpec(SpecModel):
     """Desired state of a virtual machine."""
 
-    model_config = ConfigDict(json_schema_extra=_cpu_and_memory_optional)
+    model_config = ConfigDict(json_schema_extra=_template_fields_optional)
 
     cluster_name: str | None = Field(
         default=None,
@@ -356,7 +361,10 @@ class VirtualMachineSpec(SpecModel):
         json_schema_extra=_LIST_MAP,
     )
     cloud_init: CloudInit | None = Field(default=None, description="cloud-init user data.")
-    firmware: Firmware = Field(default="BIOS", description="Boot firmware: BIOS (default) or EFI.")
+    firmware: Firmware = Field(
+        default="BIOS",
+        description="Boot firmware: BIOS (default, or the template's) or EFI.",
+    )
     restart_priority: RestartPriority | None = Field(
         default=None,
         description=(

@@ -53,6 +53,8 @@ class Observed:
     template: TemplateView | None = None
     #: The DataVolume of the boot disk cloned from the template (how CDI cloned it).
     boot_data_volume: Mapping[str, Any] | None = None
+    #: Its claim (CDI notes a clone's fallback reason there).
+    boot_claim: Mapping[str, Any] | None = None
 
 
 def slim_vdc_vm(body: Mapping[str, Any]) -> dict[str, Any]:

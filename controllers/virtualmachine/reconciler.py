@@ -321,7 +321,11 @@ class VirtualMachineReconciler:
             status["conditions"] = waiting_conditions(status["conditions"], wait, generation, now)
         if raw_spec.get("templateName"):
             status.update(
-                clone_status(str(raw_spec.get("cloneMode") or "Linked"), observed.boot_data_volume)
+                clone_status(
+                    str(raw_spec.get("cloneMode") or "Linked"),
+                    observed.boot_data_volume,
+                    observed.boot_claim,
+                )
             )
         await self._write_status(key, vdc_vm, status, vmi, rejection)
 

@@ -180,17 +180,22 @@ def clone_annotations(clone_mode: str) -> dict[str, str]:
 
 
 def clone_status(
-    clone_mode: str, boot_data_volume: Mapping[str, Any] | None
+    clone_mode: str,
+    boot_data_volume: Mapping[str, Any] | None,
+    boot_claim: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The VM status fields saying how the boot disk was cloned (once CDI says so)."""
-    annotations = ((boot_data_volume or {}).get("metadata") or {}).get("annotations") or {}
+    annotations = {
+        **(((boot_claim or {}).get("metadata") or {}).get("annotations") or {}),
+        **(((boot_data_volume or {}).get("metadata") or {}).get("annotations") or {}),
+    }
     strategy = annotations.get(CLONE_TYPE_ANNOTATION)
     status: dict[str, Any] = {"cloneStrategy": strategy}
     if clone_mode == "Linked" and strategy == FULL_COPY_STRATEGY:
         status["cloneFallbackReason"] = str(
             annotations.get(CLONE_FALLBACK_ANNOTATION)
-            or "CDI copied the image: the storage of the disk cannot clone the template's "
-            "volume (see the DataVolume's events)"
+            or "CDI copied the image: the StorageProfile of the disk's StorageClass clones by "
+            "copy (put the disk on the template's storage for a copy-on-write clone)"
         )
     else:
         status["cloneFallbackReason"] = None

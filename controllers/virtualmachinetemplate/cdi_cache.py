@@ -1,7 +1,8 @@
-"""The slim copies of CDI DataVolumes and DataSources the operator caches (its own only).
+"""The slim copies of CDI DataVolumes, DataSources and claims the operator caches (its own).
 
 The template controller reads its image volumes and DataSources; the VM controller reads
-its disks' DataVolumes for the clone strategy CDI chose (`cdi.kubevirt.io/cloneType`).
+its disks' DataVolumes and claims for the clone strategy CDI chose (`cdi.kubevirt.io/
+cloneType`) and why it fell back to a copy (`cdi.kubevirt.io/cloneFallbackReason`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import kopf
 from controllers.common.controller import CacheSpec
 from controllers.virtualmachine.builders import VM_LABEL
 from controllers.virtualmachinetemplate.builders import TEMPLATE_LABEL
-from kubekit.resources import DATASOURCES, DATAVOLUMES
+from kubekit.resources import DATASOURCES, DATAVOLUMES, PVCS
 
 Key = tuple[str, str]
 #: Only the objects we made (a cluster may hold thousands of others).
@@ -71,6 +72,13 @@ TEMPLATE_DATA_SOURCES: Final = CacheSpec[dict[str, Any]](
 VM_DATA_VOLUMES: Final = CacheSpec[dict[str, Any]](
     "vdcos_vm_datavolumes",
     DATAVOLUMES,
+    lambda body: {key_of(body): slim_cdi_object(body)},
+    labels={VM_LABEL: kopf.PRESENT},
+)
+#: Our VMs' disk claims: CDI writes why a clone fell back to a copy on the claim only.
+VM_CLAIMS: Final = CacheSpec[dict[str, Any]](
+    "vdcos_vm_claims",
+    PVCS,
     lambda body: {key_of(body): slim_cdi_object(body)},
     labels={VM_LABEL: kopf.PRESENT},
 )
