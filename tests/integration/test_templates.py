@@ -5,6 +5,7 @@ it clone their boot disk from it, linked (csi-clone) or full (copy)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -86,16 +87,16 @@ spec:
 """
 
 
-def condition(obj: dict, condition_type: str) -> dict:
+def condition(obj: dict[str, Any], condition_type: str) -> dict[str, Any]:
     for entry in obj.get("status", {}).get("conditions", []):
         if entry["type"] == condition_type:
             return dict(entry)
     raise AssertionError(f"no {condition_type} condition in {obj.get('status')}")
 
 
-def wait_template_ready(cluster: DevCluster, namespace: str, name: str) -> dict:
+def wait_template_ready(cluster: DevCluster, namespace: str, name: str) -> dict[str, Any]:
     wait(cluster, "--for=condition=Ready", f"vdcvmt/{name}", "-n", namespace, timeout=90)
-    template: dict = get_json(cluster, "vdcvmt", name, "-n", namespace)
+    template: dict[str, Any] = get_json(cluster, "vdcvmt", name, "-n", namespace)
     return template
 
 
