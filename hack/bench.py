@@ -18,6 +18,13 @@
                                                     seconds and migrations to the target
                                                     (hack/bench_drs_e2e.py)
 
+  python hack/bench.py storage [--clones 50 --image-sizes 2Gi,20Gi]
+                                                    50 linked clones of one template to all
+                                                    Ready, vs 50 full clones, per image size
+                                                    (hack/bench_storage_clones.py); Storage
+                                                    vMotion when hack/bench_storage_vmotion.py
+                                                    is there
+
 kubevirt, vms and network run `vdcos up` as a user starts it and report per process (API server,
 simulation, operator): CPU seconds, RSS, writes per VM. `vms --vms 5000` gives the
 operator's RSS at 5,000 VMs (processes.operator.rss_mb).
@@ -147,6 +154,18 @@ async def bench_apiserver(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def _storage_vmotion_module() -> Any:
+    """hack/bench_storage_vmotion.py when present: `bench_storage_vmotion(args)` (async) and
+    optionally `add_arguments(parser)`."""
+    import importlib.util
+
+    if importlib.util.find_spec("hack.bench_storage_vmotion") is None:
+        return None
+    import importlib
+
+    return importlib.import_module("hack.bench_storage_vmotion")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -182,6 +201,13 @@ def main() -> int:
     ha.add_argument("--timeout", type=float, default=600, help="for all VMs to start")
     ha.add_argument("--restart-timeout", type=float, default=120,
                     help="for the failed host's VMs to run elsewhere (then: not_restarted)")
+    from hack.bench_storage_clones import add_arguments as add_clone_arguments
+
+    storage = sub.add_parser("storage", help="template clones (and Storage vMotion)")
+    add_clone_arguments(storage)
+    vmotion = _storage_vmotion_module()
+    if vmotion is not None and hasattr(vmotion, "add_arguments"):
+        vmotion.add_arguments(storage)
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     from devcluster.serve import event_loop_runner
@@ -200,6 +226,12 @@ def main() -> int:
             from hack.bench_ha import bench_ha
 
             results = loop.run(bench_ha(args))
+        elif args.which == "storage":
+            from hack.bench_storage_clones import bench_storage_clones
+
+            results = {"clones": loop.run(bench_storage_clones(args))}
+            if vmotion is not None:
+                results["vmotion"] = loop.run(vmotion.bench_storage_vmotion(args))
         elif args.which == "network":
             from hack.bench_network import bench_network
 
