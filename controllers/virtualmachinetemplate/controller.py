@@ -42,7 +42,6 @@ from kubekit.resources import DATASOURCES, DATAVOLUMES
 log = get_logger("vdcos.virtualmachinetemplate")
 
 
-
 def _owner_template(body: Mapping[str, Any]) -> str | None:
     for reference in (body.get("metadata") or {}).get("ownerReferences") or []:
         if reference.get("kind") == VIRTUAL_MACHINE_TEMPLATE.kind:
