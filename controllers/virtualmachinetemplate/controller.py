@@ -66,11 +66,19 @@ class VirtualMachineTemplateController(Controller[Key]):
         self.data_sources = context.cache(TEMPLATE_DATA_SOURCES)
         self.policies = context.cache(STORAGE_POLICY_CACHE)
         self.vms = context.cache(VDC_VMS)
+        # Templates whose image this controller created that the cache does not show yet: a
+        # pass in between must not create (and announce) it again.
+        self._created: set[Key] = set()
+        # Templates announced Ready (an Event): a pass reading a cache that does not show the
+        # Ready status yet must not announce it twice.
+        self._announced: set[Key] = set()
         super().__init__(context)
 
     async def reconcile(self, key: Key) -> None:
         entry = self.templates.get(key)
         if entry is None:
+            self._created.discard(key)
+            self._announced.discard(key)
             return  # deleted: its DataVolume and DataSource follow through ownerReferences
         template = entry.body
         if template["metadata"].get("deletionTimestamp"):
@@ -97,6 +105,8 @@ class VirtualMachineTemplateController(Controller[Key]):
         data_volume = self.data_volumes.get(dv_key)
         if spec is None:
             status = refuse("Failed", "InvalidSpec", entry.invalid or "spec is invalid")
+        elif data_volume is None and key in self._created:
+            return  # the watch event of the DataVolume just created brings the next pass
         elif data_volume is None:
             problem = await self._create_image(template, spec)
             if problem is not None:
@@ -107,8 +117,10 @@ class VirtualMachineTemplateController(Controller[Key]):
                                 name=name, reason=reason, message=message)
                     await post_event(self.kube, template, "Warning", reason, message)
             else:
+                self._created.add(key)
                 status = self._readiness_status(status, conditions, generation, now, None, None)
         else:
+            self._created.discard(key)
             if self.data_sources.get(key) is None:
                 desired = build_data_source(name, namespace)
                 desired["metadata"]["ownerReferences"] = [owner_reference(template)]
@@ -116,11 +128,14 @@ class VirtualMachineTemplateController(Controller[Key]):
             status = self._readiness_status(
                 status, conditions, generation, now, data_volume, self.data_sources.get(key)
             )
-            if status.get("phase") == "Ready" and previous.get("phase") != "Ready":
-                await post_event(self.kube, template, "Normal", "Ready",
-                                 f"Image ready; published as DataSource {name}")
         await patch_status(self.kube, VIRTUAL_MACHINE_TEMPLATE.resource, namespace, name,
                            previous, status)
+        if status.get("phase") != "Ready":
+            self._announced.discard(key)
+        elif previous.get("phase") != "Ready" and key not in self._announced:
+            self._announced.add(key)
+            await post_event(self.kube, template, "Normal", "Ready",
+                             f"Image ready; published as DataSource {name}")
 
     def _readiness_status(
         self,

@@ -115,6 +115,10 @@ def test_linked_clones_of_an_http_template(datacenter: DevCluster, namespace: st
     image = get_json(datacenter, "dv", template["status"]["dataVolumeName"], "-n", namespace)
     validate_against_swagger(image, CDI_SWAGGER, "v1beta1.DataVolume")
     assert image["spec"]["source"]["http"]["url"].endswith("fedora-40.qcow2")
+    events = get_json(datacenter, "events", "-n", namespace, "--field-selector="
+                      "involvedObject.name=fedora,involvedObject.kind=VirtualMachineTemplate")
+    reasons = [event["reason"] for event in events["items"]]
+    assert (reasons.count("Importing"), reasons.count("Ready")) == (1, 1), reasons
 
     for index in range(3):
         apply_yaml(datacenter, vm_from(f"linked-{index}", "fedora"), namespace)
