@@ -48,6 +48,7 @@ from controllers.virtualapp.controller import VirtualAppController
 from controllers.virtualmachine.builders import build_priority_classes
 from controllers.virtualmachine.controller import VirtualMachineController
 from controllers.virtualmachinemigration.controller import VirtualMachineMigrationController
+from controllers.virtualmachinetemplate.controller import VirtualMachineTemplateController
 from kubekit.resources import PRIORITY_CLASSES, ResourceRef
 
 log = get_logger("vdcos.operator")
@@ -55,6 +56,7 @@ log = get_logger("vdcos.operator")
 #: Every controller of the operator, in start order.
 CONTROLLERS: Final[tuple[type[Controller[Any]], ...]] = (
     StoragePolicyController,
+    VirtualMachineTemplateController,
     ComputeClusterController,
     DistributedSwitchController,
     DistributedPortGroupController,

@@ -18,7 +18,11 @@
                                                     seconds and migrations to the target
                                                     (hack/bench_drs_e2e.py)
 
-  python hack/bench.py storage [--vmotion-size-gib 100 --volume-migration-mbps 2000]
+  python hack/bench.py storage [--clones 50 --image-sizes 2Gi,20Gi]
+                                                    50 linked clones of one template to all
+                                                    Ready, vs 50 full clones, per image size
+                                                    (hack/bench_storage_clones.py)
+                              [--vmotion-size-gib 100 --volume-migration-mbps 2000]
                                                     Storage vMotion of a 100 Gi disk of a
                                                     running VM: seconds vs the configured
                                                     copy rate (hack/bench_storage_vmotion.py)
@@ -187,9 +191,11 @@ def main() -> int:
     ha.add_argument("--timeout", type=float, default=600, help="for all VMs to start")
     ha.add_argument("--restart-timeout", type=float, default=120,
                     help="for the failed host's VMs to run elsewhere (then: not_restarted)")
+    from hack.bench_storage_clones import add_arguments as add_clone_arguments
     from hack.bench_storage_vmotion import add_arguments as add_storage_vmotion_arguments
 
-    storage = sub.add_parser("storage", help="Storage vMotion (and, with it, clones)")
+    storage = sub.add_parser("storage", help="template clones and Storage vMotion")
+    add_clone_arguments(storage)
     add_storage_vmotion_arguments(storage)
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
@@ -210,9 +216,11 @@ def main() -> int:
 
             results = loop.run(bench_ha(args))
         elif args.which == "storage":
+            from hack.bench_storage_clones import bench_storage_clones
             from hack.bench_storage_vmotion import run_storage_vmotion
 
-            results = {"storage_vmotion": run_storage_vmotion(args)}
+            results = {"clones": loop.run(bench_storage_clones(args)),
+                       "storage_vmotion": run_storage_vmotion(args)}
         elif args.which == "network":
             from hack.bench_network import bench_network
 

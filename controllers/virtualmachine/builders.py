@@ -34,6 +34,7 @@ from controllers.virtualmachine.kubevirt_reading import nested
 from controllers.virtualmachine.models import (
     CLOUD_INIT_VOLUME,
     OVF_ENVIRONMENT_VOLUME,
+    CloneMode,
     Disk,
     OVFEnvironment,
     RestartPriority,
@@ -45,6 +46,7 @@ from controllers.virtualmachine.nics import (
     wiring_annotation,
 )
 from controllers.virtualmachine.nics import network_attachment_name as network_attachment_name
+from controllers.virtualmachine.template_merge import clone_annotations
 from kubekit.quantity import format_bytes, to_bytes
 
 KUBEVIRT_API_VERSION: Final = "kubevirt.io/v1"
@@ -162,6 +164,7 @@ def build_data_volume_template(
     namespace: str,
     disk: Disk,
     policy: ResolvedStoragePolicy,
+    clone_mode: CloneMode = "Linked",
     *,
     name: str | None = None,
     clone_from: str | None = None,
@@ -169,13 +172,21 @@ def build_data_volume_template(
     """One `spec.dataVolumeTemplates` entry (a cdi.kubevirt.io/v1beta1 DataVolume).
 
     `name` is the DataVolume's (a disk moved by Storage vMotion has another than
-    `<vm>-<disk>`); `clone_from` names the DataVolume an offline move copies.
+    `<vm>-<disk>`); `clone_from` names the DataVolume an offline move copies. A disk cloned
+    from a claim or DataSource with clone_mode Full asks CDI for a full copy.
     """
     source = (
         {"source": {"pvc": {"namespace": namespace, "name": clone_from}}}
         if clone_from is not None
         else _data_volume_source(disk, namespace)
     )
+    cloned = clone_from is None and disk.source is not None and (
+        disk.source.pvc is not None or disk.source.data_source is not None
+    )
+    annotations = {
+        PROVISIONING_ANNOTATION: policy.provisioning,
+        **(clone_annotations(clone_mode) if cloned else {}),
+    }
     return {
         "apiVersion": CDI_API_VERSION,
         "kind": "DataVolume",
@@ -186,7 +197,7 @@ def build_data_volume_template(
                 DISK_LABEL: disk.name,
                 STORAGE_POLICY_LABEL: label_value(policy.name),
             },
-            "annotations": {PROVISIONING_ANNOTATION: policy.provisioning},
+            "annotations": annotations,
         },
         "spec": {
             **source,
@@ -227,6 +238,7 @@ def _disk_data_volumes(
     policy: ResolvedStoragePolicy,
     placement: DiskPlacement | None,
     live: Mapping[str, Any] | None,
+    clone_mode: CloneMode = "Linked",
 ) -> list[dict[str, Any]]:
     """The disk's DataVolume templates: the one it uses, and during a move the other.
 
@@ -234,7 +246,7 @@ def _disk_data_volumes(
     failed move returned to) keeps the template it was made with.
     """
     if placement is None:
-        return [build_data_volume_template(vm_name, namespace, disk, policy)]
+        return [build_data_volume_template(vm_name, namespace, disk, policy, clone_mode)]
     live_templates = {
         str(nested(t, "metadata", "name")): t
         for t in nested(live, "spec", "dataVolumeTemplates") or []
@@ -252,6 +264,7 @@ def _disk_data_volumes(
                 namespace,
                 disk,
                 policy,
+                clone_mode,
                 name=data_volume,
                 clone_from=placement.clone_from.get(data_volume)
                 or _moved_from(existing, vm_name, disk.name),
@@ -360,7 +373,7 @@ def build_kubevirt_vm(
         disks.append(_disk_device(disk, placement))
         volumes.append(_disk_volume(name, disk, placement))
         data_volume_templates.extend(
-            _disk_data_volumes(name, namespace, disk, policy, placement, live)
+            _disk_data_volumes(name, namespace, disk, policy, placement, live, spec.clone_mode)
         )
     if spec.cloud_init is not None:
         disks.append({"name": CLOUD_INIT_VOLUME, "disk": {"bus": "virtio"}})

@@ -29,7 +29,7 @@ from controllers.storagepolicy.builders import (
     uses_default_class,
 )
 from controllers.storagepolicy.kind import STORAGE_POLICY_CACHE
-from controllers.virtualmachine.builders import VM_LABEL
+from controllers.virtualmachine.builders import VM_LABEL, data_volume_name
 from controllers.virtualmachine.kind import VIRTUAL_MACHINE
 from controllers.virtualmachine.nics import kept_macs, port_group_wiring
 from controllers.virtualmachine.observed import (
@@ -41,6 +41,13 @@ from controllers.virtualmachine.observed import (
     vm_references,
 )
 from controllers.virtualmachine.reconciler import VirtualMachineReconciler
+from controllers.virtualmachine.template_merge import (
+    CLONE_TYPE_ANNOTATION,
+    boot_disk_name,
+    template_view,
+)
+from controllers.virtualmachinetemplate.cdi_cache import VM_CLAIMS, VM_DATA_VOLUMES
+from controllers.virtualmachinetemplate.kind import TEMPLATE_CACHE
 from kubekit.resources import NAMESPACES, NODES, STORAGE_CLASSES, VMIS, VMS
 
 #: Only the KubeVirt objects we made (KubeVirt users may have thousands of their own).
@@ -92,6 +99,9 @@ class VirtualMachineController(Controller[Key]):
         NODE_CACHE,
         PORT_GROUP_CACHE,
         NAMESPACE_CACHE,
+        TEMPLATE_CACHE,
+        VM_DATA_VOLUMES,
+        VM_CLAIMS,
     )
 
     def __init__(self, context: OperatorContext) -> None:
@@ -105,6 +115,11 @@ class VirtualMachineController(Controller[Key]):
         self.nodes = context.cache(NODE_CACHE)
         self.port_groups = context.cache(PORT_GROUP_CACHE)
         self.namespaces = context.cache(NAMESPACE_CACHE)
+        self.templates = context.cache(TEMPLATE_CACHE)
+        self.data_volumes = context.cache(VM_DATA_VOLUMES)
+        self.claims = context.cache(VM_CLAIMS)
+        self._template_phases: dict[Key, Any] = {}
+        self._clone_types: dict[Key, str | None] = {}
         self._generations: dict[tuple[str, str], Any] = {}
         self._port_group_mtus: dict[str, Any] = {}
         self.reconciler = VirtualMachineReconciler(
@@ -131,7 +146,17 @@ class VirtualMachineController(Controller[Key]):
         clusters = {
             str(name): entry.spec for name, entry in self.clusters.items() if entry.spec
         }
+        template_name = (vdc_vm.get("spec") or {}).get("templateName")
+        template_entry = self.templates.get((key[0], str(template_name))) if template_name else None
+        template = (
+            template_view(template_entry.body, template_entry.spec) if template_entry else None
+        )
+        boot = boot_disk_name(template) if template is not None else None
+        boot_key = (key[0], data_volume_name(key[1], boot)) if boot else None
         return Observed(
+            template=template,
+            boot_data_volume=self.data_volumes.get(boot_key) if boot_key else None,
+            boot_claim=self.claims.get(boot_key) if boot_key else None,
             vdc_vm=vdc_vm,
             kubevirt_vm=self.kubevirt_vms.get(key),
             vmi=self.vmis.get(key),
@@ -230,6 +255,40 @@ class VirtualMachineController(Controller[Key]):
         if changed:
             self.enqueue_all(self.dependents("portgroup", event.name))
 
+    def template_changed(self, event: WatchEvent) -> None:
+        """A template turning Ready (or changing its defaults) lets its VMs be built."""
+        status = event.body.get("status") or {}
+        seen = (
+            None if event.type == "DELETED" else status.get("phase"),
+            (event.body.get("metadata") or {}).get("generation"),
+        )
+        key = (event.namespace, event.name)
+        if self._template_phases.get(key) == seen and event.type is not None:
+            return
+        self._template_phases[key] = seen
+        self.enqueue_all(
+            vm for vm in self.dependents("template", event.name) if vm[0] == event.namespace
+        )
+
+    def data_volume_changed(self, event: WatchEvent) -> None:
+        """A disk's DataVolume: CDI writes the clone strategy it chose on it (once)."""
+        annotations = (event.body.get("metadata") or {}).get("annotations") or {}
+        strategy = None if event.type == "DELETED" else annotations.get(CLONE_TYPE_ANNOTATION)
+        dv_key = (event.namespace, event.name)
+        if self._clone_types.get(dv_key) == strategy:
+            return
+        self._clone_types[dv_key] = strategy
+        metadata = event.body.get("metadata") or {}
+        owners = [
+            str(reference.get("name"))
+            for reference in metadata.get("ownerReferences") or []
+            if reference.get("kind") == "VirtualMachine"
+        ]
+        # A claim is owned by its DataVolume; its VM is in the label the DataVolume carried.
+        for vm_name in owners or [str((metadata.get("labels") or {}).get(VM_LABEL) or "")]:
+            if vm_name:
+                self.queue.enqueue((event.namespace, vm_name), self.config.status_coalesce_seconds)
+
     def namespace_changed(self, event: WatchEvent) -> None:
         """A namespace's labels decide which port groups its VMs may attach to."""
         keys: set[Key] = set()
@@ -260,5 +319,8 @@ class VirtualMachineController(Controller[Key]):
             Watch(NODES, cls.node_changed),
             Watch(PORT_GROUP_CACHE.resource, cls.port_group_changed),
             Watch(NAMESPACES, cls.namespace_changed),
+            Watch(TEMPLATE_CACHE.resource, cls.template_changed),
+            Watch(VM_DATA_VOLUMES.resource, cls.data_volume_changed, labels=VM_DATA_VOLUMES.labels),
+            Watch(VM_CLAIMS.resource, cls.data_volume_changed, labels=VM_CLAIMS.labels),
         )
 

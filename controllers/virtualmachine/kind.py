@@ -33,6 +33,10 @@ VIRTUAL_MACHINE = CustomResourceKind(
         PrinterColumn("CPU", ".status.cpu", "integer", "vCPUs the guest runs", priority=1),
         PrinterColumn("Memory", ".status.memory", description="Guest memory now", priority=1),
         PrinterColumn("Cluster", ".spec.clusterName", description="ComputeCluster", priority=1),
+        PrinterColumn(
+            "Clone", ".status.cloneStrategy", description="How CDI cloned the boot disk",
+            priority=1,
+        ),
         AGE_COLUMN,
     ),
 )

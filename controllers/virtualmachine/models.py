@@ -8,7 +8,7 @@ parses a spec gets a `pydantic.ValidationError` naming the field.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 from pydantic.config import JsonDict
@@ -31,6 +31,8 @@ MAC_ADDRESS_PATTERN = r"^[0-9A-Fa-f][02468aceACE](:[0-9A-Fa-f]{2}){5}$"
 #: KubeVirt reserves this MAC for the in-pod bridge of masquerade NICs (pkg/network/link).
 RESERVED_MAC_ADDRESS = "02:00:00:00:00:00"
 Firmware = Literal["BIOS", "EFI"]
+#: How a VM's boot disk is made from its template's image (docs/storage.md, templates).
+CloneMode = Literal["Linked", "Full"]
 
 #: The name of the cloud-init volume the builder adds; a disk may not use it.
 CLOUD_INIT_VOLUME = "cloudinit"
@@ -341,8 +343,27 @@ def _unique_by_name(kind: str, names: list[str]) -> None:
 _LIST_MAP: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
 
 
+def _template_fields_optional(schema: JsonDict) -> None:
+    """In the CRD, cpu and memory may be left out and firmware has no default (a template
+    supplies them); the model requires or defaults them, as it parses the spec after the
+    template's vmDefaults are merged in."""
+    properties = schema.get("properties")
+    firmware = properties.get("firmware") if isinstance(properties, dict) else None
+    if isinstance(firmware, dict):
+        firmware.pop("default", None)
+    required = schema.get("required")
+    if isinstance(required, list):
+        kept = [name for name in required if name not in ("cpu", "memory")]
+        if kept:
+            schema["required"] = kept
+        else:
+            del schema["required"]
+
+
 class VirtualMachineSpec(SpecModel):
     """Desired state of a virtual machine."""
+
+    model_config = ConfigDict(json_schema_extra=_template_fields_optional)
 
     cluster_name: str | None = Field(
         default=None,
@@ -356,8 +377,10 @@ class VirtualMachineSpec(SpecModel):
         default="PoweredOn",
         description="PoweredOn (default), PoweredOff, or Suspended (paused in memory).",
     )
-    cpu: CPU = Field(description="Virtual CPUs.")
-    memory: Memory = Field(description="Guest memory.")
+    cpu: CPU = Field(description="Virtual CPUs. Optional with templateName (its vmDefaults).")
+    memory: Memory = Field(
+        description="Guest memory. Optional with templateName (its vmDefaults)."
+    )
     disks: list[Disk] = Field(
         default_factory=list,
         max_length=64,
@@ -375,7 +398,10 @@ class VirtualMachineSpec(SpecModel):
         default=None,
         description="An OVF environment (ovf-env.xml) on a CD-ROM; set by a VirtualApp.",
     )
-    firmware: Firmware = Field(default="BIOS", description="Boot firmware: BIOS (default) or EFI.")
+    firmware: Firmware = Field(
+        default="BIOS",
+        description="Boot firmware: BIOS (default, or the template's) or EFI.",
+    )
     restart_priority: RestartPriority | None = Field(
         default=None,
         description=(
@@ -384,6 +410,39 @@ class VirtualMachineSpec(SpecModel):
             "spec.ha.defaultRestartPriority (Medium without a cluster)."
         ),
     )
+
+    # --- templates (controllers/virtualmachine/template_merge.py) ---
+    template_name: str | None = Field(
+        default=None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description=(
+            "VirtualMachineTemplate (in the VM's namespace) the VM is made from: its image is "
+            "the boot disk, and its vmDefaults fill cpu, memory, firmware, disks and networks "
+            "the VM leaves out (fields the VM sets win). The VM waits until the template is "
+            "Ready."
+        ),
+    )
+    clone_mode: CloneMode = Field(
+        default="Linked",
+        description=(
+            "How the boot disk is made from the template's image: Linked (default; a CSI "
+            "clone or snapshot, copy-on-write, seconds whatever the size, where the storage "
+            "can; else CDI copies and status.cloneStrategy says so) or Full (an independent "
+            "copy, taking time by size)."
+        ),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cpu_and_memory_given(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("cpu", "memory"):
+                if data.get(name) is None:
+                    raise ValueError(
+                        f"{name} is required (set spec.{name}, or name a templateName whose "
+                        f"vmDefaults set {name})"
+                    )
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -515,6 +574,19 @@ class VirtualMachineStatus(StatusModel):
             "informational."
         ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    # --- templates (controllers/virtualmachine/template_merge.py) ---
+    clone_strategy: str | None = Field(
+        default=None,
+        description=(
+            "How CDI cloned the boot disk from the template: csi-clone or snapshot "
+            "(copy-on-write) or copy (a full copy). Unset without a template or until CDI "
+            "has chosen."
+        ),
+    )
+    clone_fallback_reason: str | None = Field(
+        default=None,
+        description="Why a Linked clone became a full copy, when it did.",
     )
     observed_generation: int | None = Field(
         default=None, ge=0, description="The metadata.generation this status was computed from."

@@ -20,6 +20,7 @@ from controllers.storagepolicy.models import StoragePolicySpec
 from controllers.virtualmachine.changes import APPLIED_DIGEST_ANNOTATION
 from controllers.virtualmachine.managed_view import applied_fields, managed_view
 from controllers.virtualmachine.nics import TEMPLATE_NICS, WIRING_ANNOTATION
+from controllers.virtualmachine.template_merge import TemplateView
 
 Key = tuple[str, str]
 
@@ -52,6 +53,12 @@ class Observed:
     expandable_classes: frozenset[str] = frozenset()
     #: The cluster's one default StorageClass (policies naming no class use it).
     default_storage_class: str | None = None
+    #: The VM's VirtualMachineTemplate (spec.templateName); None when unset or missing.
+    template: TemplateView | None = None
+    #: The DataVolume of the boot disk cloned from the template (how CDI cloned it).
+    boot_data_volume: Mapping[str, Any] | None = None
+    #: Its claim (CDI notes a clone's fallback reason there).
+    boot_claim: Mapping[str, Any] | None = None
 
 
 def slim_vdc_vm(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -170,6 +177,8 @@ def slim_vmi(body: Mapping[str, Any]) -> dict[str, Any]:
 def vm_references(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(kind, name) of what a VDC VM spec refers to; ("policy", "") for the default policy."""
     found: list[tuple[str, str]] = []
+    if spec.get("templateName"):
+        found.append(("template", str(spec["templateName"])))
     if spec.get("clusterName"):
         found.append(("cluster", str(spec["clusterName"])))
     for disk in spec.get("disks") or []:

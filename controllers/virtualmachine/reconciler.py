@@ -77,6 +77,12 @@ from controllers.virtualmachine.status import (
     vm_status_from,
 )
 from controllers.virtualmachine.status_pacing import in_transition, status_write_delay
+from controllers.virtualmachine.template_merge import (
+    TemplateWait,
+    clone_status,
+    resolve_template,
+    waiting_conditions,
+)
 from kubekit.resources import DATAVOLUMES, PVCS, VMI_SUBRESOURCES, VMS
 from kubekit.workqueue import RetryLater
 
@@ -117,6 +123,11 @@ def _rewired(
         "started; its NIC is wired anew when the VM restarts"
         for name in rewired_port_groups(started_with, wiring_annotation(spec, port_group_wiring))
     )
+
+
+def wait_rejection(wait: TemplateWait) -> Rejection:
+    """A VM waiting for its template is built from nothing yet: no spec this pass."""
+    return Rejection(wait.reason, wait.message)
 
 
 def _shrink_rejection(
@@ -244,9 +255,16 @@ class VirtualMachineReconciler:
         live = self._live(key, observed)
         vmi = observed.vmi
 
-        parsed = parse_spec(vdc_vm.get("spec") or {})
+        raw_spec = vdc_vm.get("spec") or {}
+        resolved_spec = resolve_template(raw_spec, observed.template)
+        wait = resolved_spec if isinstance(resolved_spec, TemplateWait) else None
+        parsed = (
+            wait_rejection(resolved_spec)
+            if isinstance(resolved_spec, TemplateWait)
+            else parse_spec(resolved_spec)
+        )
         spec = None if isinstance(parsed, Rejection) else parsed
-        rejection = parsed if isinstance(parsed, Rejection) else None
+        rejection = parsed if isinstance(parsed, Rejection) and wait is None else None
         unresolved: list[MissingReference] = []
         plan: ChangePlan | None = None
         disks: list[dict[str, Any]] | None = None
@@ -338,6 +356,16 @@ class VirtualMachineReconciler:
             now=now,
         )
         status = with_failover_conditions(status, metadata, generation, now)
+        if wait is not None:
+            status["conditions"] = waiting_conditions(status["conditions"], wait, generation, now)
+        if raw_spec.get("templateName"):
+            status.update(
+                clone_status(
+                    str(raw_spec.get("cloneMode") or "Linked"),
+                    observed.boot_data_volume,
+                    observed.boot_claim,
+                )
+            )
         await self._write_status(key, vdc_vm, status, vmi, rejection)
 
     def _restart_reasons(

@@ -16,15 +16,31 @@ from typing import Any
 import structlog
 
 from kubekit.informer import Key
-from kubekit.resources import DATAVOLUMES, PVCS, STORAGE_CLASSES, ResourceRef
+from kubekit.resources import DATASOURCES, DATAVOLUMES, PVCS, STORAGE_CLASSES, ResourceRef
 from kubekit.restclient import KubeError
 from kubekit.workqueue import WorkQueue
 
+from .clone import (
+    ANN_CLONE_FALLBACK_REASON,
+    ANN_CLONE_PHASE,
+    ANN_CLONE_SECONDS,
+    ANN_CLONE_STARTED,
+    ANN_CLONE_TYPE,
+    FALLBACK_EVENT_REASONS,
+    WORKING_PHASE,
+    choose_clone_strategy,
+    claim_bytes,
+    clone_progress,
+    clone_seconds,
+    profile_clone_strategy,
+)
 from .datavolume import (
+    ANN_CLONE_WAITING,
     ANN_POD_PHASE,
     ClaimNotValid,
     build_pvc_for_datavolume,
     default_storage_class,
+    is_clone,
     next_datavolume_state,
 )
 from .runtime import SIM_RETRY_DELAYS, SimRuntime
@@ -63,7 +79,8 @@ def storage_profile_for(storage_class: Obj) -> dict[str, Any]:
     name = str(_meta(storage_class)["name"])
     provisioner = str(storage_class.get("provisioner", ""))
     status: dict[str, Any] = {"storageClass": name, "provisioner": provisioner,
-                              "cloneStrategy": "copy", "dataImportCronSourceFormat": "pvc"}
+                              "cloneStrategy": profile_clone_strategy(storage_class),
+                              "dataImportCronSourceFormat": "pvc"}
     modes = PROVISIONER_ACCESS_MODES.get(provisioner)
     if modes:
         status["claimPropertySets"] = [{"accessModes": modes, "volumeMode": "Filesystem"}]
@@ -85,6 +102,7 @@ class CdiController:
         self.pvcs = runtime.informer(PVCS)
         self.classes = runtime.informer(STORAGE_CLASSES)
         self.profiles = runtime.informer(STORAGE_PROFILES)
+        self.data_sources = runtime.informer(DATASOURCES)
         self.queue = WorkQueue("datavolume", self._sync, workers=4,
                                retry_delays=SIM_RETRY_DELAYS)
         self.profile_queue = WorkQueue("storageprofile", self._sync_profile, workers=1,
@@ -96,7 +114,8 @@ class CdiController:
         self.classes.add_listener(self._on_class)
         self.queue.start()
         self.profile_queue.start()
-        await self.runtime.wait_synced(DATAVOLUMES, PVCS, STORAGE_CLASSES, STORAGE_PROFILES)
+        await self.runtime.wait_synced(DATAVOLUMES, PVCS, STORAGE_CLASSES, STORAGE_PROFILES,
+                                       DATASOURCES)
         for dv in self.dvs.values():
             self.queue.enqueue(_key(dv))
         for storage_class in self.classes.values():
@@ -171,6 +190,7 @@ class CdiController:
                 return None
         elif (pvc.get("status") or {}).get("phase") == "Bound":
             requeue = await (self._start_upload_server(pvc) if is_upload(dv)
+                             else self._run_clone(dv, pvc, now) if is_clone(dv)
                              else self._run_importer(pvc, now))
         storage_class = self._class_named((pvc or {}).get("spec", {}).get("storageClassName")) \
             if pvc is not None else chosen
@@ -192,6 +212,11 @@ class CdiController:
 
     def _progress(self, pvc: Obj | None, now: datetime) -> str | None:
         annotations = _meta(pvc or {}).get("annotations") or {}
+        if annotations.get(ANN_CLONE_STARTED):
+            return clone_progress(str(annotations.get(ANN_CLONE_TYPE)),
+                                  (now - _parse_time(annotations[ANN_CLONE_STARTED]))
+                                  .total_seconds(),
+                                  float(annotations.get(ANN_CLONE_SECONDS) or 0))
         started = annotations.get(ANN_IMPORT_STARTED)
         if annotations.get(ANN_POD_PHASE) != "Running" or not started:
             return None
@@ -234,3 +259,96 @@ class CdiController:
                 "cdi.kubevirt.io/storage.condition.running.message":
                     "Import Complete"}}})
         return None
+
+    # --- clones (the clone populator; devcluster/sim/clone.py has the rules) ---------------
+
+    def _clone_source(self, dv: Obj) -> tuple[str, str] | str:
+        """(namespace, name) of the claim a clone DataVolume copies, or why it is not known."""
+        spec = dv.get("spec") or {}
+        namespace = str(_meta(dv).get("namespace", ""))
+        ref = spec.get("sourceRef")
+        if ref:
+            ref_namespace = str(ref.get("namespace") or namespace)
+            data_source = self.data_sources.get(ref_namespace, str(ref.get("name")))
+            if data_source is None:
+                return f"DataSource {ref_namespace}/{ref.get('name')} not found"
+            pvc = ((data_source.get("spec") or {}).get("source") or {}).get("pvc")
+            if not pvc:
+                return f"DataSource {ref_namespace}/{ref.get('name')} has no source PVC"
+            return str(pvc.get("namespace") or ref_namespace), str(pvc.get("name"))
+        pvc = (spec.get("source") or {}).get("pvc") or {}
+        return str(pvc.get("namespace") or namespace), str(pvc.get("name"))
+
+    def _source_ready(self, source: tuple[str, str]) -> dict[str, Any] | str:
+        """The source claim when it can be cloned, or why not yet."""
+        claim = self.pvcs.get(*source)
+        if claim is None:
+            return f"The source pvc {source[1]} doesn't exist"
+        source_dv = self.dvs.get(*source)
+        phase = ((source_dv or {}).get("status") or {}).get("phase")
+        if source_dv is not None and phase != "Succeeded":
+            return f"The source pvc {source[0]}/{source[1]} is not populated yet ({phase})"
+        if (claim.get("status") or {}).get("phase") != "Bound":
+            return f"The source pvc {source[0]}/{source[1]} is not bound"
+        return claim
+
+    async def _run_clone(self, dv: Obj, pvc: Obj, now: datetime) -> float | None:
+        """The clone populator on a bound target claim: choose, wait the clone time, done."""
+        annotations = _meta(pvc).get("annotations") or {}
+        phase = annotations.get(ANN_CLONE_PHASE)
+        namespace, name = _key(pvc)
+        if phase == "Succeeded":
+            return None
+        if phase not in (None, "Pending"):
+            started = _parse_time(annotations.get(ANN_CLONE_STARTED))
+            left = float(annotations.get(ANN_CLONE_SECONDS) or 0) - (now - started).total_seconds()
+            if left > 0:
+                return min(left, 2.0)  # CDI re-reads the transfer's progress every few seconds
+            await self.kube.patch(PVCS, namespace, name, {"metadata": {"annotations": {
+                ANN_CLONE_PHASE: "Succeeded"}}})
+            return None
+        source = self._clone_source(dv)
+        claim = self._source_ready(source) if isinstance(source, tuple) else source
+        if isinstance(claim, str):
+            if annotations.get(ANN_CLONE_WAITING) != claim:
+                await self.kube.patch(PVCS, namespace, name, {"metadata": {"annotations": {
+                    ANN_CLONE_PHASE: "Pending", ANN_CLONE_WAITING: claim}}})
+                await self.runtime.event(dict(dv), "CloneWithoutSource", claim, kind="Warning",
+                                         component="datavolume-controller")
+            return 2.0
+        target_class = self._class_named(pvc.get("spec", {}).get("storageClassName"))
+        source_class = self._class_named(claim.get("spec", {}).get("storageClassName"))
+        profile = self.profiles.get("", str(_meta(target_class or {}).get("name", "")))
+        profile_strategy = ((profile or {}).get("status") or {}).get("cloneStrategy") or (
+            profile_clone_strategy(target_class) if target_class is not None else None)
+        choice = choose_clone_strategy(pvc, claim, target_class, source_class, profile_strategy)
+        seconds = clone_seconds(choice.strategy, claim_bytes(claim),
+                                csi_seconds=self.settings.clone_csi_seconds,
+                                copy_mbps=self.settings.clone_copy_mbps)
+        clone_annotations = {
+            ANN_CLONE_TYPE: choice.strategy, ANN_CLONE_PHASE: WORKING_PHASE[choice.strategy],
+            ANN_CLONE_STARTED: now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            ANN_CLONE_SECONDS: f"{seconds:.3f}", ANN_CLONE_WAITING: None,
+            "k8s.io/CloneRequest": f"{source[0]}/{source[1]}",
+        }
+        if choice.fallback_reason:
+            clone_annotations[ANN_CLONE_FALLBACK_REASON] = choice.fallback_reason
+        await self.kube.patch(PVCS, namespace, name,
+                              {"metadata": {"annotations": clone_annotations}})
+        # CDI copies the strategy it chose onto the DataVolume (pvc-clone-controller.go).
+        await self.kube.patch(DATAVOLUMES, namespace, name,
+                              {"metadata": {"annotations": {ANN_CLONE_TYPE: choice.strategy}}})
+        if choice.fallback_reason:
+            await self.runtime.event(
+                {"apiVersion": "v1", "kind": "PersistentVolumeClaim", **pvc},
+                FALLBACK_EVENT_REASONS.get(choice.fallback_reason, "CloneFallback"),
+                choice.fallback_reason, kind="Warning", component="clone-populator")
+        log.info("clone started", namespace=namespace, name=name, strategy=choice.strategy,
+                 seconds=round(seconds, 2), fallback=choice.fallback_reason)
+        return min(seconds, 2.0)
+
+
+def _parse_time(text: object) -> datetime:
+    if not text:
+        return datetime.now(UTC)
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from devcluster.sim.clone import ANN_CLONE_PHASE, clone_event, clone_phase
 from devcluster.sim.vmi_status import rfc3339
 from kubekit.quantity import format_decimal, to_bytes
 
@@ -26,6 +27,8 @@ ANN_POD_PHASE = "cdi.kubevirt.io/storage.pod.phase"
 ANN_SELECTED_NODE = "volume.kubernetes.io/selected-node"
 ANN_DEFAULT_VIRT_CLASS = "storageclass.kubevirt.io/is-default-virt-class"
 ANN_DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
+#: Why a clone waits in CloneScheduled (the simulation's: CDI posts it as an Event).
+ANN_CLONE_WAITING = "sim.vdcos.io/clone-waiting"
 MSG_CLAIM_NOT_VALID = "PVC spec is missing accessMode and no storageClass to choose profile"
 PROGRESS_NONE = "N/A"
 PROGRESS_DONE = "100.0%"
@@ -96,7 +99,7 @@ def _source_kind(dv: Obj) -> str:
     return next(iter((spec.get("source") or {"blank": {}}).keys()), "blank")
 
 
-def _is_clone(dv: Obj) -> bool:
+def is_clone(dv: Obj) -> bool:
     return _source_kind(dv) in ("pvc", "sourceRef", "snapshot")
 
 
@@ -264,6 +267,29 @@ def build_pv_for_claim(pvc: Obj, *, node_name: str | None = None) -> dict[str, A
 # --- the phase machine ------------------------------------------------------------------
 
 
+def _clone_state(
+    dv: Obj,
+    pvc: Obj,
+    current_phase: str,
+    current_progress: str,
+    progress: str | None,
+    conditions: list[dict[str, Any]],
+) -> DataVolumeState:
+    """A DataVolume whose claim the clone populator works on (clone-controller-base.go)."""
+    annotations = pvc["metadata"].get("annotations") or {}
+    phase = clone_phase(annotations)
+    target = f"{pvc['metadata'].get('namespace', 'default')}/{pvc['metadata']['name']}"
+    events: list[Event] = []
+    if phase != current_phase:
+        event = clone_event(phase, str(annotations.get("k8s.io/CloneRequest") or ""), target)
+        if event is not None:
+            events.append(Event("Normal", *event))
+    shown = PROGRESS_DONE if phase == "Succeeded" else progress or current_progress
+    return DataVolumeState(phase=phase, conditions=conditions, progress=shown, events=events,
+                           claim_name=str(pvc["metadata"]["name"]))
+
+
+
 def _condition(
     type_: str, status: str, reason: str, message: str, now: datetime, previous: Obj | None
 ) -> dict[str, Any]:
@@ -315,7 +341,7 @@ def next_datavolume_state(
     """
     current_phase = str((dv.get("status") or {}).get("phase") or "")
     current_progress = str((dv.get("status") or {}).get("progress") or PROGRESS_NONE)
-    clone = _is_clone(dv)
+    clone = is_clone(dv)
 
     def conditions(
         bound: tuple[str, str, str], ready: tuple[str, str, str], running: tuple[str, str, str]
@@ -379,6 +405,14 @@ def next_datavolume_state(
         )
 
     bound = ("True", "Bound", f"PVC {pvc_name} Bound")
+    if clone and annotations.get(ANN_CLONE_PHASE) is not None:
+        return _clone_state(dv, pvc, current_phase, current_progress, progress, conditions(
+            bound, ("True", "", "") if clone_phase(annotations) == "Succeeded"
+            else ("False", "", ""),
+            ("False", "Completed", "") if clone_phase(annotations) == "Succeeded"
+            else ("True", "", "") if clone_phase(annotations) != "CloneScheduled"
+            else ("False", str(annotations.get(ANN_CLONE_WAITING) or ""), ""),
+        ))
     pod_phase = annotations.get(ANN_POD_PHASE)
     if current_phase == "Succeeded" or pod_phase == "Succeeded":
         if current_phase != "Succeeded":

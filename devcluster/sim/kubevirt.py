@@ -17,6 +17,7 @@ from kubekit.resources import CRDS, KUBEVIRTS, NAMESPACES, ResourceRef
 from kubekit.restclient import Kube, KubeError, wait_for_resource
 
 from .cdi import CdiController
+from .datasource import DataSourceController
 from .kubevirt_crds import KUBEVIRT_NAMESPACE, default_kubevirt_cr, kubevirt_crds
 from .runtime import Component, SimRuntime
 from .snapshot_admission import SnapshotAdmission
@@ -125,6 +126,6 @@ class KubeVirtInstaller:
 
 def kubevirt_components(runtime: SimRuntime) -> list[Component]:
     """The KubeVirt/CDI/Multus emulation, in start order."""
-    return [KubeVirtInstaller(runtime), CdiController(runtime),
+    return [KubeVirtInstaller(runtime), CdiController(runtime), DataSourceController(runtime),
             VirtController(runtime), VirtHandlers(runtime),
             VolumeHotplugController(runtime), VolumeMigrationController(runtime)]

@@ -22,6 +22,8 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
                        migration_bandwidth_gbps=args.migration_bandwidth_gbps,
                        volume_migration_mbps=args.volume_migration_mbps,
                        import_seconds=args.import_seconds,
+                       clone_csi_seconds=args.clone_csi_seconds,
+                       clone_copy_mbps=args.clone_copy_mbps,
                        nmstate_apply_seconds=args.nmstate_apply_seconds,
                        nmstate_retry_seconds=args.nmstate_retry_seconds)
 

@@ -46,7 +46,9 @@ class SimSettings:
     migration_seconds: float = 1.0  # fixed part of a live migration (target start, handover)
     migration_bandwidth_gbps: float = 10.0  # guest memory is copied at this rate
     volume_migration_mbps: float = 1000.0  # storage live migration copies at this MB/s
-    import_seconds: float = 2.0  # time a simulated DataVolume import/clone takes
+    import_seconds: float = 2.0  # time a simulated DataVolume import takes
+    clone_csi_seconds: float = 3.0  # a CSI clone / snapshot clone, whatever the size
+    clone_copy_mbps: float = 200.0  # a host-assisted (copy) clone moves this many MB/s
     start_seconds: float = 0.5  # launcher pod scheduled -> VMI Running
     nmstate_apply_seconds: float = 1.0  # time one `nmstatectl apply` takes on a host
     nmstate_retry_seconds: float = 1.0  # nmstate handler's NNCP_INITIAL_BACKOFF_SECONDS

@@ -54,6 +54,7 @@ def test_one_file_per_kind_named_group_plural() -> None:
         "vdcos.io_virtualapps.yaml",
         "vdcos.io_virtualmachinemigrations.yaml",
         "vdcos.io_virtualmachines.yaml",
+        "vdcos.io_virtualmachinetemplates.yaml",
     ]
 
 

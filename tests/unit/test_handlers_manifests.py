@@ -77,6 +77,10 @@ def test_cluster_role_has_no_wildcards_and_writes_only_what_the_operator_writes(
         ("fence-agents-remediation.medik8s.io", "fenceagentsremediations", "create"),
         ("fence-agents-remediation.medik8s.io", "fenceagentsremediations", "delete"),
         ("", "pods", "delete"),
+        # Templates: their status, the image DataVolume and the DataSource publishing it.
+        ("vdcos.io", "virtualmachinetemplates/status", "patch"),
+        ("cdi.kubevirt.io", "datavolumes", "patch"),
+        ("cdi.kubevirt.io", "datasources", "patch"),
         # VirtualApps: their members' VMs (created, powered, removed), each VM's OVF
         # environment (ConfigMap or Secret) and cloud-init Secret, hard stops, their status.
         ("vdcos.io", "virtualapps/status", "patch"),
