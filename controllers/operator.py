@@ -38,6 +38,7 @@ from controllers.common.watch_health import (
     uninstall,
 )
 from controllers.common.watch_probe import PROBE_SECONDS, WatchProbe
+from controllers.backuppolicy.controller import BackupPolicyController
 from controllers.computecluster.controller import ComputeClusterController
 from controllers.distributedportgroup.controller import DistributedPortGroupController
 from controllers.distributedswitch.controller import DistributedSwitchController
@@ -47,6 +48,7 @@ from controllers.storagepolicy.controller import StoragePolicyController
 from controllers.virtualmachine.builders import build_priority_classes
 from controllers.virtualmachine.controller import VirtualMachineController
 from controllers.virtualmachinemigration.controller import VirtualMachineMigrationController
+from controllers.virtualmachinesnapshot.controller import VirtualMachineSnapshotController
 from kubekit.resources import PRIORITY_CLASSES, ResourceRef
 
 log = get_logger("vdcos.operator")
@@ -61,6 +63,8 @@ CONTROLLERS: Final[tuple[type[Controller[Any]], ...]] = (
     VirtualMachineMigrationController,
     HostMaintenanceController,
     HostFailureController,
+    VirtualMachineSnapshotController,
+    BackupPolicyController,
 )
 
 
