@@ -30,7 +30,7 @@ OURS = {
 
 def test_spec_defaults_quiesce_and_names_a_bad_vm_name() -> None:
     assert VirtualMachineSnapshotSpec.model_validate({"virtualMachineName": "web"}).quiesce
-    with pytest.raises(pydantic.ValidationError, match=r"virtual_machine_name"):
+    with pytest.raises(pydantic.ValidationError, match=r"virtualMachineName"):
         VirtualMachineSnapshotSpec.model_validate({"virtualMachineName": "Web_1"})
 
 
