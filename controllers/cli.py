@@ -3,6 +3,7 @@
   vdcos run   the operator alone, against the current kubeconfig or in-cluster (as deployed).
   vdcos crds  prints (or writes) the CRDs of the VDC API.
   vdcos drs   applies a ComputeCluster's DRS recommendations, or asks for a pass now.
+  vdcos backup run  asks a BackupPolicy for a run now.
 
 Other commands come from the `vdcos.commands` entry points: `vdcos up` (the embedded
 datacenter and the operator, for a workstation) is registered by the `vdcos_up` package. The
@@ -21,6 +22,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
+from controllers.backuppolicy.command_backup import register as register_backup
 from controllers.computecluster.command_drs import register as register_drs
 
 REPO_CRDS = Path(__file__).resolve().parent.parent / "crds"
@@ -125,6 +127,7 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     crds.add_argument("--output-dir", type=Path, default=None, metavar="DIR")
     crds.set_defaults(handler=command_crds)
     register_drs(commands)
+    register_backup(commands)
     if plugins:
         add_plugin_commands(commands)
     return parser

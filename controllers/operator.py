@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import kopf
 
+from controllers.backuppolicy.controller import BackupPolicyController
 from controllers.common import settings as operator_settings
 from controllers.common.controller import (
     Cache,
@@ -38,7 +39,6 @@ from controllers.common.watch_health import (
     uninstall,
 )
 from controllers.common.watch_probe import PROBE_SECONDS, WatchProbe
-from controllers.backuppolicy.controller import BackupPolicyController
 from controllers.computecluster.controller import ComputeClusterController
 from controllers.distributedportgroup.controller import DistributedPortGroupController
 from controllers.distributedswitch.controller import DistributedSwitchController
