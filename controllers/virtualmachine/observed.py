@@ -20,6 +20,7 @@ from controllers.storagepolicy.models import StoragePolicySpec
 from controllers.virtualmachine.changes import APPLIED_DIGEST_ANNOTATION
 from controllers.virtualmachine.managed_view import applied_fields, managed_view
 from controllers.virtualmachine.nics import TEMPLATE_NICS, WIRING_ANNOTATION
+from controllers.virtualmachine.revert import RestoreView, SnapshotView
 
 Key = tuple[str, str]
 
@@ -48,6 +49,10 @@ class Observed:
     mac_users: Callable[[str], Collection[Key]] = lambda mac: ()
     #: Each ComputeCluster's status (hosts, capacity, allocation): HA admission control.
     cluster_statuses: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The VDC VirtualMachineSnapshot of this namespace with that name (reverts, restores).
+    snapshot: Callable[[str], SnapshotView | None] = lambda name: None
+    #: The KubeVirt VirtualMachineRestores reverting this VM.
+    restores: tuple[RestoreView, ...] = ()
 
 
 def slim_vdc_vm(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -81,6 +81,7 @@ def test_cluster_role_has_no_wildcards_and_writes_only_what_the_operator_writes(
         ("vdcos.io", "backuppolicies/status", "patch"),
         ("snapshot.kubevirt.io", "virtualmachinesnapshots", "create"),
         ("snapshot.kubevirt.io", "virtualmachinerestores", "create"),
+        ("snapshot.kubevirt.io", "virtualmachinerestores", "delete"),
     }
 
 
