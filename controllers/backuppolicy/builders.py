@@ -64,8 +64,10 @@ def policy_snapshot(body: Mapping[str, Any]) -> PolicySnapshot | None:
 
 
 def snapshot_name(vm: str, policy: str, when: datetime, attempt: int = 1) -> str:
-    """`<vm>-<policy>-<YYYYMMDD-HHMMSS>` (UTC), `-r` for the retry; at most 253 characters."""
-    stamp = when.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
+    """`<vm>-<policy>-<YYYYMMDD-HHMMSSmmm>` (UTC, to the millisecond: runs asked for one after
+    another may fall in one second), `-r` for the retry; at most 253 characters."""
+    utc = when.astimezone(UTC)
+    stamp = utc.strftime("%Y%m%d-%H%M%S") + f"{utc.microsecond // 1000:03d}"
     suffix = f"-{stamp}" + ("-r" if attempt > 1 else "")
     return f"{vm}-{policy}"[: 253 - len(suffix)] + suffix
 

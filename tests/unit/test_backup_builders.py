@@ -70,12 +70,12 @@ def test_a_run_is_due_at_its_time_or_when_asked_with_a_new_token() -> None:
 def test_snapshot_manifest_is_labelled_with_policy_and_vm_and_not_owned() -> None:
     manifest = snapshot_manifest("team-a", "nightly", "web", NOON)
     metadata = manifest["metadata"]
-    assert metadata["name"] == "web-nightly-20260302-120000"
+    assert metadata["name"] == "web-nightly-20260302-120000000"
     assert metadata["labels"] == {BACKUP_POLICY_LABEL: "nightly", BACKUP_VM_LABEL: "web"}
     assert metadata["annotations"] == {ATTEMPT_ANNOTATION: "1"}
     assert "ownerReferences" not in metadata
     assert manifest["spec"] == {"virtualMachineName": "web"}
-    assert snapshot_name("web", "nightly", NOON, 2) == "web-nightly-20260302-120000-r"
+    assert snapshot_name("web", "nightly", NOON, 2) == "web-nightly-20260302-120000000-r"
     assert len(snapshot_name("v" * 200, "p" * 100, NOON)) == 253
 
 
