@@ -303,15 +303,33 @@ def _is_transition_rule(rule: str) -> bool:
     return re.search(r"\boldSelf\b", rule) is not None
 
 
+#: CEL's reserved words: a property so named is `__word__` in a rule (Kubernetes' escaping,
+#: e.g. external-snapshotter's `has(self.__namespace__)`).
+_RESERVED_WORDS = frozenset({
+    "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for",
+    "function", "if", "import", "let", "loop", "package", "namespace", "return", "var",
+    "void", "while"})
+
+
+def _escaped(value: JSON) -> JSON:
+    if isinstance(value, dict):
+        return {f"__{key}__" if key in _RESERVED_WORDS else key: _escaped(item)
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_escaped(item) for item in value]
+    return value
+
+
 def evaluate(rule: str, value: JSON, old_value: JSON = None) -> Any:
     """The result of a rule on `self` = value (and `oldSelf`); raises CELEvalError on a
     runtime error, ValueError when the rule does not compile."""
     program = compile_rule(rule)
     if program is None:
         raise ValueError(f"the rule does not compile: {rule}")
-    activation: dict[str, Any] = {"self": json_to_cel(value), "format": _FORMAT_LIBRARY}
+    activation: dict[str, Any] = {"self": json_to_cel(_escaped(value)),
+                                  "format": _FORMAT_LIBRARY}
     if old_value is not None:
-        activation["oldSelf"] = json_to_cel(old_value)
+        activation["oldSelf"] = json_to_cel(_escaped(old_value))
     return program.evaluate(activation)
 
 

@@ -29,6 +29,7 @@ async def run_components(runtime: SimRuntime) -> list[Component]:
     """Start every component, in order. The simulation runs in its own process and speaks
     only the API; virt-api's admission is the one part loaded into the API server's process
     (see devcluster/serve.py)."""
+    from .data_protection import data_protection_components
     from .fencing import fencing_components
     from .guests_api import GuestsApi
     from .hosts import Hosts
@@ -39,7 +40,8 @@ async def run_components(runtime: SimRuntime) -> list[Component]:
     infrastructure = infrastructure_components(runtime)
     hosts = next(c for c in infrastructure if isinstance(c, Hosts))
     components = [*infrastructure, GuestsApi(runtime, hosts.guests),
-                  *kubevirt_components(runtime), *network_components(runtime),
+                  *kubevirt_components(runtime), *data_protection_components(runtime),
+                  *network_components(runtime),
                   *fencing_components(runtime)]
     for component in components:
         await component.start()

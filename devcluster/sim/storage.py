@@ -14,6 +14,11 @@ The provisioner plays external-provisioner and the PV controller: it creates the
 PersistentVolume `pvc-<claim uid>` and binds both sides (volume Bound, claim
 `spec.volumeName` and Bound). A volume whose claim is gone is deleted (reclaim policy
 Delete) or Released (Retain).
+
+A claim whose `dataSourceRef` (or `dataSource`) is a VolumeSnapshot is provisioned, as
+external-provisioner does, once the snapshot is ready to use (until then a
+`ProvisioningFailed` Warning says why, retried); a PersistentVolumeClaim source is a CSI
+clone. The new volume starts with the source's content marker (`volume_content.py`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ from kubekit.resources import PVCS, PVS, STORAGE_CLASSES
 from kubekit.restclient import KubeError
 from kubekit.workqueue import WorkQueue
 
+from .csi_snapshots import install_snapshot_api
 from .runtime import SIM_RETRY_DELAYS, SimRuntime
+from .snapshot_crds import VOLUME_SNAPSHOT_CONTENTS, VOLUME_SNAPSHOTS
+from .volume_content import CONTENT_ANNOTATION, Origin, claim_origin, content_of
 from .written import WrittenCache
 
 log = structlog.get_logger("devcluster.sim.storage")
@@ -71,8 +79,28 @@ def class_of(claim: Obj, classes: Sequence[Obj]) -> Obj | None:
     return None
 
 
-def volume_for(claim: Obj, storage_class: Obj, node: str | None) -> dict[str, Any]:
-    """The PersistentVolume the provisioner creates for a claim."""
+def snapshot_source_problem(claim: Obj, snapshot: Obj | None) -> str | None:
+    """Why external-provisioner cannot yet provision a claim from a VolumeSnapshot (its
+    `getSnapshotSource` messages), or None when the snapshot is ready."""
+    spec = claim.get("spec") or {}
+    ref = spec.get("dataSourceRef") or spec.get("dataSource") or {}
+    name = ref.get("name")
+    prefix = f"error getting handle for DataSource Type VolumeSnapshot by Name {name}"
+    if snapshot is None:
+        return (f"{prefix}: error getting snapshot {name} from api server: "
+                f'volumesnapshots.snapshot.storage.k8s.io "{name}" not found')
+    status = snapshot.get("status") or {}
+    if not status.get("readyToUse"):
+        return f"{prefix}: snapshot {name} is not Ready"
+    if not status.get("boundVolumeSnapshotContentName"):
+        return f"{prefix}: snapshot {name} not bound"
+    return None
+
+
+def volume_for(claim: Obj, storage_class: Obj, node: str | None,
+               content: str | None = None) -> dict[str, Any]:
+    """The PersistentVolume the provisioner creates for a claim (`content`: the marker it
+    starts with, from its data source)."""
     meta, spec = claim["metadata"], claim.get("spec") or {}
     provisioner = str(storage_class["provisioner"])
     name = f"pvc-{meta['uid']}"
@@ -97,9 +125,11 @@ def volume_for(claim: Obj, storage_class: Obj, node: str | None) -> dict[str, An
         volume_spec["csi"] = {"driver": provisioner, "volumeHandle": name, "fsType": "ext4"}
     if storage_class.get("mountOptions"):
         volume_spec["mountOptions"] = list(storage_class["mountOptions"])
+    annotations = {PROVISIONED_BY_ANNOTATION: provisioner}
+    if content is not None:
+        annotations[CONTENT_ANNOTATION] = content
     return {"apiVersion": "v1", "kind": "PersistentVolume",
-            "metadata": {"name": name,
-                         "annotations": {PROVISIONED_BY_ANNOTATION: provisioner}},
+            "metadata": {"name": name, "annotations": annotations},
             "spec": volume_spec}
 
 
@@ -114,10 +144,13 @@ class StorageProvisioner:
         self._volumes = WorkQueue("volume-reclaim", self._reconcile_volume, workers=2,
                                   retry_delays=SIM_RETRY_DELAYS)
         self._waiting_reported: set[str] = set()  # claim uids told WaitForFirstConsumer
+        self._failures_reported: dict[str, str] = {}  # claim uid -> last ProvisioningFailed
         # A bind is three writes; the watch events of the first two must not bind again.
         self.written = WrittenCache()
 
     async def start(self) -> None:
+        # Claims may name snapshots as their data source: the API must exist to watch them.
+        await install_snapshot_api(self.kube)
         for storage_class in default_storage_classes():
             try:
                 await self.kube.create(STORAGE_CLASSES, storage_class)
@@ -127,7 +160,11 @@ class StorageProvisioner:
         claims = self.runtime.informer(PVCS)
         volumes = self.runtime.informer(PVS)
         classes = self.runtime.informer(STORAGE_CLASSES)
-        await self.runtime.wait_synced(PVCS, PVS, STORAGE_CLASSES)
+        snapshots = self.runtime.informer(VOLUME_SNAPSHOTS)
+        self.runtime.informer(VOLUME_SNAPSHOT_CONTENTS)
+        await self.runtime.wait_synced(PVCS, PVS, STORAGE_CLASSES, VOLUME_SNAPSHOTS,
+                                       VOLUME_SNAPSHOT_CONTENTS)
+        snapshots.add_listener(lambda kind, snapshot: self._requeue_claims())
         claims.add_listener(self._on_claim)
         volumes.add_listener(lambda kind, pv: self._volumes.enqueue(key_of(pv)))
         classes.add_listener(lambda kind, sc: self._requeue_claims())
@@ -181,7 +218,19 @@ class StorageProvisioner:
                     "waiting for first consumer to be created before binding",
                     component="persistentvolume-controller")
             return None
-        volume = volume_for(claim, storage_class, node)
+        origin = claim_origin(claim, lambda namespace, name: None)
+        content: str | None = None
+        if origin is not None and origin.kind == "VolumeSnapshot":
+            snapshot = self.runtime.informer(VOLUME_SNAPSHOTS).get(origin.namespace,
+                                                                   origin.name)
+            problem = snapshot_source_problem(claim, snapshot)
+            if problem is not None:
+                await self._provisioning_failed(claim, storage_class, problem)
+                return None  # retried when the snapshot changes
+            content = self._origin_content(origin)
+        elif origin is not None and origin.kind == "PersistentVolumeClaim":
+            content = self._origin_content(origin)
+        volume = volume_for(claim, storage_class, node, content)
         try:
             volume = await self.kube.create(PVS, volume)
         except KubeError as error:
@@ -197,6 +246,28 @@ class StorageProvisioner:
             component=str(storage_class["provisioner"]))
         await self._bind(claim, volume)
         return None
+
+    def _origin_content(self, origin: Origin) -> str | None:
+        if origin.kind == "PersistentVolumeClaim":
+            source = self.runtime.informer(PVCS).get(origin.namespace, origin.name)
+            volume_name = ((source or {}).get("spec") or {}).get("volumeName")
+            return content_of(self.runtime.informer(PVS).get("", str(volume_name))
+                              if volume_name else None)
+        snapshot = self.runtime.informer(VOLUME_SNAPSHOTS).get(origin.namespace, origin.name)
+        bound = ((snapshot or {}).get("status") or {}).get("boundVolumeSnapshotContentName")
+        return content_of(self.runtime.informer(VOLUME_SNAPSHOT_CONTENTS).get("", str(bound))
+                          if bound else None)
+
+    async def _provisioning_failed(self, claim: Obj, storage_class: Obj, problem: str) -> None:
+        """external-provisioner's Warning, once per distinct message."""
+        message = (f'failed to provision volume with StorageClass '
+                   f'"{storage_class["metadata"]["name"]}": {problem}')
+        uid = str(claim["metadata"]["uid"])
+        if self._failures_reported.get(uid) == message:
+            return
+        self._failures_reported[uid] = message
+        await self.runtime.event(dict(claim), "ProvisioningFailed", message, kind="Warning",
+                                 component=str(storage_class["provisioner"]))
 
     async def _bind(self, claim: Obj, volume: Obj) -> None:
         """The PV controller's bind: volume Bound, then the claim pointing at it, Bound."""

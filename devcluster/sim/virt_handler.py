@@ -49,6 +49,8 @@ from .vmi_status import (
 )
 from .written import WrittenCache
 
+GUEST_AGENT_ANNOTATION = "sim.vdcos.io/guest-agent"
+
 log = structlog.get_logger("devcluster.sim.virt-handler")
 
 Obj = Mapping[str, Any]
@@ -279,8 +281,10 @@ class VirtHandlers:
             if "multus" in network and assigns_address(self.nads.get(*nad_namespaced_name(
                 namespace, str(network["multus"].get("networkName", "")))))
         }
+        # A guest without qemu-guest-agent: the VM template's annotation says so.
+        agent = (_meta(vmi).get("annotations") or {}).get(GUEST_AGENT_ANNOTATION) != "false"
         status = running_status(vmi, now, pool_index=pool_index(uid), pvcs=self._claims(vmi),
-                                secondary_ips=secondary)
+                                secondary_ips=secondary, agent_connected=agent)
         pod_ip = str(_status(pod).get("podIP", ""))
         pod_networks = {str(n.get("name")) for n in (vmi.get("spec") or {}).get("networks") or []
                         if "pod" in n}

@@ -1,0 +1,19 @@
+"""Snapshots and restores: what `data_protection_components` gives the runner.
+
+The CSI snapshot controller and sidecar, the volume content markers, and KubeVirt's
+snapshot and restore controllers, in start order (after KubeVirt's installer: they watch
+snapshot.kubevirt.io).
+"""
+
+from __future__ import annotations
+
+from .csi_snapshots import CsiSnapshotter
+from .runtime import Component, SimRuntime
+from .vm_restore import VmRestoreController
+from .vm_snapshots import VmSnapshotController
+from .volume_content import VolumeContents
+
+
+def data_protection_components(runtime: SimRuntime) -> list[Component]:
+    return [CsiSnapshotter(runtime), VolumeContents(runtime), VmSnapshotController(runtime),
+            VmRestoreController(runtime)]
