@@ -97,6 +97,13 @@ class VirtualMachineSnapshotController(Controller[Key]):
             await self._take(key, entry, entry.spec)
             return
         if kubevirt is None:
+            # The cache may not show the one just created yet: ask the API server.
+            found = await self.kube.get(KUBEVIRT_SNAPSHOTS, key[0],
+                                        str(previous["kubevirtSnapshotName"]))
+            if found is not None:
+                kubevirt = {"name": found["metadata"]["name"],
+                            "status": dict(found.get("status") or {})}
+        if kubevirt is None:
             await self._write(entry, {"phase": "Failed"}, "SnapshotDeleted",
                               "the KubeVirt VirtualMachineSnapshot was deleted")
             return

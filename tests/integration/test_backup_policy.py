@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.harness import DevCluster
 from tests.integration.conftest import apply_yaml, get_json, wait
-from tests.integration.test_snapshots import shared_policy, vm, wait_running
+from tests.integration.test_snapshots import ready_snapshot, shared_policy, vm, wait_running
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.slow]
 
@@ -57,29 +58,20 @@ def snapshots_of(cluster: DevCluster, namespace: str, policy_name: str) -> list[
     return sorted(items, key=lambda s: s["metadata"]["name"])
 
 
-def wait_all_ready(cluster: DevCluster, namespace: str, policy_name: str) -> None:
-    wait(cluster, "--for=condition=Ready", "vdcsnap", "-l",
-         f"vdcos.io/backup-policy={policy_name}", "-n", namespace)
-
-
-def run_times(cluster: DevCluster, namespace: str, name: str, at_least: int,
-              timeout: int = 60) -> list[str]:
-    """The policy's lastBackupTime values as its status changes (a watch), until `at_least`
-    different ones were seen."""
+def watch_policy(cluster: DevCluster, namespace: str, name: str,
+                 done: Callable[[dict[str, Any]], bool], timeout: int = 60) -> dict[str, Any]:
+    """The policy's status once `done(status)` holds, following its changes with a watch."""
     from kubernetes import client, watch
 
     api = client.CustomObjectsApi(cluster.api_client())
-    seen: list[str] = []
     stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
         api.list_namespaced_custom_object, "vdcos.io", "v1alpha1", namespace,
         "backuppolicies", field_selector=f"metadata.name={name}", timeout_seconds=timeout)
     for event in stream:
-        last = (event["object"].get("status") or {}).get("lastBackupTime")
-        if last and last not in seen:
-            seen.append(last)
-        if len(seen) >= at_least:
-            break
-    return seen
+        status: dict[str, Any] = event["object"].get("status") or {}
+        if done(status):
+            return status
+    raise AssertionError(f"backuppolicy {name}: not reached in {timeout}s")
 
 
 def test_runs_keep_exactly_what_the_retention_says(
@@ -96,10 +88,12 @@ def test_runs_keep_exactly_what_the_retention_says(
     taken: list[str] = []
     for run in range(4):
         backup_run(datacenter, namespace, "nightly")
-        wait_all_ready(datacenter, namespace, "nightly")
         names = [s["metadata"]["name"] for s in snapshots_of(datacenter, namespace, "nightly")]
         new = [name for name in names if name not in taken]
-        assert len(new) == 1 and new[0].startswith("web-nightly-"), (run, names)
+        assert len(new) == 1 and new[0].startswith("web-nightly-"), (run, [
+            (s["metadata"]["name"], s.get("status"))
+            for s in snapshots_of(datacenter, namespace, "nightly")])
+        ready_snapshot(datacenter, namespace, new[0])
         taken.append(new[0])
         # keepLast 2 (keepDaily 1 keeps today's newest, one of those): the two newest.
         wait(datacenter, f"--for=jsonpath={{.status.virtualMachines[0].kept}}="
@@ -124,15 +118,28 @@ def test_a_schedule_with_seconds_runs_by_itself(datacenter: DevCluster, namespac
     apply_yaml(datacenter, policy("often", "* * * * * */5", "keepLast: 1"), namespace)
     wait(datacenter, "--for=jsonpath={.status.virtualMachines[0].result}=Succeeded",
          "bp/often", "-n", namespace, timeout=60)
-    assert len(run_times(datacenter, namespace, "often", at_least=2)) >= 2
+    seen: set[str] = set()
+
+    def two_runs(status: dict[str, Any]) -> bool:
+        seen.add(str(status.get("lastBackupTime")))
+        return len(seen - {"None"}) >= 2
+
+    watch_policy(datacenter, namespace, "often", two_runs)
     datacenter.kubectl("patch", "bp", "often", "-n", namespace, "--type", "merge",
                        "-p", '{"spec":{"suspend":true}}')
-    wait(datacenter, "--for=jsonpath={.status.virtualMachines[0].kept}=1", "bp/often", "-n",
-         namespace)
-    # keepLast 1: a single snapshot of the VM remains once the runs in flight are done.
-    wait_all_ready(datacenter, namespace, "often")
-    suspended = get_json(datacenter, "bp", "often", "-n", namespace)["status"]
-    assert "nextBackupTime" not in suspended
+    suspended = watch_policy(datacenter, namespace, "often", lambda status: (
+        "nextBackupTime" not in status and bool(status.get("virtualMachines"))
+        and status["virtualMachines"][0]["result"] == "Succeeded"
+        and status["virtualMachines"][0]["kept"] == 1))
+    # keepLast 1: once the run in flight is done, only its snapshot remains.
+    newest = suspended["virtualMachines"][0]["snapshotName"]
+    ready_snapshot(datacenter, namespace, newest)
+    for other in snapshots_of(datacenter, namespace, "often"):
+        if other["metadata"]["name"] != newest:
+            wait(datacenter, "--for=delete", f"vdcsnap/{other['metadata']['name']}", "-n",
+                 namespace)
+    assert [s["metadata"]["name"] for s in snapshots_of(datacenter, namespace, "often")] == [
+        newest]
 
 
 def test_a_schedule_that_does_not_parse_is_refused_naming_the_field(
