@@ -165,3 +165,21 @@ def test_a_retention_that_keeps_nothing_is_refused_by_the_schema(
                         check=False)
     assert result.returncode != 0
     assert "spec.retention" in result.stderr and "keeps nothing" in result.stderr
+
+
+def test_a_backup_in_progress_does_not_hold_a_power_change(
+    datacenter: DevCluster, namespace: str
+) -> None:
+    apply_yaml(datacenter, labelled_vm("app"), namespace)
+    wait_running(datacenter, namespace, "app")
+    apply_yaml(datacenter, policy("nightly", "0 0 1 1 *", "keepLast: 3"), namespace)
+    backup_run(datacenter, namespace, "nightly")
+    datacenter.kubectl("patch", "vdcvm", "app", "-n", namespace, "--type", "merge",
+                       "-p", '{"spec":{"powerState":"PoweredOff"}}')
+    wait(datacenter, "--for=jsonpath={.status.powerState}=PoweredOff", "vdcvm/app", "-n",
+         namespace)
+    [taken] = snapshots_of(datacenter, namespace, "nightly")
+    ready_snapshot(datacenter, namespace, taken["metadata"]["name"])
+    datacenter.kubectl("patch", "vdcvm", "app", "-n", namespace, "--type", "merge",
+                       "-p", '{"spec":{"powerState":"PoweredOn"}}')
+    wait_running(datacenter, namespace, "app")
