@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Downloads the upstream oracles the tests read (see tests/upstream.py): the published
-# schemas of KubeVirt, CDI, Multus, nmstate and medik8s, and KubeVirt's example manifests,
-# at the commits pinned in hack/versions.env. For a clone without ../shared beside it.
+# schemas of KubeVirt, CDI, Multus, nmstate, medik8s and external-snapshotter, and KubeVirt's
+# example manifests, at the commits pinned in hack/versions.env. For a clone without
+# ../shared beside it.
 #
 #   hack/fetch-upstream.sh          # into .vdcos/upstream (where the tests look by default)
 #   hack/fetch-upstream.sh DIR      # into DIR; then run the tests with VDCOS_UPSTREAM=DIR
@@ -66,6 +67,12 @@ done
 checkout medik8s/fence-agents-remediation "$FAR_SCHEMA_COMMIT" /config/crd/bases/
 place "$CHECKED_OUT/config/crd/bases/fence-agents-remediation.medik8s.io_fenceagentsremediations.yaml" \
   schemas/medik8s/fenceagentsremediations.yaml
+
+checkout kubernetes-csi/external-snapshotter "$SNAPSHOTTER_SCHEMA_COMMIT" /client/config/crd/
+for kind in volumesnapshots volumesnapshotcontents volumesnapshotclasses; do
+  place "$CHECKED_OUT/client/config/crd/snapshot.storage.k8s.io_$kind.yaml" \
+    "schemas/external-snapshotter/snapshot.storage.k8s.io_$kind.yaml"
+done
 
 # Replace only what this script writes, and only once everything arrived.
 mkdir -p "$DEST"

@@ -37,6 +37,7 @@ from kubekit.resources import CRDS, PVCS, PVS, ResourceRef
 from kubekit.restclient import Kube, KubeError, wait_for_resource
 from kubekit.workqueue import WorkQueue
 
+from .ignoring_gone import ignoring_gone
 from .runtime import SIM_RETRY_DELAYS, SimRuntime, now_rfc3339
 from .snapshot_crds import (
     DEFAULT_SNAPSHOT_CLASS_ANNOTATION,
@@ -237,10 +238,12 @@ class CsiSnapshotter:
     def __init__(self, runtime: SimRuntime) -> None:
         self.runtime = runtime
         self.kube = runtime.kube
-        self._snapshots = WorkQueue("volume-snapshots", self._reconcile_snapshot, workers=2,
-                                    retry_delays=SIM_RETRY_DELAYS)
-        self._contents = WorkQueue("volume-snapshot-contents", self._reconcile_content,
-                                   workers=2, retry_delays=SIM_RETRY_DELAYS)
+        self._snapshots = WorkQueue(
+            "volume-snapshots", ignoring_gone(self._reconcile_snapshot), workers=2,
+            retry_delays=SIM_RETRY_DELAYS)
+        self._contents = WorkQueue(
+            "volume-snapshot-contents", ignoring_gone(self._reconcile_content), workers=2,
+            retry_delays=SIM_RETRY_DELAYS)
         self._reported: dict[Key, str] = {}  # the last error evented per snapshot
 
     def _informer(self, resource: ResourceRef) -> Any:
@@ -307,10 +310,12 @@ class CsiSnapshotter:
             if _points_at(content, snapshot) and _status(content).get("creationTime"):
                 await self._write_snapshot_status(snapshot, content)
             return None
-        claims = {name: claim for (namespace, name), claim in
-                  ((key_of(c), c) for c in self._informer(PVCS).values())
-                  if namespace == key[0]}
-        volumes = {key_of(v)[1]: v for v in self._informer(PVS).values()}
+        claim_name = str(source.get("persistentVolumeClaimName") or "")
+        found = self._informer(PVCS).get(key[0], claim_name) if claim_name else None
+        claims = {claim_name: found} if found is not None else {}
+        volume_name = str(_spec(found).get("volumeName") or "")
+        bound = self._informer(PVS).get("", volume_name) if volume_name else None
+        volumes = {volume_name: bound} if bound is not None else {}
         volume: Obj | None = None
         volume_error: str | None = None
         try:

@@ -19,6 +19,7 @@ from kubekit.restclient import Kube, KubeError, wait_for_resource
 from .cdi import CdiController
 from .kubevirt_crds import KUBEVIRT_NAMESPACE, default_kubevirt_cr, kubevirt_crds
 from .runtime import Component, SimRuntime
+from .snapshot_admission import SnapshotAdmission
 from .subresources import VirtApi, default_vmi, eviction_denied_message
 from .virt_controller import VirtController
 from .virt_handler import VirtHandlers
@@ -45,6 +46,7 @@ def install_virt_api(server: ApiServer) -> VirtApi:
     for extension in api.extensions():
         server.add_extension(extension)
     server.rest.create_mutators[("kubevirt.io", "VirtualMachineInstance")] = default_vmi
+    server.rest.validators.update(SnapshotAdmission(server.store).hooks())
 
     async def refuse_launcher_eviction(pod: dict[str, Any]) -> None:
         meta = pod["metadata"]

@@ -29,6 +29,7 @@ from typing import Any
 import structlog
 
 from kubekit.informer import Key, key_of
+from kubekit.quantity import to_bytes
 from kubekit.resources import PVCS, PVS, STORAGE_CLASSES
 from kubekit.restclient import KubeError
 from kubekit.workqueue import WorkQueue
@@ -94,6 +95,11 @@ def snapshot_source_problem(claim: Obj, snapshot: Obj | None) -> str | None:
         return f"{prefix}: snapshot {name} is not Ready"
     if not status.get("boundVolumeSnapshotContentName"):
         return f"{prefix}: snapshot {name} not bound"
+    requested = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    if requested is not None and status.get("restoreSize") is not None and \
+            to_bytes(requested) < to_bytes(status["restoreSize"]):
+        return (f"requested volume size {to_bytes(requested)} is less than the size "
+                f"{to_bytes(status['restoreSize'])} for the source snapshot {name}")
     return None
 
 
@@ -164,7 +170,7 @@ class StorageProvisioner:
         self.runtime.informer(VOLUME_SNAPSHOT_CONTENTS)
         await self.runtime.wait_synced(PVCS, PVS, STORAGE_CLASSES, VOLUME_SNAPSHOTS,
                                        VOLUME_SNAPSHOT_CONTENTS)
-        snapshots.add_listener(lambda kind, snapshot: self._requeue_claims())
+        snapshots.add_listener(self._on_snapshot)
         claims.add_listener(self._on_claim)
         volumes.add_listener(lambda kind, pv: self._volumes.enqueue(key_of(pv)))
         classes.add_listener(lambda kind, sc: self._requeue_claims())
@@ -182,6 +188,15 @@ class StorageProvisioner:
     def _requeue_claims(self) -> None:
         for claim in self.runtime.informer(PVCS).values():
             self._claims.enqueue(key_of(claim))
+
+    def _on_snapshot(self, kind: str, snapshot: dict[str, Any]) -> None:
+        """A claim waiting for a snapshot to be ready is provisioned once it is."""
+        namespace, name = key_of(snapshot)
+        for claim in self.runtime.informer(PVCS).values():
+            origin = claim_origin(claim, lambda _namespace, _name: None)
+            if origin == Origin("VolumeSnapshot", namespace, name) and \
+                    (claim.get("status") or {}).get("phase") != "Bound":
+                self._claims.enqueue(key_of(claim))
 
     def _on_claim(self, kind: str, claim: dict[str, Any]) -> None:
         if kind == "DELETED":

@@ -26,6 +26,7 @@ from kubekit.resources import DATAVOLUMES, PVCS, STORAGE_CLASSES, VMIS, VMS, Res
 from kubekit.restclient import KubeError, wait_for_resource
 from kubekit.workqueue import WorkQueue
 
+from .ignoring_gone import ignoring_gone
 from .runtime import SIM_RETRY_DELAYS, SimRuntime, now_rfc3339
 from .snapshot_crds import VOLUME_SNAPSHOTS
 from .vm_restore_state import (
@@ -91,9 +92,11 @@ class VmRestoreController:
     def __init__(self, runtime: SimRuntime) -> None:
         self.runtime = runtime
         self.kube = runtime.kube
-        self._restores = WorkQueue("vm-restores", self._reconcile_safely, workers=2,
-                                   retry_delays=SIM_RETRY_DELAYS)
+        self._restores = WorkQueue(
+            "vm-restores", ignoring_gone(self._reconcile_safely), workers=2,
+            retry_delays=SIM_RETRY_DELAYS)
         self._not_ready_reported: set[str] = set()
+        self._errors_reported: dict[str, str] = {}
 
     def _get(self, resource: ResourceRef, namespace: str, name: str) -> dict[str, Any] | None:
         return self.runtime.informer(resource).get(namespace, name)
@@ -140,9 +143,12 @@ class VmRestoreController:
             message = str(error)
             await self._write_status(restore, error_status(_status(restore), message,
                                                            datetime.now(UTC)))
-            await self.runtime.event(dict(restore), "VirtualMachineRestoreError",
-                                     f"VirtualMachineRestore encountered error {message}",
-                                     kind="Warning")
+            uid = str(_meta(restore).get("uid", ""))
+            if self._errors_reported.get(uid) != message:  # one Event per distinct error
+                self._errors_reported[uid] = message
+                await self.runtime.event(dict(restore), "VirtualMachineRestoreError",
+                                         f"VirtualMachineRestore encountered error {message}",
+                                         kind="Warning")
             return WAIT_SECONDS
 
     async def _reconcile(self, restore: dict[str, Any]) -> float | None:

@@ -219,14 +219,14 @@ def vm_claims(vm: Obj) -> dict[str, str]:
     for volume in ((_spec(vm).get("template") or {}).get("spec") or {}).get("volumes") or []:
         for key, name_field in (("persistentVolumeClaim", "claimName"),
                                 ("dataVolume", "name"), ("memoryDump", "claimName")):
-            if volume.get(key):
+            if volume.get(key) is not None:
                 claims[str(volume["name"])] = str(volume[key].get(name_field, ""))
     return claims
 
 
 def is_snapshottable(volume: Obj) -> bool:
-    return bool(volume.get("persistentVolumeClaim") or volume.get("dataVolume")
-                or volume.get("memoryDump"))
+    return any(volume.get(key) is not None
+               for key in ("persistentVolumeClaim", "dataVolume", "memoryDump"))
 
 
 def volume_problem(namespace: str, vm_name: str, claims: Sequence[str],

@@ -28,6 +28,7 @@ from kubekit.restclient import KubeError, wait_for_resource
 from kubekit.workqueue import WorkQueue
 
 from .cdi import STORAGE_PROFILES
+from .ignoring_gone import ignoring_gone
 from .runtime import SIM_RETRY_DELAYS, SimRuntime
 from .snapshot_crds import VOLUME_SNAPSHOT_CLASSES, VOLUME_SNAPSHOTS
 from .vm_snapshot_state import (
@@ -54,6 +55,7 @@ from .vm_snapshot_state import (
     volume_snapshot_for,
     volume_snapshot_status,
 )
+from .written import WrittenCache
 
 log = structlog.get_logger("devcluster.sim.vm_snapshots")
 
@@ -134,13 +136,19 @@ class VmSnapshotController:
         self.runtime = runtime
         self.kube = runtime.kube
         self.stores = SnapshotStores(runtime)
-        self._snapshots = WorkQueue("vm-snapshots", self._reconcile_snapshot, workers=2,
-                                    retry_delays=SIM_RETRY_DELAYS)
-        self._contents = WorkQueue("vm-snapshot-contents", self._reconcile_content, workers=2,
-                                   retry_delays=SIM_RETRY_DELAYS)
-        self._vms = WorkQueue("vm-volume-snapshot-statuses", self._reconcile_vm, workers=1,
-                              retry_delays=SIM_RETRY_DELAYS)
-        self._vms_by_claim: dict[Key, set[Key]] = {}
+        self._snapshots = WorkQueue(
+            "vm-snapshots", ignoring_gone(self._reconcile_snapshot), workers=2,
+            retry_delays=SIM_RETRY_DELAYS)
+        self._contents = WorkQueue(
+            "vm-snapshot-contents", ignoring_gone(self._reconcile_content), workers=2,
+            retry_delays=SIM_RETRY_DELAYS)
+        self._vms = WorkQueue(
+            "vm-volume-snapshot-statuses", ignoring_gone(self._reconcile_vm), workers=1,
+            retry_delays=SIM_RETRY_DELAYS)
+        self.written = WrittenCache()
+        self._vms_by_claim: dict[Key, set[Key]] = {}  # claim -> the VMs naming it
+        self._claims_of_vm: dict[Key, set[Key]] = {}
+        self._snapshots_by_vm: dict[Key, set[str]] = {}  # VM -> names of its snapshots
 
     async def start(self) -> None:
         for resource in (VM_SNAPSHOTS, VM_SNAPSHOT_CONTENTS, VM_RESTORES):
@@ -164,7 +172,7 @@ class VmSnapshotController:
         for vm in self.stores.get(VMS).values():
             self._on_vm("ADDED", vm)
         for snapshot in self.stores.get(VM_SNAPSHOTS).values():
-            self._snapshots.enqueue(key_of(snapshot))
+            self._on_snapshot("ADDED", snapshot)
         for content in self.stores.get(VM_SNAPSHOT_CONTENTS).values():
             self._contents.enqueue(key_of(content))
 
@@ -175,14 +183,17 @@ class VmSnapshotController:
     # --- events -------------------------------------------------------------------------
 
     def _snapshots_of_vm(self, namespace: str, name: str) -> None:
-        for snapshot in self.stores.get(VM_SNAPSHOTS).values():
-            source = _spec(snapshot).get("source") or {}
-            if _meta(snapshot).get("namespace") == namespace and source.get("name") == name:
-                self._snapshots.enqueue(key_of(snapshot))
+        for snapshot_name in self._snapshots_by_vm.get((namespace, name), set()):
+            self._snapshots.enqueue((namespace, snapshot_name))
 
     def _on_snapshot(self, kind: str, snapshot: dict[str, Any]) -> None:
-        self._snapshots.enqueue(key_of(snapshot))
-        namespace = str(_meta(snapshot).get("namespace", ""))
+        namespace, name = key_of(snapshot)
+        vm_key = (namespace, str((_spec(snapshot).get("source") or {}).get("name", "")))
+        if kind == "DELETED":
+            self._snapshots_by_vm.get(vm_key, set()).discard(name)
+        else:
+            self._snapshots_by_vm.setdefault(vm_key, set()).add(name)
+        self._snapshots.enqueue((namespace, name))
         self._contents.enqueue((namespace, content_name(snapshot)))
 
     def _on_content(self, kind: str, content: dict[str, Any]) -> None:
@@ -193,12 +204,20 @@ class VmSnapshotController:
 
     def _on_vm(self, kind: str, vm: dict[str, Any]) -> None:
         key = key_of(vm)
-        for vms in self._vms_by_claim.values():
+        claims = set() if kind == "DELETED" else {(key[0], c) for c in vm_claims(vm).values()}
+        previous = self._claims_of_vm.get(key, set())
+        for claim in previous - claims:
+            vms = self._vms_by_claim.get(claim, set())
             vms.discard(key)
+            if not vms:
+                self._vms_by_claim.pop(claim, None)
+        for claim in claims - previous:
+            self._vms_by_claim.setdefault(claim, set()).add(key)
         if kind == "DELETED":
+            self._claims_of_vm.pop(key, None)
+            self.written.forget(VMS, key)
             return
-        for claim in vm_claims(vm).values():
-            self._vms_by_claim.setdefault((key[0], claim), set()).add(key)
+        self._claims_of_vm[key] = claims
         self._vms.enqueue(key)
         self._snapshots_of_vm(*key)
 
@@ -240,7 +259,7 @@ class VmSnapshotController:
         raise ValueError("volume type has no StorageClass defined")
 
     async def _reconcile_vm(self, key: Key) -> float | None:
-        vm = self.stores.get(VMS).get(*key)
+        vm = self._vm(*key)
         if vm is None or is_deleting(vm):
             return None
         statuses = []
@@ -259,8 +278,8 @@ class VmSnapshotController:
         if statuses == list(_status(vm).get("volumeSnapshotStatuses") or []):
             return None
         try:
-            await self.kube.patch(VMS, key[0], key[1], {"status": {
-                "volumeSnapshotStatuses": statuses or None}}, subresource="status")
+            self.written.remember(VMS, await self.kube.patch(VMS, key[0], key[1], {"status": {
+                "volumeSnapshotStatuses": statuses or None}}, subresource="status"))
         except KubeError as error:
             if error.status != 404:
                 raise
@@ -269,20 +288,28 @@ class VmSnapshotController:
     # --- VirtualMachineSnapshot ---------------------------------------------------------
 
     async def _set_finalizers(self, resource: ResourceRef, obj: Obj,
-                              finalizers: list[str]) -> None:
+                              finalizers: list[str]) -> dict[str, Any]:
         namespace, name = key_of(dict(obj))
-        await self.kube.patch(resource, namespace, name, finalizers_patch(obj, finalizers),
-                              kind="json")
+        written: dict[str, Any] = await self.kube.patch(
+            resource, namespace, name, finalizers_patch(obj, finalizers), kind="json")
+        return written
+
+    def _vm(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The VM as we last wrote it, or the informer's when newer (the lock is two writes:
+        the first one's watch event must not lock again)."""
+        return self.written.latest(VMS, self.stores.get(VMS), (namespace, name))
 
     async def _lock(self, vm: Obj, snapshot: Obj) -> None:
         """`Lock`: the VM's snapshotInProgress, then the source finalizer."""
         namespace, name = key_of(dict(vm))
         if not _status(vm).get("snapshotInProgress"):
-            await self.kube.patch(VMS, namespace, name, {"status": {
+            vm = await self.kube.patch(VMS, namespace, name, {"status": {
                 "snapshotInProgress": _meta(snapshot)["name"]}}, subresource="status")
+            self.written.remember(VMS, dict(vm))
         finalizers = list(_meta(vm).get("finalizers") or [])
         if SOURCE_FINALIZER not in finalizers:
-            await self._set_finalizers(VMS, vm, [*finalizers, SOURCE_FINALIZER])
+            self.written.remember(VMS, await self._set_finalizers(
+                VMS, vm, [*finalizers, SOURCE_FINALIZER]))
         log.info("Snapshot source locked", vm=f"{namespace}/{name}",
                  snapshot=_meta(snapshot)["name"])
 
@@ -293,10 +320,12 @@ class VmSnapshotController:
         namespace, name = key_of(dict(vm))
         finalizers = list(_meta(vm).get("finalizers") or [])
         if SOURCE_FINALIZER in finalizers:
-            await self._set_finalizers(VMS, vm, [f for f in finalizers
-                                                 if f != SOURCE_FINALIZER])
-        await self.kube.patch(VMS, namespace, name, {"status": {"snapshotInProgress": None}},
-                              subresource="status")
+            vm = await self._set_finalizers(VMS, vm, [f for f in finalizers
+                                                      if f != SOURCE_FINALIZER])
+            self.written.remember(VMS, dict(vm))
+        self.written.remember(VMS, await self.kube.patch(
+            VMS, namespace, name, {"status": {"snapshotInProgress": None}},
+            subresource="status"))
         return True
 
     async def _reconcile_snapshot(self, key: Key) -> float | None:
@@ -305,7 +334,7 @@ class VmSnapshotController:
             return None
         now = datetime.now(UTC)
         source_ref = _spec(snapshot).get("source") or {}
-        vm = self.stores.get(VMS).get(key[0], str(source_ref.get("name", ""))) \
+        vm = self._vm(key[0], str(source_ref.get("name", ""))) \
             if source_ref.get("kind") == "VirtualMachine" else None
         vmi = self.stores.get(VMIS).get(*key_of(vm)) if vm is not None else None
         content = self.stores.get(VM_SNAPSHOT_CONTENTS).get(key[0], content_name(snapshot))
@@ -394,8 +423,7 @@ class VmSnapshotController:
         if snapshot is None:
             return None, None
         namespace = str(_meta(snapshot).get("namespace", ""))
-        vm = self.stores.get(VMS).get(namespace, str(
-            (_spec(snapshot).get("source") or {}).get("name", "")))
+        vm = self._vm(namespace, str((_spec(snapshot).get("source") or {}).get("name", "")))
         if vm is None:
             return None, None
         vmi = self.stores.get(VMIS).get(*key_of(vm))

@@ -12,8 +12,9 @@ it was made from:
   its VolumeSnapshotContent recorded it when the snapshot was cut (`storage.py` sets it on
   the new volume);
 - a claim with a data source kind PersistentVolumeClaim (a CSI clone), or a CDI clone target
-  (`k8s.io/CloneRequest: ns/name`, or `cdi.kubevirt.io/storage.sourceRef` naming a
-  DataSource whose source is a PVC or a VolumeSnapshot): the source's content at the time;
+  (`k8s.io/CloneRequest: ns/name`; `cdi.kubevirt.io/storage.sourceRef` naming a DataSource
+  whose source is a PVC or a VolumeSnapshot; the claim of a DataVolume whose
+  `source.snapshot` or `source.pvc` names one): the source's content at the time;
 - anything else (blank, an import): no marker.
 """
 
@@ -26,9 +27,10 @@ from typing import Any
 import structlog
 
 from kubekit.informer import Key, key_of
-from kubekit.resources import DATASOURCES, PVCS, PVS
+from kubekit.resources import DATASOURCES, DATAVOLUMES, PVCS, PVS
 from kubekit.workqueue import WorkQueue
 
+from .ignoring_gone import ignoring_gone
 from .runtime import SIM_RETRY_DELAYS, SimRuntime
 from .snapshot_crds import VOLUME_SNAPSHOT_CONTENTS, VOLUME_SNAPSHOTS
 
@@ -69,7 +71,29 @@ def _split_key(value: str, namespace: str) -> tuple[str, str]:
     return namespace, value
 
 
-def claim_origin(claim: Obj, datasources: Callable[[str, str], Obj | None]) -> Origin | None:
+def _no_object(namespace: str, name: str) -> Obj | None:
+    return None
+
+
+def _datavolume_of(claim: Obj, datavolumes: Callable[[str, str], Obj | None]) -> Obj | None:
+    meta = claim.get("metadata") or {}
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == "DataVolume":
+            return datavolumes(str(meta.get("namespace", "")), str(ref.get("name")))
+    return None
+
+
+def _source_origin(source: Obj, namespace: str) -> Origin | None:
+    """The origin a CDI source (`spec.source` of a DataVolume or a DataSource) names."""
+    for key, kind in (("pvc", "PersistentVolumeClaim"), ("snapshot", "VolumeSnapshot")):
+        if source.get(key):
+            return Origin(kind, str(source[key].get("namespace") or namespace),
+                          str(source[key].get("name")))
+    return None
+
+
+def claim_origin(claim: Obj, datasources: Callable[[str, str], Obj | None],
+                 datavolumes: Callable[[str, str], Obj | None] = _no_object) -> Origin | None:
     """The snapshot or claim a new claim's content comes from, if any."""
     meta, spec = claim.get("metadata") or {}, claim.get("spec") or {}
     namespace = str(meta.get("namespace", ""))
@@ -88,12 +112,11 @@ def claim_origin(claim: Obj, datasources: Callable[[str, str], Obj | None]) -> O
     if annotations.get(SOURCE_REF_ANNOTATION):
         datasource = datasources(*_split_key(annotations[SOURCE_REF_ANNOTATION], namespace))
         source = ((datasource or {}).get("spec") or {}).get("source") or {}
-        ds_namespace = str(((datasource or {}).get("metadata") or {}).get("namespace", ""))
-        for key, kind in (("pvc", "PersistentVolumeClaim"), ("snapshot", "VolumeSnapshot")):
-            if source.get(key):
-                return Origin(kind, str(source[key].get("namespace") or ds_namespace),
-                              str(source[key].get("name")))
-    return None
+        return _source_origin(source, str(((datasource or {}).get("metadata") or {}).get(
+            "namespace", namespace)))
+    datavolume = _datavolume_of(claim, datavolumes)
+    return _source_origin(((datavolume or {}).get("spec") or {}).get("source") or {},
+                          namespace)
 
 
 def origin_content(origin: Origin, *, claims: Callable[[str, str], Obj | None],
@@ -146,16 +169,16 @@ class VolumeContents:
     def __init__(self, runtime: SimRuntime) -> None:
         self.runtime = runtime
         self.kube = runtime.kube
-        self._claims = WorkQueue("volume-content", self._reconcile, workers=2,
-                                 retry_delays=SIM_RETRY_DELAYS)
+        self._claims = WorkQueue(
+            "volume-content", ignoring_gone(self._reconcile), workers=2,
+            retry_delays=SIM_RETRY_DELAYS)
 
     async def start(self) -> None:
         claims = self.runtime.informer(PVCS)
         volumes = self.runtime.informer(PVS)
-        self.runtime.informer(DATASOURCES)
-        self.runtime.informer(VOLUME_SNAPSHOTS)
-        self.runtime.informer(VOLUME_SNAPSHOT_CONTENTS)
-        await self.runtime.wait_synced(PVCS, PVS, DATASOURCES, VOLUME_SNAPSHOTS,
+        for resource in (DATASOURCES, DATAVOLUMES, VOLUME_SNAPSHOTS, VOLUME_SNAPSHOT_CONTENTS):
+            self.runtime.informer(resource)
+        await self.runtime.wait_synced(PVCS, PVS, DATASOURCES, DATAVOLUMES, VOLUME_SNAPSHOTS,
                                        VOLUME_SNAPSHOT_CONTENTS)
         claims.add_listener(self._on_claim)
         volumes.add_listener(self._on_volume)
@@ -176,7 +199,8 @@ class VolumeContents:
             self._claims.enqueue((str(claim_ref.get("namespace", "")), str(claim_ref["name"])))
 
     def inherited_content(self, claim: Obj) -> str | None:
-        origin = claim_origin(claim, self.runtime.informer(DATASOURCES).get)
+        origin = claim_origin(claim, self.runtime.informer(DATASOURCES).get,
+                              self.runtime.informer(DATAVOLUMES).get)
         if origin is None:
             return None
         return origin_content(
