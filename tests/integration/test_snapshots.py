@@ -88,7 +88,9 @@ def ready_snapshot(cluster: DevCluster, namespace: str, name: str) -> dict[str, 
         ours = get_json(cluster, "vdcsnap", name, "-n", namespace).get("status")
         kubevirt = cluster.kubectl("get", "virtualmachinesnapshots.snapshot.kubevirt.io", name,
                                    "-n", namespace, "-o", "jsonpath={.status}", check=False)
-        raise AssertionError(f"{error}\nours: {ours}\nKubeVirt's: {kubevirt.stdout}") from None
+        claims = cluster.kubectl("get", "pvc,pv", "-A", "-o", "wide", check=False).stdout
+        raise AssertionError(f"{error}\nours: {ours}\nKubeVirt's: {kubevirt.stdout}\n"
+                             f"{claims}\n{cluster.log()[-6000:]}") from None
     result: dict[str, Any] = get_json(cluster, "vdcsnap", name, "-n", namespace)
     return result
 
