@@ -5,6 +5,7 @@
   vdcos drs   applies a ComputeCluster's DRS recommendations, or asks for a pass now.
   vdcos import ovf  imports an OVF/OVA as a VirtualMachine or VirtualApp (docs/ovf.md).
   vdcos vapp  scales a VirtualApp's member (`vdcos vapp scale APP MEMBER N`).
+  vdcos backup run  asks a BackupPolicy for a run now.
 
 Other commands come from the `vdcos.commands` entry points: `vdcos up` (the embedded
 datacenter and the operator, for a workstation) is registered by the `vdcos_up` package. The
@@ -23,6 +24,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
+from controllers.backuppolicy.command_backup import register as register_backup
 from controllers.computecluster.command_drs import register as register_drs
 from controllers.ovf.command import register as register_import
 from controllers.virtualapp.command_scale import register as register_vapp
@@ -131,6 +133,7 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     register_drs(commands)
     register_import(commands)
     register_vapp(commands)
+    register_backup(commands)
     if plugins:
         add_plugin_commands(commands)
     return parser

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import kopf
 
+from controllers.backuppolicy.controller import BackupPolicyController
 from controllers.common import settings as operator_settings
 from controllers.common.controller import (
     Cache,
@@ -48,6 +49,7 @@ from controllers.virtualapp.controller import VirtualAppController
 from controllers.virtualmachine.builders import build_priority_classes
 from controllers.virtualmachine.controller import VirtualMachineController
 from controllers.virtualmachinemigration.controller import VirtualMachineMigrationController
+from controllers.virtualmachinesnapshot.controller import VirtualMachineSnapshotController
 from controllers.virtualmachinetemplate.controller import VirtualMachineTemplateController
 from kubekit.resources import PRIORITY_CLASSES, ResourceRef
 
@@ -65,6 +67,8 @@ CONTROLLERS: Final[tuple[type[Controller[Any]], ...]] = (
     HostMaintenanceController,
     HostFailureController,
     VirtualAppController,
+    VirtualMachineSnapshotController,
+    BackupPolicyController,
 )
 
 

@@ -41,10 +41,20 @@ from controllers.virtualmachine.observed import (
     vm_references,
 )
 from controllers.virtualmachine.reconciler import VirtualMachineReconciler
+from controllers.virtualmachine.revert import (
+    RESTORE_OF_LABEL,
+    RestoreView,
+    restore_view,
+    snapshot_view,
+)
 from controllers.virtualmachine.template_merge import (
     CLONE_TYPE_ANNOTATION,
     boot_disk_name,
     template_view,
+)
+from controllers.virtualmachinesnapshot.kind import (
+    KUBEVIRT_RESTORES,
+    VIRTUAL_MACHINE_SNAPSHOT_CACHE,
 )
 from controllers.virtualmachinetemplate.cdi_cache import VM_CLAIMS, VM_DATA_VOLUMES
 from controllers.virtualmachinetemplate.kind import TEMPLATE_CACHE
@@ -85,6 +95,18 @@ KUBEVIRT_VM_MACS: Final = CacheSpec[Key](
 )
 
 
+#: The KubeVirt VirtualMachineRestores reverting a VM, by the VM's key.
+KUBEVIRT_RESTORE_CACHE: Final = CacheSpec[RestoreView](
+    "kubevirt_virtualmachinerestores",
+    KUBEVIRT_RESTORES,
+    lambda body: {
+        (str(body["metadata"].get("namespace")), str(body["metadata"]["labels"][RESTORE_OF_LABEL]),
+         str(body["metadata"]["name"])): restore_view(body)
+    },
+    labels={RESTORE_OF_LABEL: kopf.PRESENT},
+)
+
+
 class VirtualMachineController(Controller[Key]):
     name = "virtualmachines"
     kind = VIRTUAL_MACHINE
@@ -102,6 +124,8 @@ class VirtualMachineController(Controller[Key]):
         TEMPLATE_CACHE,
         VM_DATA_VOLUMES,
         VM_CLAIMS,
+        VIRTUAL_MACHINE_SNAPSHOT_CACHE,
+        KUBEVIRT_RESTORE_CACHE,
     )
 
     def __init__(self, context: OperatorContext) -> None:
@@ -120,6 +144,8 @@ class VirtualMachineController(Controller[Key]):
         self.claims = context.cache(VM_CLAIMS)
         self._template_phases: dict[Key, Any] = {}
         self._clone_types: dict[Key, str | None] = {}
+        self.snapshots = context.cache(VIRTUAL_MACHINE_SNAPSHOT_CACHE)
+        self.restores = context.cache(KUBEVIRT_RESTORE_CACHE)
         self._generations: dict[tuple[str, str], Any] = {}
         self._port_group_mtus: dict[str, Any] = {}
         self.reconciler = VirtualMachineReconciler(
@@ -185,7 +211,14 @@ class VirtualMachineController(Controller[Key]):
             },
             namespace_labels=dict(self.namespaces.get(key[0]) or {}),
             mac_users=self.macs.values_of,
+            snapshot=lambda name: self._snapshot(key[0], name),
+            restores=tuple(restore for restore_key, restore in self.restores.items()
+                           if isinstance(restore_key, tuple) and restore_key[:2] == key),
         )
+
+    def _snapshot(self, namespace: str, name: str) -> Any:
+        entry = self.snapshots.get((namespace, name))
+        return snapshot_view(entry.body) if entry is not None else None
 
     def dependents(self, kind: str, name: str) -> set[Key]:
         """VMs that refer to the object (and, for the default policy, VMs that use it)."""
@@ -307,10 +340,28 @@ class VirtualMachineController(Controller[Key]):
             if reason == "InsufficientHostCapacity":
                 self.queue.enqueue(key, self.config.status_coalesce_seconds)
 
+    def snapshot_changed(self, event: WatchEvent) -> None:
+        """VMs reverting to or restoring from the snapshot (its readiness, its going)."""
+        for key, vm in self.vdc_vms.items():
+            namespace, _ = cast(Key, key)
+            spec = vm.get("spec") or {}
+            named = {spec.get("revertToSnapshot"), (spec.get("restoreFrom") or {}).get(
+                "snapshotName")}
+            if namespace == event.namespace and event.name in named:
+                self.queue.enqueue(cast(Key, key), self.config.status_coalesce_seconds)
+
+    def restore_changed(self, event: WatchEvent) -> None:
+        labels = (event.body.get("metadata") or {}).get("labels") or {}
+        if labels.get(RESTORE_OF_LABEL):
+            self.queue.enqueue((event.namespace, str(labels[RESTORE_OF_LABEL])),
+                               self.config.status_coalesce_seconds)
+
     @classmethod
     def watches(cls) -> Sequence[Watch]:
         return (
             Watch(VIRTUAL_MACHINE.resource, cls.vdc_vm_changed),
+            Watch(VIRTUAL_MACHINE_SNAPSHOT_CACHE.resource, cls.snapshot_changed),
+            Watch(KUBEVIRT_RESTORES, cls.restore_changed, labels={RESTORE_OF_LABEL: kopf.PRESENT}),
             Watch(VMS, cls.kubevirt_object_changed, labels=OWNED),
             Watch(VMIS, cls.kubevirt_object_changed, labels=OWNED),
             Watch(STORAGE_POLICY_CACHE.resource, cls.storage_policy_changed),

@@ -358,6 +358,14 @@ def _template_fields_optional(schema: JsonDict) -> None:
             schema["required"] = kept
         else:
             del schema["required"]
+class RestoreFrom(SpecModel):
+    """The snapshot a new VM is made from."""
+
+    snapshot_name: str = Field(
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        max_length=253,
+        description="A VirtualMachineSnapshot (of another VM) in this namespace.",
+    )
 
 
 class VirtualMachineSpec(SpecModel):
@@ -408,6 +416,24 @@ class VirtualMachineSpec(SpecModel):
             "HA restart priority after a host failure: Disabled (never restarted by HA), "
             "Lowest, Low, Medium, High, Highest. Unset: the cluster's "
             "spec.ha.defaultRestartPriority (Medium without a cluster)."
+        ),
+    )
+    # Snapshots (controllers/virtualmachine/revert.py and restore.py).
+    revert_to_snapshot: str | None = Field(
+        default=None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        max_length=253,
+        description=(
+            "Revert the VM to this VirtualMachineSnapshot of it: powered off, its disks "
+            "restored, then back to powerState; done once (status.revert). Clear and set it "
+            "again to revert to the same snapshot again."
+        ),
+    )
+    restore_from: RestoreFrom | None = Field(
+        default=None,
+        description=(
+            "Make this new VM from a snapshot of another VM: disks named as the snapshotted "
+            "VM's get their data from the snapshot (disks of their own; new MACs)."
         ),
     )
 
@@ -525,10 +551,26 @@ class DiskStatus(StatusModel):
     migration: DiskMigrationStatus | None = Field(
         default=None, description="Its Storage vMotion, when one is under way or failed."
     )
+class RevertStatus(StatusModel):
+    """The revert spec.revertToSnapshot asks for, and how far it got."""
+
+    snapshot_name: str = Field(description="The snapshot reverted to.")
+    snapshot_uid: str | None = Field(default=None, description="Its uid (a revert runs once).")
+    phase: str = Field(
+        description="WaitingForSnapshot, PoweringOff, Restoring, Succeeded or Failed.")
+    restore_name: str | None = Field(
+        default=None, description="The KubeVirt VirtualMachineRestore that restores the disks.")
+    time: str | None = Field(
+        default=None, description="When the phase began (for Succeeded: when it was restored).",
+        json_schema_extra={"format": "date-time"})
+    message: str | None = Field(default=None, description="What is happening, in words.")
 
 
 class VirtualMachineStatus(StatusModel):
     """Observed state of a virtual machine."""
+
+    revert: RevertStatus | None = Field(
+        default=None, description="The last revert to a snapshot (spec.revertToSnapshot).")
 
     power_state: PowerState | None = Field(
         default=None, description="Observed power state: PoweredOn, PoweredOff or Suspended."

@@ -20,6 +20,7 @@ from controllers.storagepolicy.models import StoragePolicySpec
 from controllers.virtualmachine.changes import APPLIED_DIGEST_ANNOTATION
 from controllers.virtualmachine.managed_view import applied_fields, managed_view
 from controllers.virtualmachine.nics import TEMPLATE_NICS, WIRING_ANNOTATION
+from controllers.virtualmachine.revert import RestoreView, SnapshotView
 from controllers.virtualmachine.template_merge import TemplateView
 
 Key = tuple[str, str]
@@ -59,6 +60,10 @@ class Observed:
     boot_data_volume: Mapping[str, Any] | None = None
     #: Its claim (CDI notes a clone's fallback reason there).
     boot_claim: Mapping[str, Any] | None = None
+    #: The VDC VirtualMachineSnapshot of this namespace with that name (reverts, restores).
+    snapshot: Callable[[str], SnapshotView | None] = lambda name: None
+    #: The KubeVirt VirtualMachineRestores reverting this VM.
+    restores: tuple[RestoreView, ...] = ()
 
 
 def slim_vdc_vm(body: Mapping[str, Any]) -> dict[str, Any]:

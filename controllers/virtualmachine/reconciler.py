@@ -70,6 +70,9 @@ from controllers.virtualmachine.nics import (
     wiring_annotation,
 )
 from controllers.virtualmachine.observed import Key, Observed, slim_kubevirt_vm
+from controllers.virtualmachine.restore import with_restored_disks
+from controllers.virtualmachine.revert import revert_event
+from controllers.virtualmachine.snapshot_steps import SnapshotJudgement, carry_out, judge
 from controllers.virtualmachine.status import (
     admitted_rejection,
     migration_event,
@@ -268,7 +271,11 @@ class VirtualMachineReconciler:
         unresolved: list[MissingReference] = []
         plan: ChangePlan | None = None
         disks: list[dict[str, Any]] | None = None
+        snapshots: SnapshotJudgement | None = None
         if spec is not None:
+            # Reverts hold the VM off; restores wait for their snapshot (snapshot_steps.py).
+            snapshots = judge(vdc_vm, spec, observed, now)
+            spec = snapshots.spec
             policies, default_policy, cluster = _resolved(spec, observed)
             unresolved = unresolved_references(
                 spec,
@@ -278,10 +285,11 @@ class VirtualMachineReconciler:
                 port_groups=observed.port_groups.keys(),
             ) + pending_storage_classes(
                 spec, policies, observed.storage_policies, default_policy, observed.storage_classes
-            )
+            ) + list(snapshots.waiting)
             if not unresolved:
                 rejection = (
-                    port_group_rejection(
+                    snapshots.rejection
+                    or port_group_rejection(
                         spec, namespace, observed.port_groups, observed.namespace_labels
                     )
                     or mac_address_rejection(spec, key, observed.mac_users)
@@ -323,10 +331,13 @@ class VirtualMachineReconciler:
                     macs,
                     observed.port_group_wiring,
                     disk_plan,
+                    restored_disks=snapshots.restored_disks,
                 )
                 if converged is None:
                     return  # the VDC VM is gone (the cache had not seen it yet)
                 plan, live = converged
+                await carry_out(self.kube, namespace, snapshots.revert,
+                                nested(live, "spec", "runStrategy") == "Halted" and vmi is None)
         if rejection is not None:
             self._rejected[key] = rejection.reason
         else:
@@ -366,6 +377,8 @@ class VirtualMachineReconciler:
                     observed.boot_claim,
                 )
             )
+        if snapshots is not None and snapshots.revert.status is not None:
+            status["revert"] = snapshots.revert.status
         await self._write_status(key, vdc_vm, status, vmi, rejection)
 
     def _restart_reasons(
@@ -405,6 +418,8 @@ class VirtualMachineReconciler:
             self._progress.setdefault(key, (clock, self.first_progress_seconds))
         since, window = self._progress.get(key, (-math.inf, self.progress_window_seconds))
         delay = status_write_delay(previous, status, generation, clock - since, window)
+        if previous.get("revert") != status.get("revert"):
+            delay = 0.0  # each step of a revert is shown when it happens
         if delay == math.inf:
             return
         if delay > 0 and self.requeue is not None:
@@ -440,6 +455,10 @@ class VirtualMachineReconciler:
                 target=status.get("host"),
             )
             await self._event(vdc_vm, "Normal", *migrated)
+        reverted = revert_event(previous.get("revert"), status.get("revert"))
+        if reverted is not None:
+            log.info("Revert finished", namespace=namespace, name=name, message=reverted[2])
+            await self._event(vdc_vm, *reverted)
 
     def _with_failed_moves(self, key: Key, status: Mapping[str, Any]) -> dict[str, Any]:
         """The status with the failed moves this reconciler saw (maybe not written yet)."""
@@ -523,6 +542,7 @@ class VirtualMachineReconciler:
         mac_addresses: Mapping[str, str],
         port_group_wiring: Mapping[str, str],
         disk_plan: DiskPlan,
+        restored_disks: Mapping[str, str] | None = None,
     ) -> tuple[ChangePlan | None, Mapping[str, Any] | None] | None:
         """Creates or updates the KubeVirt VM and the guest's pause state.
 
@@ -558,6 +578,8 @@ class VirtualMachineReconciler:
         except UnresolvedReferenceError:
             return None, live  # reported through unresolved_references
         desired["metadata"]["ownerReferences"] = [owner_reference(vdc_vm)]
+        if restored_disks is not None:
+            desired = with_restored_disks(desired, namespace, restored_disks, live)
 
         plan = plan_changes(
             desired,

@@ -126,9 +126,15 @@ class CdiController:
         await self.profile_queue.stop()
 
     def _on_pvc(self, _kind: str, pvc: dict[str, Any]) -> None:
+        namespace = str(_meta(pvc).get("namespace", ""))
         for ref in _meta(pvc).get("ownerReferences") or []:
             if ref.get("kind") == "DataVolume":
-                self.queue.enqueue((str(_meta(pvc).get("namespace", "")), str(ref.get("name"))))
+                self.queue.enqueue((namespace, str(ref.get("name"))))
+        # A claim populated for a DataVolume (a KubeVirt restore's) has no owner yet.
+        populated_for = (_meta(pvc).get("annotations") or {}).get(
+            "cdi.kubevirt.io/storage.populatedFor")
+        if populated_for:
+            self.queue.enqueue((namespace, str(populated_for)))
 
     def _on_class(self, _kind: str, storage_class: dict[str, Any]) -> None:
         self.profile_queue.enqueue(("", str(_meta(storage_class)["name"])))

@@ -152,6 +152,11 @@ def build_pvc_for_datavolume(
         }
         if class_name:
             pvc_spec["storageClassName"] = class_name
+    snapshot = (spec.get("source") or {}).get("snapshot")
+    if snapshot is not None:
+        # CDI restores a `source.snapshot` DataVolume from the CSI snapshot itself.
+        pvc_spec["dataSourceRef"] = {"apiGroup": "snapshot.storage.k8s.io",
+                                     "kind": "VolumeSnapshot", "name": str(snapshot["name"])}
     labels: dict[str, str] = {"app": "containerized-data-importer"}
     if volume_mode == "Filesystem":
         labels["alerts.k8s.io/KubePersistentVolumeFillingUp"] = "disabled"
@@ -414,7 +419,10 @@ def next_datavolume_state(
             else ("False", str(annotations.get(ANN_CLONE_WAITING) or ""), ""),
         ))
     pod_phase = annotations.get(ANN_POD_PHASE)
-    if current_phase == "Succeeded" or pod_phase == "Succeeded":
+    # A claim populated for the DataVolume (a KubeVirt restore's) is adopted as done (CDI's
+    # pvcPopulated).
+    populated = annotations.get("cdi.kubevirt.io/storage.populatedFor") == dv["metadata"]["name"]
+    if current_phase == "Succeeded" or pod_phase == "Succeeded" or populated:
         if current_phase != "Succeeded":
             if clone:
                 events.append(

@@ -326,6 +326,12 @@ class StorageProvisioner:
                                                 claim_ref.get("name", ""))
         if claim is not None and claim["metadata"].get("uid") == claim_ref.get("uid"):
             return None
+        # The informer may still hold an older claim of that name (one deleted and made
+        # again, as an InPlace restore does): the API server decides whether it is gone.
+        current = await self.kube.get(PVCS, claim_ref.get("namespace", ""),
+                                      claim_ref.get("name", ""))
+        if current is not None and current["metadata"].get("uid") == claim_ref.get("uid"):
+            return None
         ours = (meta.get("annotations") or {}).get(PROVISIONED_BY_ANNOTATION) in PROVISIONERS
         if ours and spec.get("persistentVolumeReclaimPolicy", "Delete") == "Delete":
             await self.kube.delete(PVS, None, meta["name"])

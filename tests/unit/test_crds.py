@@ -46,6 +46,7 @@ def test_generation_is_deterministic() -> None:
 
 def test_one_file_per_kind_named_group_plural() -> None:
     assert sorted(generate_all()) == [
+        "vdcos.io_backuppolicies.yaml",
         "vdcos.io_computeclusters.yaml",
         "vdcos.io_distributedportgroups.yaml",
         "vdcos.io_distributedswitches.yaml",
@@ -55,6 +56,7 @@ def test_one_file_per_kind_named_group_plural() -> None:
         "vdcos.io_virtualmachinemigrations.yaml",
         "vdcos.io_virtualmachines.yaml",
         "vdcos.io_virtualmachinetemplates.yaml",
+        "vdcos.io_virtualmachinesnapshots.yaml",
     ]
 
 

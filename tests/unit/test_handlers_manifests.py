@@ -93,6 +93,15 @@ def test_cluster_role_has_no_wildcards_and_writes_only_what_the_operator_writes(
         ("", "secrets", "patch"),
         ("", "secrets", "delete"),
         ("subresources.kubevirt.io", "virtualmachines/stop", "update"),
+        # Snapshots and backups: VDC snapshots (a BackupPolicy's runs and retention) and their
+        # status, KubeVirt snapshots, and the restores that revert VMs.
+        ("vdcos.io", "virtualmachinesnapshots", "create"),
+        ("vdcos.io", "virtualmachinesnapshots", "delete"),
+        ("vdcos.io", "virtualmachinesnapshots/status", "patch"),
+        ("vdcos.io", "backuppolicies/status", "patch"),
+        ("snapshot.kubevirt.io", "virtualmachinesnapshots", "create"),
+        ("snapshot.kubevirt.io", "virtualmachinerestores", "create"),
+        ("snapshot.kubevirt.io", "virtualmachinerestores", "delete"),
     }
 
 
