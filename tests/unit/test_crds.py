@@ -55,8 +55,8 @@ def test_one_file_per_kind_named_group_plural() -> None:
         "vdcos.io_virtualapps.yaml",
         "vdcos.io_virtualmachinemigrations.yaml",
         "vdcos.io_virtualmachines.yaml",
-        "vdcos.io_virtualmachinetemplates.yaml",
         "vdcos.io_virtualmachinesnapshots.yaml",
+        "vdcos.io_virtualmachinetemplates.yaml",
     ]
 
 
