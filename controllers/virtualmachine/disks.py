@@ -361,9 +361,12 @@ def _place(
     removals: list[tuple[str, bool]] = []
     if current_class is None or current_class == wanted_class:
         # On its class (or new). A move that brought it here ends once the guest runs on
-        # it (or, powered off, at once: nothing holds the old volume).
+        # it (or, powered off, at once: nothing holds the old volume), except an offline copy:
+        # CDI clones the target from the source, which must stay until the guest runs on the
+        # copy.
         if others:
-            arrived = not running or vmi_claim == current
+            copying = nested(templates.get(current), "spec", "source", "pvc") is not None
+            arrived = vmi_claim == current if copying else (not running or vmi_claim == current)
             if migration_failed is not None and running:
                 arrived = False
             if arrived:

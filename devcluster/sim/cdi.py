@@ -313,6 +313,12 @@ class CdiController:
             await self.kube.patch(PVCS, namespace, name, {"metadata": {"annotations": {
                 ANN_CLONE_PHASE: "Succeeded"}}})
             return None
+        if ((dv.get("spec") or {}).get("source") or {}).get("snapshot") is not None:
+            # CDI restores a source.snapshot DataVolume from the VolumeSnapshot itself (the
+            # claim's dataSourceRef, provisioned with its content): no source claim, no copy.
+            await self.kube.patch(PVCS, namespace, name, {"metadata": {"annotations": {
+                ANN_CLONE_TYPE: "snapshot", ANN_CLONE_PHASE: "Succeeded"}}})
+            return None
         source = self._clone_source(dv)
         claim = self._source_ready(source) if isinstance(source, tuple) else source
         if isinstance(claim, str):

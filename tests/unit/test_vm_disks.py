@@ -208,7 +208,11 @@ def test_a_powered_off_vm_moves_offline_at_the_next_start() -> None:
         "pvc": {"namespace": "ns", "name": "vm-root"}}
     assert disk_statuses(plan, spec(disk("root", "fast")), [FAST])[0]["migration"][
         "phase"] == "CopyingOffline"
-    _, plan = build(spec(disk("root", "fast")), started, running_vmi(("root", target)))
+    # Started but not yet running on the copy: CDI still clones from the source, which stays.
+    again, plan = build(spec(disk("root", "fast")), started, None)
+    assert plan.data_volume_removals == ()
+    assert "vm-root" in templates(again)
+    _, plan = build(spec(disk("root", "fast")), again, running_vmi(("root", target)))
     assert plan.data_volume_removals == (("vm-root", False),)
 
 
