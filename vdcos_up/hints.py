@@ -101,5 +101,25 @@ def next_steps(kubeconfig: Path, objects: Sequence[Mapping[str, Any]], *,
         if ((clusters[0].get("spec") or {}).get("drs") or {}).get("enabled"):
             lines += [_line("kubectl get cc -o wide", "DRS: CPU/memory use %, imbalance, target"),
                       _line(f"vdcos drs run {name}", "a DRS pass now (else every interval)")]
+    templates = _of_kind(objects, "VirtualMachineTemplate")
+    if templates:
+        lines.append(_line("kubectl get vdcvmt", "templates: image import, the DataSource"))
+    apps = _of_kind(objects, "VirtualApp")
+    if apps:
+        app = apps[0]
+        members = (app.get("spec") or {}).get("members") or []
+        scalable = next((m for m in members if int(m.get("maxReplicas") or 1) > 1), None)
+        lines.append(_line(f"kubectl describe vapp {app['metadata']['name']}",
+                           "members, start order, one Event per step"))
+        if scalable is not None:
+            wanted = min(int(scalable.get("maxReplicas") or 1),
+                         int(scalable.get("replicas") or 1) + 1)
+            lines.append(_line(f"vdcos vapp scale {app['metadata']['name']} "
+                               f"{scalable['name']} {wanted}", "scale a member out"))
+    backups = _of_kind(objects, "BackupPolicy")
+    if backups:
+        name = str(backups[0]["metadata"]["name"])
+        lines += [_line(f"vdcos backup run {name}", "a backup now (else on its schedule)"),
+                  _line("kubectl get vdcsnap", "snapshots: consistency, parent, ready")]
     lines += ["", "Ctrl-C stops the datacenter."]
     return "\n".join(lines)

@@ -48,6 +48,10 @@ def test_the_hot_add_hint_names_a_vm_that_can_live_migrate() -> None:
     assert "kubectl get vds,dvpg" in text
     assert "vdcos drs run production" in text  # the example cluster runs DRS
     assert "kubectl annotate node host-1 sim.vdcos.io/nic-down=eth1" in text
+    # The template, the vApp (its scalable member, within maxReplicas) and the backup policy.
+    assert "kubectl get vdcvmt" in text
+    assert "vdcos vapp scale shop web 3" in text
+    assert "vdcos backup run nightly" in text
     # The same VM with its disk on a ReadWriteOnce policy: a hot-add would wait for a
     # restart, so no hot-add is offered.
     on_thin = [{**o, "spec": {**o["spec"], "disks": [
