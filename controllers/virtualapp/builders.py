@@ -13,11 +13,6 @@ from typing import Any, Final
 import pydantic
 
 from controllers.common.apply import owner_reference
-from controllers.virtualapp.cloud_init import (
-    USER_DATA_KEY,
-    cloud_init_secret_name,
-    user_data_with_environment,
-)
 from controllers.virtualapp.kind import APP_LABEL, MEMBER_LABEL, REPLICA_ANNOTATION, vm_name
 from controllers.virtualapp.models import Member, VirtualAppSpec
 from controllers.virtualapp.ovf_environment import (
@@ -128,11 +123,8 @@ def member_vm(
     power: str,
     environment: Environment,
     previous_environment: str | None,
-    cloud_init_secret: str | None = None,
 ) -> dict[str, Any]:
-    """The VDC VirtualMachine of one member replica, owned by the app. `cloud_init_secret`
-    (the member has cloud-init) replaces the template's user data Secret with the one that
-    also writes the OVF environment (`cloud_init`)."""
+    """The VDC VirtualMachine of one member replica, owned by the app."""
     metadata = app_body["metadata"]
     template = replica.member.template
     spec = template.spec.to_api()
@@ -141,8 +133,6 @@ def member_vm(
         {"secretName": environment.object_name} if environment.secret
         else {"configMapName": environment.object_name}
     )
-    if cloud_init_secret is not None:
-        spec["cloudInit"] = {"userDataSecretName": cloud_init_secret}
     annotations = {**template.metadata.annotations, REPLICA_ANNOTATION: str(replica.replica)}
     if previous_environment and previous_environment != environment.object_name:
         annotations[PREVIOUS_ENVIRONMENT_ANNOTATION] = previous_environment
@@ -158,26 +148,6 @@ def member_vm(
             "ownerReferences": [owner_reference(app_body)],
         },
         "spec": spec,
-    }
-
-
-def cloud_init_secret(
-    app_body: Mapping[str, Any], member: str, vm: str, user_data: str, document: str
-) -> dict[str, Any]:
-    """The Secret with the VM's user data: the template's, plus its OVF environment."""
-    metadata = app_body["metadata"]
-    text = user_data_with_environment(user_data, document)
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": cloud_init_secret_name(vm),
-            "namespace": metadata["namespace"],
-            "labels": {**_labels(str(metadata["name"]), member), VM_LABEL: vm},
-            "ownerReferences": [owner_reference(app_body)],
-        },
-        "type": "Opaque",
-        "data": {USER_DATA_KEY: base64.b64encode(text.encode()).decode()},
     }
 
 

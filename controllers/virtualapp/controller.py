@@ -10,7 +10,6 @@ in a pass, and a restarted operator reads the marks from status and carries on.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -26,11 +25,9 @@ from controllers.common.kube import KubeError
 from controllers.common.logging import get_logger
 from controllers.virtualapp.builders import (
     PREVIOUS_ENVIRONMENT_ANNOTATION,
-    SECRETS,
     Environment,
     MemberReplica,
     app_status,
-    cloud_init_secret,
     environment_name_of,
     environment_object,
     environment_resource_of,
@@ -43,7 +40,6 @@ from controllers.virtualapp.builders import (
     slim_app_vm,
     vm_differs,
 )
-from controllers.virtualapp.cloud_init import USER_DATA_KEY, cloud_init_secret_name
 from controllers.virtualapp.kind import APP_LABEL, VIRTUAL_APP, VIRTUAL_APP_CACHE
 from controllers.virtualapp.models import VirtualAppSpec
 from controllers.virtualapp.sequence import Plan, PowerChange, plan
@@ -150,10 +146,6 @@ class VirtualAppController(Controller[Key]):
             if removal.hard:
                 await self._hard_stop(namespace, removal.vm)
             await self.kube.delete(VIRTUAL_MACHINE.resource, namespace, removal.vm)
-            user_data = ((vm.get("spec") or {}).get("cloudInit") or {}).get(
-                "userDataSecretName")
-            if user_data == cloud_init_secret_name(removal.vm):
-                await self.kube.delete(SECRETS, namespace, str(user_data))
             for name in (environment_name_of(vm),
                          (vm["metadata"].get("annotations") or {}).get(
                              PREVIOUS_ENVIRONMENT_ANNOTATION)):
@@ -210,8 +202,7 @@ class VirtualAppController(Controller[Key]):
             if current is not None:
                 log.info("OVF environment changed", namespace=namespace, vm=replica.name,
                          document=environment.object_name)
-        user_data = await self._cloud_init(entry, replica, environment)
-        desired = member_vm(entry.body, replica, power, environment, previous, user_data)
+        desired = member_vm(entry.body, replica, power, environment, previous)
         if current is None:
             # Not in the cache: new, ours not listed yet, or someone else's (left alone).
             existing = await self.kube.get(VIRTUAL_MACHINE.resource, namespace, replica.name)
@@ -225,28 +216,6 @@ class VirtualAppController(Controller[Key]):
         if change is not None and change.hard and change.power == "PoweredOff":
             await self._hard_stop(namespace, replica.name)
         return True
-
-    async def _cloud_init(self, entry: SpecEntry[VirtualAppSpec], replica: MemberReplica,
-                          environment: Environment) -> str | None:
-        """The Secret with the member's user data and this VM's OVF environment, written when
-        it differs; None (the template's Secret is used as it is) without cloud-init or while
-        the template's Secret does not exist."""
-        cloud_init = replica.member.template.spec.cloud_init
-        if cloud_init is None:
-            return None
-        namespace = str(entry.body["metadata"]["namespace"])
-        source = await self.kube.get(SECRETS, namespace, cloud_init.user_data_secret_name)
-        encoded = ((source or {}).get("data") or {}).get(USER_DATA_KEY)
-        if source is None or encoded is None:
-            return None
-        user_data = base64.b64decode(str(encoded)).decode(errors="replace")
-        desired = cloud_init_secret(entry.body, replica.member.name, replica.name, user_data,
-                                    environment.document)
-        name = str(desired["metadata"]["name"])
-        live = await self.kube.get(SECRETS, namespace, name)
-        if live is None or live.get("data") != desired["data"]:
-            await self.kube.apply(SECRETS, desired)
-        return name
 
     async def _hard_stop(self, namespace: str, name: str) -> None:
         """stopAction PowerOff: KubeVirt's stop with gracePeriod 0 (no guest shutdown)."""

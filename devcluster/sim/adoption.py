@@ -20,6 +20,7 @@ from kubekit.resources import DATAVOLUMES, PVCS, VMS
 from kubekit.workqueue import WorkQueue
 
 from .ignoring_gone import ignoring_gone
+from .object_parts import metadata_of as _meta
 from .runtime import SIM_RETRY_DELAYS, SimRuntime
 
 log = structlog.get_logger("devcluster.sim.adoption")
@@ -27,11 +28,6 @@ log = structlog.get_logger("devcluster.sim.adoption")
 Obj = Mapping[str, Any]
 
 POPULATED_FOR_ANNOTATION = "cdi.kubevirt.io/storage.populatedFor"
-
-
-def _meta(obj: Obj | None) -> Obj:
-    meta: Obj = (obj or {}).get("metadata") or {}
-    return meta
 
 
 def _has_controller(obj: Obj) -> bool:

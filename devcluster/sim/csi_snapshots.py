@@ -38,6 +38,9 @@ from kubekit.restclient import Kube, KubeError, wait_for_resource
 from kubekit.workqueue import WorkQueue
 
 from .ignoring_gone import ignoring_gone
+from .object_parts import metadata_of as _meta
+from .object_parts import spec_of as _spec
+from .object_parts import status_of as _status
 from .runtime import SIM_RETRY_DELAYS, SimRuntime, now_rfc3339
 from .snapshot_crds import (
     DEFAULT_SNAPSHOT_CLASS_ANNOTATION,
@@ -59,21 +62,6 @@ SNAPSHOT_CONTROLLER = "snapshot-controller"
 CSI_SNAPSHOTTER = "csi-snapshotter sim.vdcos.io/shared"
 #: The snapshot controller's resync: a snapshot in error is tried again this often.
 RESYNC_SECONDS = 15.0
-
-
-def _meta(obj: Obj | None) -> Obj:
-    meta: Obj = (obj or {}).get("metadata") or {}
-    return meta
-
-
-def _spec(obj: Obj | None) -> Obj:
-    spec: Obj = (obj or {}).get("spec") or {}
-    return spec
-
-
-def _status(obj: Obj | None) -> Obj:
-    status: Obj = (obj or {}).get("status") or {}
-    return status
 
 
 def snapshot_key(snapshot: Obj) -> str:

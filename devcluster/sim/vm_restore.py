@@ -27,6 +27,9 @@ from kubekit.restclient import KubeError, wait_for_resource
 from kubekit.workqueue import WorkQueue
 
 from .ignoring_gone import ignoring_gone
+from .object_parts import metadata_of as _meta
+from .object_parts import spec_of as _spec
+from .object_parts import status_of as _status
 from .runtime import SIM_RETRY_DELAYS, SimRuntime, now_rfc3339
 from .snapshot_crds import VOLUME_SNAPSHOTS
 from .vm_restore_state import (
@@ -65,21 +68,6 @@ VM_SUBRESOURCES = ResourceRef("subresources.kubevirt.io", "v1", "virtualmachines
 WAIT_SECONDS = 2.0
 CREATING_PVCS = (("True", "Creating new PVCs"), ("False", "Waiting for new PVCs"))
 UPDATING_TARGET = (("True", "Updating target spec"), ("False", "Waiting for target update"))
-
-
-def _meta(obj: Obj | None) -> Obj:
-    meta: Obj = (obj or {}).get("metadata") or {}
-    return meta
-
-
-def _spec(obj: Obj | None) -> Obj:
-    spec: Obj = (obj or {}).get("spec") or {}
-    return spec
-
-
-def _status(obj: Obj | None) -> Obj:
-    status: Obj = (obj or {}).get("status") or {}
-    return status
 
 
 class RestoreError(Exception):

@@ -20,6 +20,9 @@ import jsonpatch
 
 from kubekit.quantity import compare_quantities
 
+from .object_parts import metadata_of as _meta
+from .object_parts import spec_of as _spec
+from .object_parts import status_of as _status
 from .vm_snapshot_state import condition, parse_time, update_condition
 
 Obj = Mapping[str, Any]
@@ -52,21 +55,6 @@ GRACE_PERIOD_EXCEEDED = ("Restore target failed to be ready within 5m0s. Please 
                          "target VM before attempting restore")
 WAIT_GRACE_PERIOD = ("Waiting for target VM to be powered off. Please stop the restore target "
                      "to proceed with restore, or the operation will fail after 5m0s")
-
-
-def _meta(obj: Obj | None) -> Obj:
-    meta: Obj = (obj or {}).get("metadata") or {}
-    return meta
-
-
-def _spec(obj: Obj | None) -> Obj:
-    spec: Obj = (obj or {}).get("spec") or {}
-    return spec
-
-
-def _status(obj: Obj | None) -> Obj:
-    status: Obj = (obj or {}).get("status") or {}
-    return status
 
 
 # --- state ----------------------------------------------------------------------------

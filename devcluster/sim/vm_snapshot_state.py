@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from .object_parts import metadata_of as _meta
+from .object_parts import spec_of as _spec
+from .object_parts import status_of as _status
+
 Obj = Mapping[str, Any]
 
 VM_SNAPSHOT_FINALIZER = "snapshot.kubevirt.io/vmsnapshot-protection"
@@ -45,21 +49,6 @@ INDICATION_MESSAGES = {
              "status.snapshotVolumes for excluded volumes and VM VolumeSnapshotStatus for "
              "details.",
 }
-
-
-def _meta(obj: Obj | None) -> Obj:
-    meta: Obj = (obj or {}).get("metadata") or {}
-    return meta
-
-
-def _spec(obj: Obj | None) -> Obj:
-    spec: Obj = (obj or {}).get("spec") or {}
-    return spec
-
-
-def _status(obj: Obj | None) -> Obj:
-    status: Obj = (obj or {}).get("status") or {}
-    return status
 
 
 def rfc3339(moment: datetime) -> str:

@@ -29,6 +29,9 @@ from kubekit.workqueue import WorkQueue
 
 from .cdi import STORAGE_PROFILES
 from .ignoring_gone import ignoring_gone
+from .object_parts import metadata_of as _meta
+from .object_parts import spec_of as _spec
+from .object_parts import status_of as _status
 from .runtime import SIM_RETRY_DELAYS, SimRuntime
 from .snapshot_crds import VOLUME_SNAPSHOT_CLASSES, VOLUME_SNAPSHOTS
 from .vm_snapshot_state import (
@@ -67,21 +70,6 @@ VM_SNAPSHOT_CONTENTS = ResourceRef(SNAPSHOT_GROUP, "v1beta1", "virtualmachinesna
 VM_RESTORES = ResourceRef(SNAPSHOT_GROUP, "v1beta1", "virtualmachinerestores")
 #: `snapshotRetryInterval` is 5 s upstream; the lock is retried sooner here.
 LOCK_RETRY_SECONDS = 1.0
-
-
-def _meta(obj: Obj | None) -> Obj:
-    meta: Obj = (obj or {}).get("metadata") or {}
-    return meta
-
-
-def _spec(obj: Obj | None) -> Obj:
-    spec: Obj = (obj or {}).get("spec") or {}
-    return spec
-
-
-def _status(obj: Obj | None) -> Obj:
-    status: Obj = (obj or {}).get("status") or {}
-    return status
 
 
 def finalizers_patch(obj: Obj, finalizers: list[str]) -> list[dict[str, Any]]:

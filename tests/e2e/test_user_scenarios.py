@@ -29,10 +29,14 @@ spec:
 
 def test_examples_come_up(target: Target, namespace: str) -> None:
     target.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES))
+    # The vApp powers its members on in order: Running once the last group is up.
+    target.wait("--for=jsonpath={.status.phase}=Running", "vapp/shop", "-n", namespace)
     target.wait("--for=condition=Ready", "vdcvm", "--all", "-n", namespace)
     vms = target.get("vdcvm", "-n", namespace)["items"]
     assert {vm["metadata"]["name"]: vm["status"]["powerState"] for vm in vms} == {
-        "web-01": "PoweredOn", "db-01": "PoweredOn", "build-01": "PoweredOff"}
+        "web-01": "PoweredOn", "db-01": "PoweredOn", "build-01": "PoweredOff",
+        "app-01": "PoweredOn", "shop-db": "PoweredOn", "shop-web": "PoweredOn",
+        "shop-web-2": "PoweredOn"}
 
 
 def test_power_off_and_on(target: Target, namespace: str) -> None:

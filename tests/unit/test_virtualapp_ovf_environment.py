@@ -109,25 +109,3 @@ def test_the_member_vm_mounts_its_document_as_a_cdrom_kubevirt_accepts() -> None
         template["domain"]["devices"]["disks"]
     assert {"name": "ovfenv", "configMap": {"name": environment.object_name}} in \
         template["volumes"]
-
-
-def test_cloud_init_user_data_keeps_the_users_and_writes_the_environment() -> None:
-    import email
-
-    import yaml
-
-    from controllers.virtualapp.builders import cloud_init_secret
-    from controllers.virtualapp.cloud_init import GUEST_ENVIRONMENT_PATH
-
-    document = environments("shop", spec(), "1.0")["shop-db"].document
-    secret = cloud_init_secret(APP_BODY, "db", "shop-db", "#cloud-config\npassword: fedora\n",
-                               document)
-    assert secret["metadata"]["name"] == "shop-db-cloud-init"
-    message = email.message_from_string(base64.b64decode(secret["data"]["userdata"]).decode())
-    parts = [part for part in message.walk() if not part.is_multipart()]
-    assert [part.get_content_type() for part in parts] == ["text/cloud-config"] * 2
-    assert yaml.safe_load(str(parts[0].get_payload())) == {"password": "fedora"}
-    written = yaml.safe_load(str(parts[1].get_payload()))
-    assert written["write_files"] == [{"path": GUEST_ENVIRONMENT_PATH, "permissions": "0600",
-                                       "content": document}]
-    assert {"name": "list", "settings": ["append"]} in written["merge_how"]
