@@ -36,6 +36,7 @@ from controllers.virtualmachine.models import VirtualMachineSpec
 from controllers.virtualmachine.observed import slim_kubevirt_vm
 from controllers.virtualmachine.status import vm_status_from
 from tests.oracles import CDI_SWAGGER, KUBEVIRT_SWAGGER, REPO_ROOT, validate_against_swagger
+from tests.unit.example_vms import example_vm_spec
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 GOLD = ResolvedStoragePolicy("gold", "gold", "Thick", "ReadWriteMany", "Block")
@@ -729,7 +730,7 @@ def test_example_vms_build_valid_kubevirt_objects() -> None:
     for doc in documents:
         if doc["kind"] != "VirtualMachine":
             continue
-        spec = VirtualMachineSpec.model_validate(doc["spec"])
+        spec = example_vm_spec(doc, documents)
         cluster = (
             ResolvedCluster(spec.cluster_name, clusters[spec.cluster_name])
             if spec.cluster_name
@@ -745,7 +746,7 @@ def test_example_vms_build_valid_kubevirt_objects() -> None:
         )
         validate_against_swagger(vm, KUBEVIRT_SWAGGER, "v1.VirtualMachine")
         built += 1
-    assert built == 3
+    assert built == 4
 
 
 def test_ready_waits_until_kubevirt_says_the_vm_runs() -> None:

@@ -8,8 +8,8 @@ import yaml
 
 from controllers.common.crd_generator import structural_violations
 from controllers.crds import ALL_KINDS, generate_all
-from controllers.virtualmachine.models import VirtualMachineSpec
 from tests.oracles import REPO_ROOT, crd_schema_errors
+from tests.unit.example_vms import example_vm_spec
 
 CRDS_DIR = REPO_ROOT / "crds"
 EXAMPLES_DIR = REPO_ROOT / "examples"
@@ -183,7 +183,10 @@ def test_examples_build_a_small_datacenter() -> None:
     ]
     assert kinds.count("ComputeCluster") == 1
     assert kinds.count("StoragePolicy") == 3  # thin, gold and shared (ReadWriteMany)
-    assert kinds.count("VirtualMachine") == 3
+    assert kinds.count("VirtualMachine") == 4  # one of them a linked clone of the template
+    assert kinds.count("VirtualMachineTemplate") == 1
+    assert kinds.count("BackupPolicy") == 1
+    assert kinds.count("VirtualApp") == 1
     assert kinds.count("DistributedSwitch") == 1
     assert kinds.count("DistributedPortGroup") == 2  # an access VLAN and a trunk
 
@@ -197,13 +200,14 @@ def test_examples_validate_against_the_generated_crds(document: dict[str, Any]) 
     crd = _crds()[document["kind"]]
     assert crd_schema_errors(document, crd) == []
     model = next(k.spec_model for k in ALL_KINDS if k.kind == document["kind"])
-    model.model_validate(document["spec"])
+    if document["kind"] == "VirtualMachine":
+        example_vm_spec(document, [doc for _, doc in _example_documents()])
+    else:
+        model.model_validate(document["spec"])
 
 
 def test_vm_examples_differ_in_shape() -> None:
-    specs = [
-        VirtualMachineSpec.model_validate(doc["spec"])
-        for _, doc in _example_documents()
-        if doc["kind"] == "VirtualMachine"
-    ]
-    assert len({(s.cpu.count, s.memory.size, s.power_state) for s in specs}) == 3
+    documents = [doc for _, doc in _example_documents()]
+    specs = [example_vm_spec(doc, documents)
+             for doc in documents if doc["kind"] == "VirtualMachine"]
+    assert len({(s.cpu.count, s.memory.size, s.power_state) for s in specs}) == 4
