@@ -65,6 +65,10 @@ PROVISIONER_ACCESS_MODES: dict[str, list[str]] = {
 }
 
 
+#: CDI's AnnPrePopulated: the DataVolume's claim is made by someone else.
+ANN_PRE_POPULATED = "cdi.kubevirt.io/storage.prePopulated"
+
+
 def _meta(obj: Obj) -> Obj:
     meta: Obj = obj.get("metadata") or {}
     return meta
@@ -182,6 +186,10 @@ class CdiController:
         chosen = named_class or (None if claim_spec.get("storageClassName") else default_class)
         claim_not_valid = False
         requeue: float | None = None
+        if pvc is None and (_meta(dv).get("annotations") or {}).get(ANN_PRE_POPULATED):
+            # CDI makes no claim for a pre-populated DataVolume: someone else (a KubeVirt
+            # restore) is making it, and the claim's creation wakes this DataVolume.
+            return None
         if pvc is None:
             try:
                 rendered = build_pvc_for_datavolume(

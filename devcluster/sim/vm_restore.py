@@ -337,7 +337,10 @@ class VmRestoreController:
             if ref.get("kind") == "DataVolume" and ref.get("controller"):
                 await self.kube.patch(DATAVOLUMES, namespace, str(ref["name"]), {
                     "metadata": {"annotations": {PRE_POPULATED_ANNOTATION: "true"}}})
-        await self.kube.delete(PVCS, namespace, name)
+        # By uid: the informer may still show the old claim after the restored one was made
+        # under the same name; deleting by name alone would delete the restored one (and its
+        # volume), over and over.
+        await self.kube.delete(PVCS, namespace, name, uid=str(_meta(claim).get("uid") or ""))
 
     async def _reconcile_target(self, restore: dict[str, Any], target: Obj | None,
                                 content: Obj, now: datetime) -> bool:
