@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import jsonschema
 import pydantic
@@ -23,13 +21,14 @@ from controllers.hostfailure.fencing import (
     taints_without_out_of_service,
 )
 from controllers.hostfailure.vm_conditions import with_failover_conditions
+from tests import upstream
 
 NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def far_schema() -> dict[str, object]:
-    root = Path(os.environ.get("VDCOS_UPSTREAM", "/work/shared")) / "schemas" / "medik8s"
-    crd = yaml.safe_load((root / "fenceagentsremediations.yaml").read_text())
+    path = upstream.require("schemas/medik8s/fenceagentsremediations.yaml")
+    crd = yaml.safe_load(path.read_text(encoding="utf-8"))
     schema: dict[str, object] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return schema
 
