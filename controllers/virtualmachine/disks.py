@@ -65,7 +65,6 @@ class DiskMove:
     target_storage_class: str
     message: str
     source_storage_class: str = ""
-    percent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -466,8 +465,6 @@ def disk_statuses(plan: DiskPlan, spec: VirtualMachineSpec,
                 "targetStorageClass": move.target_storage_class,
                 "message": move.message,
             }
-            if move.percent is not None:
-                migration["percent"] = move.percent
             entry["migration"] = migration
         result.append(entry)
     return result

@@ -532,7 +532,6 @@ class DiskMigrationStatus(StatusModel):
     source_data_volume: str = Field(description="The DataVolume the disk moves from.")
     target_data_volume: str = Field(description="The DataVolume the disk moves to.")
     target_storage_class: str = Field(description="The StorageClass it moves to.")
-    percent: str | None = Field(default=None, description="Progress, where known.")
     message: str | None = Field(default=None, description="Details, for people.")
 
 
