@@ -153,14 +153,10 @@ class DataSourceSource(SpecModel):
     name: str = Field(pattern=DNS_SUBDOMAIN_PATTERN, description="Name of the DataSource.")
 
 
-class DiskSource(SpecModel):
-    """Where the disk's initial content comes from. Exactly one field must be set."""
+class ImageSources(SpecModel):
+    """The image sources a VM disk and a VirtualMachineTemplate share (each adds its own and
+    checks that exactly one is set, with `exactly_one_set`)."""
 
-    model_config = ConfigDict(
-        json_schema_extra=_exactly_one(["blank", "http", "registry", "pvc", "dataSource"])
-    )
-
-    blank: BlankSource | None = Field(default=None, description="An empty disk.")
     http: HTTPSource | None = Field(
         default=None, description="Import an image from an HTTP(S) URL."
     )
@@ -170,18 +166,33 @@ class DiskSource(SpecModel):
     pvc: PVCSource | None = Field(
         default=None, description="Clone an existing PersistentVolumeClaim."
     )
+
+
+def exactly_one_set(model: SpecModel, what: str, names: list[str]) -> None:
+    """Raises naming `what` and the allowed fields unless exactly one field of `model` is set."""
+    chosen = [name for name, value in model if value is not None]
+    if len(chosen) != 1:
+        raise ValueError(
+            f"{what} must set exactly one of {', '.join(names)}; got {len(chosen)}"
+        )
+
+
+_DISK_SOURCES = ["blank", "http", "registry", "pvc", "dataSource"]
+
+
+class DiskSource(ImageSources):
+    """Where the disk's initial content comes from. Exactly one field must be set."""
+
+    model_config = ConfigDict(json_schema_extra=_exactly_one(_DISK_SOURCES))
+
+    blank: BlankSource | None = Field(default=None, description="An empty disk.")
     data_source: DataSourceSource | None = Field(
         default=None, description="Clone a CDI DataSource (golden image)."
     )
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> Self:
-        chosen = [name for name, value in self if value is not None]
-        if len(chosen) != 1:
-            raise ValueError(
-                "disk source must set exactly one of blank, http, registry, pvc, dataSource; "
-                f"got {len(chosen)}"
-            )
+        exactly_one_set(self, "disk source", _DISK_SOURCES)
         return self
 
 

@@ -21,11 +21,10 @@ from controllers.virtualmachine.models import (
     Disk,
     DiskBus,
     Firmware,
-    HTTPSource,
+    ImageSources,
     Memory,
     Network,
-    PVCSource,
-    RegistrySource,
+    exactly_one_set,
 )
 from kubekit.quantity import SIZE_PATTERN, to_bytes
 
@@ -35,7 +34,7 @@ _SOURCES = ("virtualMachineName", "http", "registry", "pvc")
 _LIST_MAP: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
 
 
-class TemplateSource(SpecModel):
+class TemplateSource(ImageSources):
     """Where the golden image comes from. Exactly one field must be set."""
 
     model_config = ConfigDict(
@@ -50,24 +49,10 @@ class TemplateSource(SpecModel):
             "copied. It must be PoweredOff."
         ),
     )
-    http: HTTPSource | None = Field(
-        default=None, description="Import an image from an HTTP(S) URL."
-    )
-    registry: RegistrySource | None = Field(
-        default=None, description="Import an image from a container registry."
-    )
-    pvc: PVCSource | None = Field(
-        default=None, description="Clone an existing PersistentVolumeClaim."
-    )
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> Self:
-        chosen = [name for name, value in self if value is not None]
-        if len(chosen) != 1:
-            raise ValueError(
-                "source must set exactly one of virtualMachineName, http, registry, pvc; "
-                f"got {len(chosen)}"
-            )
+        exactly_one_set(self, "source", list(_SOURCES))
         return self
 
 
